@@ -1,0 +1,59 @@
+/**
+ * Shared plumbing of every command: backend choice, progress bars, wall time and peak memory,
+ * the `--json PATH` summary, and one handler that turns errors into one line and an exit code.
+ */
+import { ready } from '../backend';
+import { ConfigError } from '../config/parse';
+import { DatasetError } from '../data/dataset';
+import { writeJsonAtomic } from '../store/atomic';
+import { CorruptFileError } from '../store/safetensors';
+import type { ProgressSink } from '../util/progress';
+import { progressBars } from './progress';
+
+export interface CommandContext {
+  readonly progress: ProgressSink;
+  /** a line for the user (stderr, so stdout stays for results) */
+  readonly log: (line: string) => void;
+}
+
+export interface CommonOptions {
+  json?: string;
+  progress?: boolean;
+}
+
+/** Run a command body; write its summary to `--json` if asked; print errors as one line. */
+export async function runCommand<T extends object>(
+  name: string,
+  options: CommonOptions,
+  body: (ctx: CommandContext) => Promise<T>,
+): Promise<void> {
+  const t0 = performance.now();
+  const bars = progressBars(options.progress !== false && process.stderr.isTTY === true);
+  const log = (line: string) => process.stderr.write(line + '\n');
+  try {
+    const backend = await ready(log);
+    const result = await body({ progress: bars.sink, log });
+    bars.stop();
+    const summary = {
+      command: name,
+      backend,
+      wallSeconds: (performance.now() - t0) / 1000,
+      peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      ...result,
+    };
+    log(`[ptmst] ${name}: done in ${summary.wallSeconds.toFixed(1)} s, peak RSS ${summary.peakRssMiB.toFixed(0)} MiB`);
+    if (options.json) await writeJsonAtomic(options.json, summary);
+  } catch (e) {
+    bars.stop();
+    process.exitCode = exitCodeOf(e);
+    log(`ptmst ${name}: error: ${e instanceof Error ? e.message : String(e)}`);
+    if (process.env.PTMST_DEBUG && e instanceof Error) log(e.stack ?? '');
+  }
+}
+
+/** 2: bad usage or config; 3: bad or missing input files; 1: anything else. */
+export function exitCodeOf(e: unknown): number {
+  if (e instanceof ConfigError) return 2;
+  if (e instanceof DatasetError || e instanceof CorruptFileError) return 3;
+  return 1;
+}

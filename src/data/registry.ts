@@ -1,0 +1,52 @@
+/**
+ * Datasets by name, each read from `<dataRoot>/<name>/`. Layouts:
+ * - flickr8k: `captions.txt`, `Flickr_8k.{train,dev,test}Images.txt`, `images/` (as distributed)
+ * - flickr30k, coco: `annotations/<prefix>_{train,val,test}.json` (Karpathy/BLIP format) and the image
+ *   paths those files name, relative to the dataset folder (e.g. `flickr30k-images/…`, `val2014/…`)
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { DatasetError, type ImageCaptionSplit, type SplitName } from './dataset';
+import { readFlickr8k } from './flickr8k';
+import { readKarpathyJson } from './karpathy';
+
+export interface DatasetEntry {
+  readonly describe: string;
+  readonly splits: readonly SplitName[];
+  readonly load: (dir: string, split: SplitName) => Promise<ImageCaptionSplit>;
+}
+
+function karpathy(name: string, prefix: string, describe: string): DatasetEntry {
+  return {
+    describe,
+    splits: ['train', 'val', 'test'],
+    load: (dir, split) => readKarpathyJson(name, split, join(dir, 'annotations', `${prefix}_${split}.json`), dir),
+  };
+}
+
+export const DATASETS: Readonly<Record<string, DatasetEntry>> = Object.freeze({
+  flickr8k: {
+    describe: 'Flickr8k, official split 6,000/1,000/1,000 images (+ 91 in no split: "rest")',
+    splits: ['train', 'val', 'test', 'rest'],
+    load: readFlickr8k,
+  },
+  flickr30k: karpathy('flickr30k', 'flickr30k', 'Flickr30k, Karpathy split, BLIP annotation JSONs'),
+  coco: karpathy('coco', 'coco_karpathy', 'MS-COCO, Karpathy split, BLIP annotation JSONs'),
+});
+
+export function datasetEntry(name: string): DatasetEntry {
+  const entry = DATASETS[name];
+  if (entry === undefined) throw new Error(`unknown dataset "${name}"; valid: ${Object.keys(DATASETS).join(', ')}`);
+  return entry;
+}
+
+/** Read one split of a named dataset under a data root. */
+export async function loadSplit(dataRoot: string, dataset: string, split: SplitName): Promise<ImageCaptionSplit> {
+  const entry = datasetEntry(dataset);
+  if (!entry.splits.includes(split)) {
+    throw new Error(`dataset ${dataset} has no split "${split}"; valid: ${entry.splits.join(', ')}`);
+  }
+  const dir = join(dataRoot, dataset);
+  if (!existsSync(dir)) throw new DatasetError(dir, `dataset folder not found under data root ${dataRoot}`);
+  return entry.load(dir, split);
+}

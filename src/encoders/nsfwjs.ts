@@ -1,0 +1,78 @@
+/**
+ * Image encoders shipped inside `nsfwjs@4.4.0`: Keras MobileNetV2 (224 px) and InceptionV3 (299 px)
+ * fine-tuned to an NSFW classifier; features are the pooled `flatten_1` layer. Loaded through the
+ * package's documented API (`nsfwjs/core` + `nsfwjs/models/...`), no network needed.
+ */
+import { tf } from '../backend';
+import { decodeJpegFile, toInputBatch } from './image-decode';
+import type { ImageEncoder } from './types';
+import { packageVersion } from '../util/package-version';
+
+export interface NsfwjsModelSpec {
+  readonly id: string;
+  readonly nsfwjsName: 'MobileNetV2' | 'InceptionV3';
+  readonly definition: () => unknown;
+  readonly inputSize: number;
+  readonly dim: number;
+  readonly batchSize: number;
+}
+
+export const NSFWJS_MODELS: Readonly<Record<'mobilenet_v2' | 'inception_v3', NsfwjsModelSpec>> = Object.freeze({
+  mobilenet_v2: {
+    id: 'mobilenet_v2',
+    nsfwjsName: 'MobileNetV2',
+    definition: () => (require('nsfwjs/models/mobilenet_v2') as { MobileNetV2Model: unknown }).MobileNetV2Model,
+    inputSize: 224,
+    dim: 1280,
+    batchSize: 16,
+  },
+  inception_v3: {
+    id: 'inception_v3',
+    nsfwjsName: 'InceptionV3',
+    definition: () => (require('nsfwjs/models/inception_v3') as { InceptionV3Model: unknown }).InceptionV3Model,
+    inputSize: 299,
+    dim: 2048,
+    batchSize: 8,
+  },
+});
+
+const FEATURE_LAYER = 'flatten_1';
+
+
+export function nsfwjsEncoderVersion(spec: NsfwjsModelSpec): string {
+  return `nsfwjs@${packageVersion('nsfwjs')}/${spec.nsfwjsName}/${FEATURE_LAYER}/${spec.inputSize}px-bilinear-aligned`;
+}
+
+export async function loadNsfwjsEncoder(spec: NsfwjsModelSpec): Promise<ImageEncoder> {
+  const core = require('nsfwjs/core') as {
+    load: (name: string, opts: { size: number; modelDefinitions: unknown[] }) => Promise<{ model: tf.LayersModel }>;
+  };
+  const info = console.info;
+  console.info = () => undefined; // nsfwjs prints a hosting hint on every load
+  let full: tf.LayersModel;
+  try {
+    full = (await core.load(spec.nsfwjsName, { size: spec.inputSize, modelDefinitions: [spec.definition()] })).model;
+  } finally {
+    console.info = info;
+  }
+  const features = tf.model({ inputs: full.inputs, outputs: full.getLayer(FEATURE_LAYER).output });
+  return {
+    modality: 'image',
+    id: spec.id,
+    version: nsfwjsEncoderVersion(spec),
+    dim: spec.dim,
+    batchSize: spec.batchSize,
+    async encode(paths) {
+      const images = await Promise.all(paths.map((p) => decodeJpegFile(p)));
+      const out = tf.tidy(() => features.predict(toInputBatch(images, spec.inputSize)) as tf.Tensor);
+      try {
+        return (await out.data()) as Float32Array;
+      } finally {
+        out.dispose();
+      }
+    },
+    dispose() {
+      full.dispose();
+    },
+  };
+}

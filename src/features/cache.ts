@@ -1,0 +1,114 @@
+/**
+ * Feature cache: one safetensors file per (dataset, split, modality, encoder) plus a JSON manifest.
+ * A cache is used only when its manifest matches the current source list and encoder and the file's
+ * checksum matches the manifest; a file that fails its checksum or does not parse is an error naming it.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ImageCaptionSplit } from '../data/dataset';
+import { sha256 } from '../store/atomic';
+import { CorruptFileError, decodeSafetensors, tensorOf } from '../store/safetensors';
+import { FEATURES_FORMAT, FeatureManifest } from './manifest';
+
+export type Modality = 'image' | 'text';
+
+export interface FeaturePaths {
+  readonly file: string;
+  readonly manifest: string;
+  /** resumable partial results of an unfinished extraction */
+  readonly partialDir: string;
+}
+
+export function featurePaths(
+  cacheDir: string,
+  dataset: string,
+  split: string,
+  modality: Modality,
+  encoderId: string,
+): FeaturePaths {
+  const base = join(cacheDir, 'features', dataset, `${split}.${modality}.${encoderId}`);
+  return { file: `${base}.safetensors`, manifest: `${base}.json`, partialDir: `${base}.partial` };
+}
+
+/** Hash of what the features are computed from: image names and byte sizes, or the raw captions. */
+export async function sourceHash(split: ImageCaptionSplit, modality: Modality): Promise<string> {
+  const h = createHash('sha256');
+  h.update(`${split.dataset}/${split.split}/${modality}\n`);
+  if (modality === 'image') {
+    const sizes = await Promise.all(split.images.map(async (f) => (await stat(join(split.imageDir, f))).size));
+    split.images.forEach((f, i) => h.update(`${f}\t${sizes[i]}\n`));
+  } else {
+    for (const c of split.rawCaptions) h.update(`${c}\n`);
+  }
+  return h.digest('hex');
+}
+
+export interface FeatureMatrix {
+  readonly count: number;
+  readonly dim: number;
+  /** row-major count × dim */
+  readonly data: Float32Array;
+  readonly manifest: FeatureManifest;
+}
+
+export type CacheCheck =
+  | { readonly status: 'valid'; readonly manifest: FeatureManifest }
+  | { readonly status: 'missing' | 'stale'; readonly reason: string };
+
+export async function readManifest(path: string): Promise<FeatureManifest> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    throw new CorruptFileError(path, `manifest is not valid JSON (${(e as Error).message})`);
+  }
+  const parsed = FeatureManifest.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new CorruptFileError(path, `manifest field ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+/** Decide whether a cached feature file can be used for this source and encoder. */
+export async function checkCache(
+  paths: FeaturePaths,
+  expect: { readonly sourceHash: string; readonly encoderId: string; readonly encoderVersion: string },
+): Promise<CacheCheck> {
+  if (!existsSync(paths.manifest)) return { status: 'missing', reason: `no manifest ${paths.manifest}` };
+  const m = await readManifest(paths.manifest);
+  if (m.encoder.id !== expect.encoderId || m.encoder.version !== expect.encoderVersion) {
+    return { status: 'stale', reason: `encoder changed (${m.encoder.version} → ${expect.encoderVersion})` };
+  }
+  if (m.sourceHash !== expect.sourceHash) return { status: 'stale', reason: 'source files changed' };
+  if (!existsSync(paths.file)) return { status: 'stale', reason: `manifest without data file ${paths.file}` };
+  return { status: 'valid', manifest: m };
+}
+
+/** Load a feature file and verify it against its manifest (checksum, shape). */
+export async function loadFeatures(paths: Pick<FeaturePaths, 'file' | 'manifest'>): Promise<FeatureMatrix> {
+  const manifest = await readManifest(paths.manifest);
+  let buf: Buffer;
+  try {
+    buf = await readFile(paths.file);
+  } catch (e) {
+    throw new CorruptFileError(paths.file, `cannot read (${(e as Error).message})`);
+  }
+  if (buf.length !== manifest.bytes || sha256(buf) !== manifest.sha256) {
+    throw new CorruptFileError(
+      paths.file,
+      `checksum mismatch with ${paths.manifest} (${buf.length} bytes, manifest says ${manifest.bytes}): ` +
+        'the file is truncated or corrupted; delete it or rerun with --force to rebuild',
+    );
+  }
+  const st = decodeSafetensors(buf, paths.file);
+  const t = tensorOf(st, 'features', paths.file);
+  if (t.dtype !== 'F32' || t.shape.length !== 2 || t.shape[0] !== manifest.count || t.shape[1] !== manifest.dim) {
+    throw new CorruptFileError(paths.file, `features tensor ${t.dtype}[${t.shape}] does not match the manifest`);
+  }
+  return { count: manifest.count, dim: manifest.dim, data: t.data as Float32Array, manifest };
+}
+
+export { FEATURES_FORMAT };

@@ -1,0 +1,221 @@
+/**
+ * Feature extraction for one (dataset split, modality, encoder), cached and resumable.
+ *
+ * Images are encoded in chunks (default 256 images); each finished chunk is written atomically to
+ * `<file>.partial/`, so a killed run resumes at the first unfinished chunk. Chunks are spread over
+ * worker threads (one tfjs-wasm instance each: the wasm backend is single-threaded in Node).
+ * When all chunks exist they are joined into the final file, the manifest is written last, and the
+ * partial folder is removed.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { ImageCaptionSplit } from '../data/dataset';
+import { EncoderPool, IMAGE_ENCODERS, TEXT_ENCODERS, lookup } from '../encoders/registry';
+import type { ImageEncoder } from '../encoders/types';
+import { sha256, writeJsonAtomic } from '../store/atomic';
+import { decodeSafetensors, writeSafetensors } from '../store/safetensors';
+import type { ProgressSink } from '../util/progress';
+import { type FeaturePaths, type Modality, checkCache, featurePaths, loadFeatures, sourceHash } from './cache';
+import { FEATURES_FORMAT, type FeatureManifest } from './manifest';
+
+export interface ExtractOptions {
+  readonly split: ImageCaptionSplit;
+  readonly modality: Modality;
+  readonly encoder: string;
+  /** folder holding `features/` (the project's `data/` by default) */
+  readonly cacheDir: string;
+  /** worker threads for image encoding; default: available cores, at most 2 */
+  readonly workers?: number;
+  /** images per resumable chunk */
+  readonly chunkSize?: number;
+  /** rebuild even when a valid cache exists */
+  readonly force?: boolean;
+  readonly onProgress?: ProgressSink;
+  /** share loaded encoders across calls (the stage passes one); a private pool otherwise */
+  readonly pool?: EncoderPool;
+}
+
+export interface ExtractResult {
+  readonly paths: FeaturePaths;
+  readonly manifest: FeatureManifest;
+  /** the cache was valid and nothing was computed */
+  readonly reused: boolean;
+  /** why an existing cache was not used, if one existed */
+  readonly staleReason?: string;
+  /** image chunks found finished from an earlier, interrupted run */
+  readonly resumedChunks: number;
+}
+
+/** One unit of resumable image work. */
+export interface ChunkTask {
+  readonly index: number;
+  readonly paths: readonly string[];
+  readonly file: string;
+  /** safetensors metadata that identifies the chunk's source, checked on resume */
+  readonly meta: Readonly<Record<string, string>>;
+}
+
+/** Encode one chunk in encoder-sized batches and write it atomically. */
+export async function encodeChunk(
+  encoder: ImageEncoder,
+  task: ChunkTask,
+  onImages: (n: number) => void,
+): Promise<void> {
+  const out = new Float32Array(task.paths.length * encoder.dim);
+  for (let i = 0; i < task.paths.length; i += encoder.batchSize) {
+    const batch = task.paths.slice(i, i + encoder.batchSize);
+    out.set(await encoder.encode(batch), i * encoder.dim);
+    onImages(batch.length);
+  }
+  await writeSafetensors(task.file, { features: { shape: [task.paths.length, encoder.dim], data: out } }, task.meta);
+}
+
+async function chunkIsDone(task: ChunkTask): Promise<Float32Array | undefined> {
+  if (!existsSync(task.file)) return undefined;
+  try {
+    const st = decodeSafetensors(await readFile(task.file), task.file);
+    const same = Object.entries(task.meta).every(([k, v]) => st.metadata[k] === v);
+    const t = st.tensors.get('features');
+    return same && t !== undefined && t.shape[0] === task.paths.length ? (t.data as Float32Array) : undefined;
+  } catch {
+    return undefined; // an unreadable partial chunk is simply recomputed
+  }
+}
+
+function runWorkers(encoderId: string, tasks: ChunkTask[], workers: number, onImages: (n: number) => void) {
+  const groups = Array.from({ length: workers }, (_, w) => tasks.filter((_, k) => k % workers === w));
+  return Promise.all(
+    groups
+      .filter((g) => g.length > 0)
+      .map(
+        (group) =>
+          new Promise<void>((resolve, reject) => {
+            const worker = new Worker(join(__dirname, 'worker.js'), { workerData: { encoderId, tasks: group } });
+            worker.on('message', (m: { images: number }) => onImages(m.images));
+            worker.on('error', reject);
+            worker.on('exit', (code) =>
+              code === 0 ? resolve() : reject(new Error(`feature worker exited with code ${code}`)),
+            );
+          }),
+      ),
+  );
+}
+
+async function extractImageMatrix(
+  opts: ExtractOptions,
+  paths: FeaturePaths,
+  hash: string,
+  version: string,
+  dim: number,
+): Promise<{ data: Float32Array; resumed: number }> {
+  const { split } = opts;
+  const chunkSize = opts.chunkSize ?? 256;
+  const files = split.images.map((f) => join(split.imageDir, f));
+  const tasks: ChunkTask[] = [];
+  for (let start = 0, index = 0; start < files.length; start += chunkSize, index++) {
+    const chunk = files.slice(start, start + chunkSize);
+    tasks.push({
+      index,
+      paths: chunk,
+      file: join(paths.partialDir, `chunk-${String(index).padStart(5, '0')}.safetensors`),
+      meta: { sourceHash: hash, encoder: version, start: String(start), count: String(chunk.length) },
+    });
+  }
+  await mkdir(paths.partialDir, { recursive: true });
+  const done = await Promise.all(tasks.map(chunkIsDone));
+  const todo = tasks.filter((_, k) => done[k] === undefined);
+  let finished = files.length - todo.reduce((a, t) => a + t.paths.length, 0);
+  const report = (n: number) => {
+    finished += n;
+    opts.onProgress?.({ label: `${split.dataset}/${split.split} images`, done: finished, total: files.length });
+  };
+  report(0);
+  const workers = Math.max(1, Math.min(opts.workers ?? Math.min(2, availableParallelism()), todo.length));
+  if (todo.length > 0) {
+    if (workers === 1) {
+      const pool = opts.pool ?? new EncoderPool();
+      try {
+        const encoder = await pool.image(opts.encoder);
+        for (const t of todo) await encodeChunk(encoder, t, report);
+      } finally {
+        if (!opts.pool) await pool.dispose();
+      }
+    } else {
+      await runWorkers(opts.encoder, todo, workers, report);
+    }
+  }
+  const data = new Float32Array(files.length * dim);
+  for (const t of tasks) {
+    const part = await chunkIsDone(t);
+    if (part === undefined) throw new Error(`chunk ${t.file} was not written`);
+    data.set(part, Number(t.meta.start) * dim);
+  }
+  return { data, resumed: tasks.length - todo.length };
+}
+
+/** Compute (or reuse) the features of one split and modality; returns where they are. */
+export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResult> {
+  const { split, modality } = opts;
+  const entry = modality === 'image'
+    ? lookup(IMAGE_ENCODERS, 'image encoder', opts.encoder)
+    : lookup(TEXT_ENCODERS, 'text encoder', opts.encoder);
+  const version = entry.version();
+  const paths = featurePaths(opts.cacheDir, split.dataset, split.split, modality, opts.encoder);
+  const hash = await sourceHash(split, modality);
+  const check = await checkCache(paths, { sourceHash: hash, encoderId: opts.encoder, encoderVersion: version });
+  if (check.status === 'valid' && !opts.force) {
+    await loadFeatures(paths); // verifies the checksum: a corrupted cache is an error, never used
+    return { paths, manifest: check.manifest, reused: true, resumedChunks: 0 };
+  }
+  const t0 = performance.now();
+  let data: Float32Array;
+  let resumed = 0;
+  const count = modality === 'image' ? split.images.length : split.captions.length;
+  if (modality === 'image') {
+    ({ data, resumed } = await extractImageMatrix(opts, paths, hash, version, entry.dim));
+  } else {
+    const pool = opts.pool ?? new EncoderPool();
+    try {
+      data = await (await pool.text(opts.encoder)).encode(split.captions);
+    } finally {
+      if (!opts.pool) await pool.dispose();
+    }
+    opts.onProgress?.({ label: `${split.dataset}/${split.split} captions`, done: count, total: count });
+  }
+  const buf = await writeSafetensors(
+    paths.file,
+    { features: { shape: [count, entry.dim], data } },
+    { dataset: split.dataset, split: split.split, modality, encoder: version },
+  );
+  const manifest: FeatureManifest = {
+    format: FEATURES_FORMAT,
+    dataset: split.dataset,
+    split: split.split,
+    modality,
+    encoder: { id: opts.encoder, version },
+    count,
+    dim: entry.dim,
+    sourceHash: hash,
+    sha256: sha256(buf),
+    bytes: buf.length,
+    createdAt: new Date().toISOString(),
+    wallSeconds: (performance.now() - t0) / 1000,
+  };
+  await writeJsonAtomic(paths.manifest, manifest);
+  if (existsSync(paths.partialDir)) await rm(paths.partialDir, { recursive: true, force: true });
+  return {
+    paths,
+    manifest,
+    reused: false,
+    resumedChunks: resumed,
+    ...(check.status === 'stale' ? { staleReason: check.reason } : {}),
+  };
+}
+
+/** Partial chunk files left by an interrupted extraction (for tests and `--json` summaries). */
+export async function partialChunks(paths: FeaturePaths): Promise<string[]> {
+  return existsSync(paths.partialDir) ? (await readdir(paths.partialDir)).filter((f) => f.endsWith('.safetensors')) : [];
+}

@@ -1,0 +1,46 @@
+/** The feature stage: every split of a dataset through the frozen image and text encoders. */
+import { FeaturesConfig } from '../config/features';
+import { datasetEntry, loadSplit } from '../data/registry';
+import { EncoderPool } from '../encoders/registry';
+import { parseConfig } from '../config/parse';
+import type { ProgressSink } from '../util/progress';
+import { type ExtractResult, extractFeatures } from './extract';
+
+export * from './cache';
+export * from './extract';
+export * from './manifest';
+
+export interface FeatureStageResult {
+  readonly config: FeaturesConfig;
+  readonly outputs: readonly (ExtractResult & { readonly split: string; readonly modality: string })[];
+}
+
+/** Validate the config, then extract (or reuse) image and caption features for each split. */
+export async function computeFeatures(input: unknown, onProgress?: ProgressSink): Promise<FeatureStageResult> {
+  const config = parseConfig(FeaturesConfig, input, 'features config');
+  const splits = config.splits ?? datasetEntry(config.dataset).splits;
+  const outputs: FeatureStageResult['outputs'][number][] = [];
+  const pool = new EncoderPool();
+  try {
+  for (const modality of ['image', 'text'] as const) {
+    for (const name of splits) {
+      const split = await loadSplit(config.dataRoot, config.dataset, name);
+      const result = await extractFeatures({
+        split,
+        modality,
+        encoder: modality === 'image' ? config.imageEncoder : config.textEncoder,
+        cacheDir: config.cacheDir,
+        chunkSize: config.chunkSize,
+        force: config.force,
+        ...(config.workers !== undefined ? { workers: config.workers } : {}),
+        ...(onProgress ? { onProgress } : {}),
+        pool,
+      });
+      outputs.push({ ...result, split: name, modality });
+    }
+  }
+  } finally {
+    await pool.dispose();
+  }
+  return { config, outputs };
+}

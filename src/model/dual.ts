@@ -1,0 +1,89 @@
+/**
+ * The dual encoder (SPEC §1): u = head_img(x), v = head_txt(y), both L2-normalised, logits L = u vᵀ / T.
+ * `dualGrads` is the functional student's one step: loss and the gradients of both heads.
+ */
+import { tf } from '../backend';
+import { type HeadParams, type HeadShape, type ParamName, PARAM_NAMES, headBackward, headForward, initHead } from './head';
+import { LOSSES, type LossName } from './losses';
+
+/** Reference temperature. */
+export const TEMPERATURE = 0.07;
+
+export const TOWERS = ['img', 'txt'] as const;
+export type Tower = (typeof TOWERS)[number];
+
+export type DualParams = Readonly<Record<Tower, HeadParams>>;
+export type DualGrads = Readonly<Record<Tower, Readonly<Record<ParamName, tf.Tensor>>>>;
+
+export interface DualShape {
+  readonly img: HeadShape;
+  readonly txt: HeadShape;
+}
+
+export function dualShape(dImg: number, dTxt: number, dOut: number): DualShape {
+  return { img: { dIn: dImg, dOut }, txt: { dIn: dTxt, dOut } };
+}
+
+export function initDual(shape: DualShape, rand: () => number): DualParams {
+  return { img: initHead(shape.img, rand), txt: initHead(shape.txt, rand) };
+}
+
+export interface StepInput {
+  readonly x: tf.Tensor2D;
+  readonly y: tf.Tensor2D;
+  /** target similarity (B×B) */
+  readonly s: tf.Tensor2D;
+  readonly maskImg: tf.Tensor2D | null;
+  readonly maskTxt: tf.Tensor2D | null;
+}
+
+/** Loss and parameter gradients of one batch. Call inside tf.tidy. */
+export function dualGrads(
+  theta: DualParams,
+  input: StepInput,
+  loss: LossName,
+  temperature = TEMPERATURE,
+): { loss: tf.Scalar; grads: DualGrads } {
+  const ci = headForward(theta.img, input.x, input.maskImg);
+  const ct = headForward(theta.txt, input.y, input.maskTxt);
+  const L = tf.div(tf.matMul(ci.u, ct.u, false, true), temperature) as tf.Tensor2D;
+  const out = LOSSES[loss](L, input.s);
+  const gU = tf.div(tf.matMul(out.gL, ct.u), temperature) as tf.Tensor2D;
+  const gV = tf.div(tf.matMul(out.gL, ci.u, true, false), temperature) as tf.Tensor2D;
+  return { loss: out.loss, grads: { img: headBackward(theta.img, ci, gU), txt: headBackward(theta.txt, ct, gV) } };
+}
+
+/** θ − lr·g per tower (lr may be a scalar tensor, e.g. a learned learning rate). */
+export function sgdStep(theta: DualParams, grads: DualGrads, lr: Readonly<Record<Tower, tf.Scalar | number>>): DualParams {
+  const step = (t: Tower) =>
+    Object.fromEntries(PARAM_NAMES.map((n) => [n, tf.sub(theta[t][n], tf.mul(grads[t][n], lr[t]))])) as HeadParams;
+  return { img: step('img'), txt: step('txt') };
+}
+
+export function disposeDual(theta: DualParams): void {
+  for (const t of TOWERS) for (const n of PARAM_NAMES) theta[t][n].dispose();
+}
+
+export function keepDual(theta: DualParams): DualParams {
+  for (const t of TOWERS) for (const n of PARAM_NAMES) tf.keep(theta[t][n]);
+  return theta;
+}
+
+/** One flat vector per tower, parameters in PARAM_NAMES order (what the matching loss compares). */
+export function flattenTower(params: Readonly<Record<ParamName, tf.Tensor>>): tf.Tensor1D {
+  return tf.concat(PARAM_NAMES.map((n) => tf.reshape(params[n], [-1]))) as tf.Tensor1D;
+}
+
+export function unflattenTower(flat: tf.Tensor1D, shape: HeadShape): HeadParams {
+  const shapes = {
+    W1: [shape.dIn, shape.dOut],
+    b1: [shape.dOut],
+    W2: [shape.dOut, shape.dOut],
+    b2: [shape.dOut],
+    gamma: [shape.dOut],
+    beta: [shape.dOut],
+  } as Record<ParamName, number[]>;
+  const sizes = PARAM_NAMES.map((n) => shapes[n].reduce((a, b) => a * b, 1));
+  const parts = tf.split(flat, sizes);
+  return Object.fromEntries(PARAM_NAMES.map((n, i) => [n, tf.reshape(parts[i]!, shapes[n])])) as HeadParams;
+}

@@ -1,0 +1,127 @@
+/**
+ * ProjectionHead as a functional module (SPEC §1): parameters are an explicit record of tensors, so the
+ * inner loop is `θ − α g` and any snapshot of a trajectory plugs in.
+ *
+ *   p = x W1 + b1;  a = GELU(p) (erf form);  h = Dropout(a W2 + b2);  out = LayerNorm(h + p)
+ *
+ * The backward pass is written out by hand (`headBackward`) instead of taken from tfjs's tape: the
+ * distiller differentiates *through* these gradients (TESLA's data gradient is a mixed second
+ * derivative), and first-order autodiff of explicit formulas is exact where tfjs's nested tapes are not.
+ * Tests check it against tfjs autodiff and central finite differences.
+ */
+import { tf } from '../backend';
+
+export const PARAM_NAMES = ['W1', 'b1', 'W2', 'b2', 'gamma', 'beta'] as const;
+export type ParamName = (typeof PARAM_NAMES)[number];
+export type HeadParams = Readonly<Record<ParamName, tf.Tensor>>;
+
+export const LAYER_NORM_EPS = 1e-5;
+
+export interface HeadShape {
+  readonly dIn: number;
+  readonly dOut: number;
+}
+
+export function paramShapes({ dIn, dOut }: HeadShape): Record<ParamName, number[]> {
+  return { W1: [dIn, dOut], b1: [dOut], W2: [dOut, dOut], b2: [dOut], gamma: [dOut], beta: [dOut] };
+}
+
+export function paramCount(shape: HeadShape): number {
+  return Object.values(paramShapes(shape)).reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0);
+}
+
+/**
+ * PyTorch's default initialisation (what the reference's fresh heads get): Linear weights and biases
+ * U(−1/√fan_in, 1/√fan_in), LayerNorm γ = 1, β = 0. `rand` is a seeded uniform [0,1) source.
+ */
+export function initHead(shape: HeadShape, rand: () => number): HeadParams {
+  const uniform = (n: number, bound: number) => Float32Array.from({ length: n }, () => (2 * rand() - 1) * bound);
+  const { dIn, dOut } = shape;
+  const b1 = 1 / Math.sqrt(dIn);
+  const b2 = 1 / Math.sqrt(dOut);
+  return {
+    W1: tf.tensor2d(uniform(dIn * dOut, b1), [dIn, dOut]),
+    b1: tf.tensor1d(uniform(dOut, b1)),
+    W2: tf.tensor2d(uniform(dOut * dOut, b2), [dOut, dOut]),
+    b2: tf.tensor1d(uniform(dOut, b2)),
+    gamma: tf.ones([dOut]),
+    beta: tf.zeros([dOut]),
+  };
+}
+
+/** Everything the backward pass needs from the forward pass. */
+export interface HeadCache {
+  readonly x: tf.Tensor2D;
+  readonly p: tf.Tensor2D;
+  readonly a: tf.Tensor2D;
+  readonly mask: tf.Tensor2D | null;
+  readonly zhat: tf.Tensor2D;
+  readonly invSigma: tf.Tensor2D;
+  /** L2-normalised output (what the dual encoder compares) */
+  readonly u: tf.Tensor2D;
+  readonly norm: tf.Tensor2D;
+}
+
+const SQRT1_2 = Math.SQRT1_2;
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+/**
+ * Forward pass to the L2-normalised embedding. `mask` is an inverted-dropout mask (entries 0 or
+ * 1/(1−rate)) of shape [batch, dOut], or null for no dropout. Call inside tf.tidy.
+ */
+export function headForward(params: HeadParams, x: tf.Tensor2D, mask: tf.Tensor2D | null): HeadCache {
+  const p = tf.add(tf.matMul(x, params.W1 as tf.Tensor2D), params.b1) as tf.Tensor2D;
+  const a = tf.mul(tf.mul(p, 0.5), tf.add(tf.erf(tf.mul(p, SQRT1_2)), 1)) as tf.Tensor2D;
+  let q = tf.add(tf.matMul(a, params.W2 as tf.Tensor2D), params.b2) as tf.Tensor2D;
+  if (mask) q = tf.mul(q, mask);
+  const z = tf.add(q, p);
+  const mu = tf.mean(z, 1, true);
+  const centred = tf.sub(z, mu);
+  const variance = tf.mean(tf.square(centred), 1, true);
+  const invSigma = tf.rsqrt(tf.add(variance, LAYER_NORM_EPS)) as tf.Tensor2D;
+  const zhat = tf.mul(centred, invSigma) as tf.Tensor2D;
+  const out = tf.add(tf.mul(zhat, params.gamma), params.beta);
+  const norm = tf.norm(out, 'euclidean', 1, true) as tf.Tensor2D;
+  const u = tf.div(out, norm) as tf.Tensor2D;
+  return { x, p, a, mask, zhat, invSigma, u, norm };
+}
+
+/** Embedding only (evaluation): no dropout. Disposes its intermediates. */
+export function embed(params: HeadParams, x: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => headForward(params, x, null).u);
+}
+
+/** Gradients of the parameters given dLoss/du. Call inside tf.tidy. */
+export function headBackward(params: HeadParams, c: HeadCache, gu: tf.Tensor2D): Record<ParamName, tf.Tensor> {
+  // u = o / ‖o‖
+  const go = tf.div(tf.sub(gu, tf.mul(c.u, tf.sum(tf.mul(c.u, gu), 1, true))), c.norm);
+  // LayerNorm
+  const gGamma = tf.sum(tf.mul(go, c.zhat), 0);
+  const gBeta = tf.sum(go, 0);
+  const gzhat = tf.mul(go, params.gamma);
+  const gz = tf.mul(
+    tf.sub(tf.sub(gzhat, tf.mean(gzhat, 1, true)), tf.mul(c.zhat, tf.mean(tf.mul(gzhat, c.zhat), 1, true))),
+    c.invSigma,
+  ) as tf.Tensor2D;
+  // second linear (through dropout)
+  const gq = (c.mask ? tf.mul(gz, c.mask) : gz) as tf.Tensor2D;
+  const gW2 = tf.matMul(c.a, gq, true, false);
+  const gb2 = tf.sum(gq, 0);
+  const ga = tf.matMul(gq, params.W2 as tf.Tensor2D, false, true);
+  // GELU'(p) = Φ(p) + p φ(p), plus the residual path
+  const dgelu = tf.add(
+    tf.mul(tf.add(tf.erf(tf.mul(c.p, SQRT1_2)), 1), 0.5),
+    tf.mul(c.p, tf.mul(tf.exp(tf.mul(tf.square(c.p), -0.5)), INV_SQRT_2PI)),
+  );
+  const gp = tf.add(gz, tf.mul(ga, dgelu)) as tf.Tensor2D;
+  const gW1 = tf.matMul(c.x, gp, true, false);
+  const gb1 = tf.sum(gp, 0);
+  return { W1: gW1, b1: gb1, W2: gW2, b2: gb2, gamma: gGamma, beta: gBeta };
+}
+
+/** An inverted-dropout mask from a seeded uniform source (kept explicit so a re-pass can reuse it). */
+export function dropoutMask(rows: number, cols: number, rate: number, rand: () => number): tf.Tensor2D | null {
+  if (rate <= 0) return null;
+  const keep = 1 / (1 - rate);
+  return tf.tensor2d(Float32Array.from({ length: rows * cols }, () => (rand() >= rate ? keep : 0)), [rows, cols]);
+}

@@ -1,0 +1,49 @@
+import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO, dataRoot, tempDir } from '../helpers';
+
+function ptmst(...args: string[]) {
+  const r = spawnSync(process.execPath, [join(REPO, 'dist', 'src', 'cli', 'main.js'), ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, PTMST_DATA_ROOT: '' },
+  });
+  return { code: r.status, err: r.stderr };
+}
+
+describe('cli', function () {
+  this.timeout(120000);
+
+  it('rejects an unknown option with exit code 2, naming it', () => {
+    const r = ptmst('features', '--bogus');
+    assert.equal(r.code, 2);
+    assert.match(r.err, /unknown option '--bogus'/);
+  });
+
+  it('rejects an ill-typed option, naming the field', () => {
+    const r = ptmst('features', '--data-root', dataRoot(), '--workers', 'two');
+    assert.equal(r.code, 2);
+    assert.match(r.err, /field workers: .*expected number/);
+  });
+
+  it('says how to give a data root when there is none, and names a missing dataset folder', () => {
+    assert.match(ptmst('features').err, /no data root: pass --data-root DIR or set PTMST_DATA_ROOT/);
+    const r = ptmst('features', '--data-root', '/nonexistent');
+    assert.equal(r.code, 3);
+    assert.match(r.err, /\/nonexistent\/flickr8k: dataset folder not found/);
+  });
+
+  it('extracts caption features and writes the --json summary', () => {
+    const dir = tempDir();
+    const json = join(dir, 'summary.json');
+    const r = ptmst('features', '--data-root', dataRoot(), '--cache-dir', dir, '--splits', 'rest', '--text-encoder', 'wink-sg-100d', '--image-encoder', 'mobilenet_v2', '--json', json, '--workers', '1');
+    assert.equal(r.code, 0, r.err);
+    const summary = JSON.parse(readFileSync(json, 'utf8'));
+    assert.equal(summary.command, 'features');
+    const text = summary.outputs.find((o: { modality: string }) => o.modality === 'text');
+    assert.deepEqual([text.count, text.dim], [455, 100]);
+    const image = summary.outputs.find((o: { modality: string }) => o.modality === 'image');
+    assert.deepEqual([image.count, image.dim], [91, 1280]);
+  });
+});
