@@ -1,0 +1,51 @@
+/**
+ * Seeded randomness. Every function that draws random numbers takes an `Rng` argument; there is no
+ * module-global random state. mulberry32: small, fast, and its whole state is one 32-bit integer, so a
+ * checkpoint can store it and a resumed run continues the same stream.
+ */
+export interface Rng {
+  /** uniform in [0, 1) */
+  next(): number;
+  /** the current state (store it in a checkpoint) */
+  state(): number;
+}
+
+export function rng(seed: number): Rng {
+  let a = seed >>> 0;
+  return {
+    next() {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    },
+    state: () => a,
+  };
+}
+
+/** An integer in [0, n). */
+export const randInt = (r: Rng, n: number): number => Math.floor(r.next() * n);
+
+/** Fisher–Yates permutation of 0..n−1. */
+export function permutation(r: Rng, n: number): Int32Array {
+  const p = Int32Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = randInt(r, i + 1);
+    const t = p[i]!;
+    p[i] = p[j]!;
+    p[j] = t;
+  }
+  return p;
+}
+
+/** k distinct indices from 0..n−1 (k ≤ n), in random order. */
+export function sampleWithoutReplacement(r: Rng, n: number, k: number): Int32Array {
+  return permutation(r, n).subarray(0, k);
+}
+
+/** Standard normal (Box–Muller). */
+export function normal(r: Rng): number {
+  const u = 1 - r.next();
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r.next());
+}
