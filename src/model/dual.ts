@@ -3,6 +3,7 @@
  * `dualGrads` is the functional student's one step: loss and the gradients of both heads.
  */
 import { tf } from '../backend';
+import { mm } from './linalg';
 import { type HeadParams, type HeadShape, type ParamName, PARAM_NAMES, headBackward, headForward, initHead } from './head';
 import { LOSSES, type LossName } from './losses';
 
@@ -46,10 +47,10 @@ export function dualGrads(
 ): { loss: tf.Scalar; grads: DualGrads } {
   const ci = headForward(theta.img, input.x, input.maskImg);
   const ct = headForward(theta.txt, input.y, input.maskTxt);
-  const L = tf.div(tf.matMul(ci.u, ct.u, false, true), temperature) as tf.Tensor2D;
+  const L = tf.div(mm(ci.u, ct.u, false, true), temperature) as tf.Tensor2D;
   const out = LOSSES[loss](L, input.s);
-  const gU = tf.div(tf.matMul(out.gL, ct.u), temperature) as tf.Tensor2D;
-  const gV = tf.div(tf.matMul(out.gL, ci.u, true, false), temperature) as tf.Tensor2D;
+  const gU = tf.div(mm(out.gL, ct.u), temperature) as tf.Tensor2D;
+  const gV = tf.div(mm(out.gL, ci.u, true, false), temperature) as tf.Tensor2D;
   return { loss: out.loss, grads: { img: headBackward(theta.img, ci, gU), txt: headBackward(theta.txt, ct, gV) } };
 }
 

@@ -10,6 +10,7 @@
  * Tests check it against tfjs autodiff and central finite differences.
  */
 import { tf } from '../backend';
+import { mm } from './linalg';
 
 export const PARAM_NAMES = ['W1', 'b1', 'W2', 'b2', 'gamma', 'beta'] as const;
 export type ParamName = (typeof PARAM_NAMES)[number];
@@ -70,9 +71,9 @@ const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
  * 1/(1−rate)) of shape [batch, dOut], or null for no dropout. Call inside tf.tidy.
  */
 export function headForward(params: HeadParams, x: tf.Tensor2D, mask: tf.Tensor2D | null): HeadCache {
-  const p = tf.add(tf.matMul(x, params.W1 as tf.Tensor2D), params.b1) as tf.Tensor2D;
+  const p = tf.add(mm(x, params.W1 as tf.Tensor2D), params.b1) as tf.Tensor2D;
   const a = tf.mul(tf.mul(p, 0.5), tf.add(tf.erf(tf.mul(p, SQRT1_2)), 1)) as tf.Tensor2D;
-  let q = tf.add(tf.matMul(a, params.W2 as tf.Tensor2D), params.b2) as tf.Tensor2D;
+  let q = tf.add(mm(a, params.W2 as tf.Tensor2D), params.b2) as tf.Tensor2D;
   if (mask) q = tf.mul(q, mask);
   const z = tf.add(q, p);
   const mu = tf.mean(z, 1, true);
@@ -105,16 +106,16 @@ export function headBackward(params: HeadParams, c: HeadCache, gu: tf.Tensor2D):
   ) as tf.Tensor2D;
   // second linear (through dropout)
   const gq = (c.mask ? tf.mul(gz, c.mask) : gz) as tf.Tensor2D;
-  const gW2 = tf.matMul(c.a, gq, true, false);
+  const gW2 = mm(c.a, gq, true, false);
   const gb2 = tf.sum(gq, 0);
-  const ga = tf.matMul(gq, params.W2 as tf.Tensor2D, false, true);
+  const ga = mm(gq, params.W2 as tf.Tensor2D, false, true);
   // GELU'(p) = Φ(p) + p φ(p), plus the residual path
   const dgelu = tf.add(
     tf.mul(tf.add(tf.erf(tf.mul(c.p, SQRT1_2)), 1), 0.5),
     tf.mul(c.p, tf.mul(tf.exp(tf.mul(tf.square(c.p), -0.5)), INV_SQRT_2PI)),
   );
   const gp = tf.add(gz, tf.mul(ga, dgelu)) as tf.Tensor2D;
-  const gW1 = tf.matMul(c.x, gp, true, false);
+  const gW1 = mm(c.x, gp, true, false);
   const gb1 = tf.sum(gp, 0);
   return { W1: gW1, b1: gb1, W2: gW2, b2: gb2, gamma: gGamma, beta: gBeta };
 }

@@ -1,0 +1,68 @@
+/**
+ * Image–text retrieval metrics (SPEC §6), computed exactly over the whole split.
+ * IR@K (text→image): for each caption, is its image among the K best-scoring images.
+ * TR@K (image→text): for each image, is the best-ranked of its captions among the K best captions.
+ * Ties rank as in the reference's `np.argsort(score)[::-1]` with a stable sort: among equal scores the
+ * item with the larger index comes first.
+ */
+import { tf } from '../backend';
+import { mm } from '../model/linalg';
+import type { FeatureSet } from '../features/feature-set';
+import type { DualParams } from '../model/dual';
+import { embed } from '../model/head';
+
+export const RECALL_KEYS = ['ir1', 'ir5', 'ir10', 'tr1', 'tr5', 'tr10'] as const;
+export type RecallKey = (typeof RECALL_KEYS)[number];
+export type Retrieval = Readonly<Record<RecallKey | 'rMean', number>>;
+
+/** 0-based rank of entry `target` among `count` scores read by `at(k)`. */
+function rankOf(at: (k: number) => number, count: number, target: number): number {
+  const s = at(target);
+  let rank = 0;
+  for (let k = 0; k < count; k++) {
+    const v = at(k);
+    if (v > s || (v === s && k > target)) rank++;
+  }
+  return rank;
+}
+
+/** `scores`: row-major images × captions similarity. */
+export function retrievalFromScores(
+  scores: Float32Array,
+  numImages: number,
+  captionToImage: Int32Array,
+  imageToCaptions: readonly (readonly number[])[],
+): Retrieval {
+  const numCaptions = captionToImage.length;
+  if (scores.length !== numImages * numCaptions) {
+    throw new Error(`scores hold ${scores.length} values, expected ${numImages} × ${numCaptions}`);
+  }
+  const irRanks = Array.from({ length: numCaptions }, (_, j) =>
+    rankOf((i) => scores[i * numCaptions + j]!, numImages, captionToImage[j]!),
+  );
+  const trRanks = Array.from({ length: numImages }, (_, i) =>
+    Math.min(...imageToCaptions[i]!.map((j) => rankOf((k) => scores[i * numCaptions + k]!, numCaptions, j))),
+  );
+  const at = (ranks: number[], k: number) => (100 * ranks.filter((r) => r < k).length) / ranks.length;
+  const r = {
+    ir1: at(irRanks, 1),
+    ir5: at(irRanks, 5),
+    ir10: at(irRanks, 10),
+    tr1: at(trRanks, 1),
+    tr5: at(trRanks, 5),
+    tr10: at(trRanks, 10),
+  };
+  return { ...r, rMean: RECALL_KEYS.reduce((a, k) => a + r[k], 0) / RECALL_KEYS.length };
+}
+
+/** Embed a split with trained heads and score retrieval over it. */
+export async function evaluateRetrieval(theta: DualParams, data: FeatureSet): Promise<Retrieval> {
+  const scores = tf.tidy(() => {
+    const u = embed(theta.img, tf.tensor2d(data.img, [data.numImages, data.dImg]));
+    const v = embed(theta.txt, tf.tensor2d(data.txt, [data.numCaptions, data.dTxt]));
+    return mm(u, v, false, true);
+  });
+  const values = (await scores.data()) as Float32Array;
+  scores.dispose();
+  return retrievalFromScores(values, data.numImages, data.captionToImage, data.imageToCaptions);
+}

@@ -1,0 +1,98 @@
+import { strict as assert } from 'node:assert';
+import { ready, tf } from '../../src/backend';
+import { type DualParams, dualGrads, dualShape, initDual } from '../../src/model/dual';
+import { PARAM_NAMES, dropoutMask, headForward } from '../../src/model/head';
+import { LOSSES, LOSS_NAMES } from '../../src/model/losses';
+import { mm } from '../../src/model/linalg';
+import { rng } from '../../src/util/random';
+
+const relErr = (a: Float32Array | number[], b: Float32Array | number[]) => {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+};
+
+describe('model: hand-written gradients', function () {
+  this.timeout(60000);
+  before(() => ready(() => undefined));
+
+  for (const name of LOSS_NAMES) {
+    it(`${name}: dLoss/dL equals tfjs autodiff`, () => {
+      tf.tidy(() => {
+        const L = tf.randomNormal([6, 6], 0, 3, 'float32', 7) as tf.Tensor2D;
+        const S = tf.add(tf.mul(tf.eye(6), 0.8), tf.randomUniform([6, 6], 0, 0.3, 'float32', 8)) as tf.Tensor2D;
+        const auto = tf.grad((l: tf.Tensor) => LOSSES[name](l as tf.Tensor2D, S).loss)(L);
+        const mine = LOSSES[name](L, S).gL;
+        assert.ok(relErr(mine.dataSync() as Float32Array, auto.dataSync() as Float32Array) < 1e-5, name);
+      });
+    });
+  }
+
+  it('infonce with S = I is the symmetric cross-entropy (hand-computed 2×2)', () => {
+    const l = [[2, 0], [1, 3]];
+    const loss = tf.tidy(() => LOSSES.infonce(tf.tensor2d(l), tf.eye(2) as tf.Tensor2D).loss.dataSync()[0]!);
+    const lse = (a: number, b: number) => Math.log(Math.exp(a) + Math.exp(b));
+    const row = -((2 - lse(2, 0)) + (3 - lse(1, 3))) / 2;
+    const col = -((2 - lse(2, 1)) + (3 - lse(0, 3))) / 2;
+    assert.ok(Math.abs(loss - (row + col) / 2) < 1e-6);
+  });
+
+  it('wbce averages positives and negatives separately (hand-computed 2×2)', () => {
+    const loss = tf.tidy(() => LOSSES.wbce(tf.tensor2d([[0, 0], [0, 0]]), tf.tensor2d([[1, 0], [0.2, 1]])).loss.dataSync()[0]!);
+    // σ(0) = ½: positives E = −log(½+ε); negatives: S=0 → −log(½+ε); S=0.2 → same (both terms at ½)
+    const e = -Math.log(0.5 + 1e-6);
+    assert.ok(Math.abs(loss - 0.5 * (e + e)) < 1e-5);
+  });
+
+  // WBCE saturates in float32 (log σ near 0 and 1 at T = 0.07), which swamps central differences; the
+  // smooth InfoNCE is used for them, WBCE is checked against autodiff (and its dL formula above)
+  let lossName: 'wbce' | 'infonce' = 'wbce';
+  function lossOf(theta: DualParams, x: tf.Tensor2D, y: tf.Tensor2D, s: tf.Tensor2D, mi: tf.Tensor2D | null, mt: tf.Tensor2D | null) {
+    const u = headForward(theta.img, x, mi).u;
+    const v = headForward(theta.txt, y, mt).u;
+    return LOSSES[lossName](tf.div(mm(u, v, false, true), 0.07) as tf.Tensor2D, s).loss;
+  }
+
+  for (const loss of ['wbce', 'infonce'] as const)
+  it(`head gradients under ${loss} (dropout on, fixed masks) equal tfjs autodiff${loss === 'infonce' ? ' and central differences' : ''}`, () => {
+    lossName = loss;
+    const r = rng(3);
+    const u = () => r.next();
+    const shape = dualShape(12, 7, 5);
+    const theta = initDual(shape, u);
+    tf.tidy(() => {
+      const x = tf.randomNormal([6, 12], 0, 1, 'float32', 1) as tf.Tensor2D;
+      const y = tf.randomNormal([6, 7], 0, 1, 'float32', 2) as tf.Tensor2D;
+      const s = tf.add(tf.eye(6), tf.randomUniform([6, 6], 0, 0.2, 'float32', 3)) as tf.Tensor2D;
+      const mi = dropoutMask(6, 5, 0.3, u);
+      const mt = dropoutMask(6, 5, 0.3, u);
+      const { grads } = dualGrads(theta, { x, y, s, maskImg: mi, maskTxt: mt }, loss);
+      for (const tower of ['img', 'txt'] as const) {
+        const names = [...PARAM_NAMES];
+        const auto = tf.grads((...ps: tf.Tensor[]) => {
+          const replaced = { ...theta, [tower]: Object.fromEntries(names.map((n, i) => [n, ps[i]!])) } as DualParams;
+          return lossOf(replaced, x, y, s, mi, mt);
+        })(names.map((n) => theta[tower][n]));
+        names.forEach((n, i) => {
+          const e = relErr(grads[tower][n].dataSync() as Float32Array, auto[i]!.dataSync() as Float32Array);
+          assert.ok(e < 1e-4, `${tower}.${n}: relative error ${e}`);
+        });
+        if (loss !== 'infonce') continue;
+        // directional central difference along a random direction of all the tower's parameters
+        const raw = names.map((n, i) => tf.randomNormal(theta[tower][n].shape, 0, 1, 'float32', 40 + i));
+        const norm = Math.sqrt(raw.reduce((a, d) => a + tf.sum(tf.square(d)).dataSync()[0]!, 0));
+        const dirs = raw.map((d) => tf.div(d, norm)); // a unit direction
+        const shifted = (eps: number) =>
+          ({ ...theta, [tower]: Object.fromEntries(names.map((n, i) => [n, tf.add(theta[tower][n], tf.mul(dirs[i]!, eps))])) }) as DualParams;
+        const eps = 3e-3;
+        const fd = (lossOf(shifted(eps), x, y, s, mi, mt).dataSync()[0]! - lossOf(shifted(-eps), x, y, s, mi, mt).dataSync()[0]!) / (2 * eps);
+        const analytic = names.reduce((a, n, i) => a + tf.sum(tf.mul(grads[tower][n], dirs[i]!)).dataSync()[0]!, 0);
+        assert.ok(Math.abs(fd - analytic) / Math.abs(analytic) < 1e-3, `${tower}: fd ${fd} vs analytic ${analytic}`);
+      }
+    });
+  });
+});
