@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { DatasetError, type ImageCaptionSplit, type SplitName, splitFromRows } from './dataset';
 
-const SPLIT_FILES: Record<Exclude<SplitName, 'rest'>, string> = {
+export type SplitFiles = Readonly<Record<Exclude<SplitName, 'rest'>, string>>;
+
+export const FLICKR8K_SPLIT_FILES: SplitFiles = {
   train: 'Flickr_8k.trainImages.txt',
   val: 'Flickr_8k.devImages.txt',
   test: 'Flickr_8k.testImages.txt',
@@ -48,7 +50,17 @@ const listNames = (text: string): string[] =>
     .filter((l) => l.length > 0);
 
 /** Read one split of Flickr8k from `dir` (the folder holding `captions.txt`). */
-export async function readFlickr8k(dir: string, split: SplitName): Promise<ImageCaptionSplit> {
+export function readFlickr8k(dir: string, split: SplitName): Promise<ImageCaptionSplit> {
+  return readCaptionsFolder('flickr8k', dir, split, FLICKR8K_SPLIT_FILES);
+}
+
+/** Any dataset laid out like Flickr8k: `captions.txt`, one image list per split, `images/`. */
+export async function readCaptionsFolder(
+  dataset: string,
+  dir: string,
+  split: SplitName,
+  splitFiles: SplitFiles,
+): Promise<ImageCaptionSplit> {
   const captionsFile = join(dir, 'captions.txt');
   const imageDir = join(dir, 'images');
   const captions = parseCaptionsCsv(await readText(captionsFile), captionsFile);
@@ -56,7 +68,7 @@ export async function readFlickr8k(dir: string, split: SplitName): Promise<Image
   const present = new Set(await readdir(imageDir));
   const lists = Object.fromEntries(
     await Promise.all(
-      Object.entries(SPLIT_FILES).map(async ([s, f]) => [s, listNames(await readText(join(dir, f)))] as const),
+      Object.entries(splitFiles).map(async ([s, f]) => [s, listNames(await readText(join(dir, f)))] as const),
     ),
   ) as Record<Exclude<SplitName, 'rest'>, string[]>;
   let names: string[];
@@ -67,5 +79,5 @@ export async function readFlickr8k(dir: string, split: SplitName): Promise<Image
     names = lists[split];
   }
   const images = names.filter((n) => present.has(n) && captions.has(n));
-  return splitFromRows('flickr8k', split, imageDir, images, captions, captionsFile);
+  return splitFromRows(dataset, split, imageDir, images, captions, captionsFile);
 }

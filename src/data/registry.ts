@@ -7,7 +7,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatasetError, type ImageCaptionSplit, type SplitName } from './dataset';
-import { readFlickr8k } from './flickr8k';
+import { readCaptionsFolder, readFlickr8k } from './flickr8k';
+import { SHAPES_DATASET, SHAPES_SPLIT_FILES } from './shapes';
 import { readKarpathyJson } from './karpathy';
 
 export interface DatasetEntry {
@@ -29,6 +30,11 @@ export const DATASETS: Readonly<Record<string, DatasetEntry>> = Object.freeze({
     describe: 'Flickr8k, official split 6,000/1,000/1,000 images (+ 91 in no split: "rest")',
     splits: ['train', 'val', 'test', 'rest'],
     load: readFlickr8k,
+  },
+  [SHAPES_DATASET]: {
+    describe: 'generated coloured shapes with counted, coloured captions (500/100/100 images); no data root needed',
+    splits: ['train', 'val', 'test'],
+    load: (dir, split) => readCaptionsFolder(SHAPES_DATASET, dir, split, SHAPES_SPLIT_FILES),
   },
   flickr30k: karpathy('flickr30k', 'flickr30k', 'Flickr30k, Karpathy split, BLIP annotation JSONs'),
   coco: karpathy('coco', 'coco_karpathy', 'MS-COCO, Karpathy split, BLIP annotation JSONs'),

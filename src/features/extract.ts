@@ -11,13 +11,13 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import type { ImageCaptionSplit } from '../data/dataset';
 import { EncoderPool, IMAGE_ENCODERS, TEXT_ENCODERS, lookup } from '../encoders/registry';
 import type { ImageEncoder } from '../encoders/types';
 import { sha256, writeJsonAtomic } from '../store/atomic';
 import { decodeSafetensors, writeSafetensors } from '../store/safetensors';
 import type { ProgressSink } from '../util/progress';
+import { runInWorkers } from '../util/workers';
 import { type FeaturePaths, type Modality, checkCache, featurePaths, loadFeatures, sourceHash } from './cache';
 import { FEATURES_FORMAT, type FeatureManifest } from './manifest';
 
@@ -85,25 +85,6 @@ async function chunkIsDone(task: ChunkTask): Promise<Float32Array | undefined> {
   }
 }
 
-function runWorkers(encoderId: string, tasks: ChunkTask[], workers: number, onImages: (n: number) => void) {
-  const groups = Array.from({ length: workers }, (_, w) => tasks.filter((_, k) => k % workers === w));
-  return Promise.all(
-    groups
-      .filter((g) => g.length > 0)
-      .map(
-        (group) =>
-          new Promise<void>((resolve, reject) => {
-            const worker = new Worker(join(__dirname, 'worker.js'), { workerData: { encoderId, tasks: group } });
-            worker.on('message', (m: { images: number }) => onImages(m.images));
-            worker.on('error', reject);
-            worker.on('exit', (code) =>
-              code === 0 ? resolve() : reject(new Error(`feature worker exited with code ${code}`)),
-            );
-          }),
-      ),
-  );
-}
-
 async function extractImageMatrix(
   opts: ExtractOptions,
   paths: FeaturePaths,
@@ -144,7 +125,9 @@ async function extractImageMatrix(
         if (!opts.pool) await pool.dispose();
       }
     } else {
-      await runWorkers(opts.encoder, todo, workers, report);
+      await runInWorkers(join(__dirname, 'worker.js'), todo, workers, (m: { images: number }) => report(m.images), {
+        encoderId: opts.encoder,
+      });
     }
   }
   const data = new Float32Array(files.length * dim);

@@ -21,3 +21,16 @@ const plainMatMul = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSav
 export function mm(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {
   return plainMatMul(transposeA ? tf.transpose(a) : a, transposeB ? tf.transpose(b) : b);
 }
+
+/**
+ * Rows `idx` of `t`, differentiable on every backend: tfjs-wasm lacks UnsortedSegmentSum, the kernel of
+ * gather's gradient, so the selection is a product with a one-hot matrix (exact: 1·x + 0·…). Call inside tf.tidy.
+ */
+export function gatherRows(t: tf.Tensor2D, idx: tf.Tensor1D): tf.Tensor2D {
+  return mm(tf.oneHot(idx, t.shape[0]).toFloat() as tf.Tensor2D, t);
+}
+
+/** Entries `idx` of a vector, differentiable on every backend (see gatherRows). */
+export function gatherVector(v: tf.Tensor1D, idx: tf.Tensor1D): tf.Tensor1D {
+  return tf.reshape(gatherRows(tf.reshape(v, [-1, 1]) as tf.Tensor2D, idx), [-1]) as tf.Tensor1D;
+}

@@ -49,3 +49,18 @@ export function normal(r: Rng): number {
   const u = 1 - r.next();
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r.next());
 }
+
+/** A seed for a named sub-stream (e.g. `deriveSeed(seed, 'expert', 3)`), stable across runs and machines. */
+export function deriveSeed(seed: number, ...parts: (string | number)[]): number {
+  let h = 0x811c9dc5 ^ (seed >>> 0);
+  for (const ch of parts.join('/')) {
+    h ^= ch.charCodeAt(0);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  // final avalanche (murmur3 fmix32)
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b) >>> 0;
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35) >>> 0;
+  return (h ^ (h >>> 16)) >>> 0;
+}

@@ -1,0 +1,108 @@
+/**
+ * Shortcut trajectory (SPEC §4). From θ_s..θ_{e−1} of one expert, per parameter tensor l:
+ *   n_{k,l} = ‖θ_{s+k+1,l} − θ_{s+k,l}‖,   β_l(t) = Σ_{k<t} n_{k,l} / Σ_{k<K} n_{k,l}   (0 if the sum is 0),
+ *   θ̃_l(t) = (1 − β_l(t)) θ_{s,l} + β_l(t) θ_{e−1,l},   t = 0..K, K = e − s − 1,
+ * i.e. the straight line between the slice's endpoints, travelled at the pace the expert moved.
+ * The endpoints t = 0 and t = K are copied exactly.
+ */
+import { join } from 'node:path';
+import { type HeadShape, PARAM_NAMES, paramShapes } from '../model/head';
+import { TOWERS } from '../model/dual';
+import { type BufferManifest, type Trajectory, readBuffer, writeBufferManifest, writeTrajectory } from './store';
+import { mkdir } from 'node:fs/promises';
+
+/** [offset, length] of each parameter tensor inside a flattened tower. */
+export function tensorSegments(shape: HeadShape): [number, number][] {
+  const shapes = paramShapes(shape);
+  let offset = 0;
+  return PARAM_NAMES.map((n) => {
+    const len = shapes[n].reduce((a, b) => a + b, 1);
+    const seg: [number, number] = [offset, len];
+    offset += len;
+    return seg;
+  });
+}
+
+/**
+ * Convexify one flattened trajectory (`snapshots × P`, row-major) over the slice [start, end), with
+ * `segments` the parameter tensors inside a row. Returns `(end − start) × P`.
+ */
+export function convexifyFlat(
+  flat: Float32Array,
+  params: number,
+  segments: readonly (readonly [number, number])[],
+  start: number,
+  end: number,
+): Float32Array {
+  const snapshots = flat.length / params;
+  if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && end <= snapshots && end - start >= 2)) {
+    throw new Error(`convexify slice [${start}, ${end}) must hold at least 2 of the ${snapshots} snapshots`);
+  }
+  const K = end - start - 1;
+  const row = (t: number) => flat.subarray((start + t) * params, (start + t + 1) * params);
+  const out = new Float32Array((K + 1) * params);
+  const first = row(0);
+  const last = row(K);
+  for (const [off, len] of segments) {
+    const steps = Array.from({ length: K }, (_, k) => {
+      const a = row(k);
+      const b = row(k + 1);
+      let s = 0;
+      for (let i = off; i < off + len; i++) s += (b[i]! - a[i]!) ** 2;
+      return Math.sqrt(s);
+    });
+    const total = steps.reduce((a, b) => a + b, 0);
+    let cum = 0;
+    for (let t = 0; t <= K; t++) {
+      const target = out.subarray(t * params, (t + 1) * params);
+      if (t === K) target.set(last.subarray(off, off + len), off);
+      else if (t === 0) target.set(first.subarray(off, off + len), off);
+      else {
+        const beta = total === 0 ? 0 : cum / total;
+        for (let i = off; i < off + len; i++) target[i] = (1 - beta) * first[i]! + beta * last[i]!;
+      }
+      if (t < K) cum += steps[t]!;
+    }
+  }
+  return out;
+}
+
+export function convexifyTrajectory(t: Trajectory, start: number, end: number): Trajectory {
+  const one = (tower: (typeof TOWERS)[number]) => {
+    const params = t[tower].length / t.snapshots;
+    return convexifyFlat(t[tower], params, tensorSegments(t.shape[tower]), start, end);
+  };
+  return { shape: t.shape, img: one('img'), txt: one('txt'), snapshots: end - start, retrieval: [] };
+}
+
+export const convexifiedDir = (source: string, start: number, end: number) => `${source}-convexified_${start}_${end}`;
+
+/** `ptmst convexify`: a new buffer of shortcut trajectories whose manifest names its source and slice. */
+export async function convexifyBuffer(
+  source: string,
+  start: number,
+  end: number,
+  out = convexifiedDir(source, start, end),
+): Promise<{ dir: string; manifest: BufferManifest }> {
+  const { manifest, trajectories } = await readBuffer(source);
+  await mkdir(out, { recursive: true });
+  const entries = [];
+  for (const [k, traj] of trajectories.entries()) {
+    const e = manifest.experts[k]!;
+    const written = await writeTrajectory(out, e.index, convexifyTrajectory(traj, start, end), {
+      source: join(source, e.file),
+      slice: `${start},${end}`,
+    });
+    entries.push({ ...written, seed: e.seed, wallSeconds: 0 });
+  }
+  const m: BufferManifest = {
+    ...manifest,
+    kind: 'convexified',
+    epochs: end - start - 1,
+    source: { buffer: source, start, end },
+    numExperts: entries.length,
+    experts: entries,
+  };
+  await writeBufferManifest(out, m);
+  return { dir: out, manifest: m };
+}

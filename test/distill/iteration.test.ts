@@ -1,0 +1,136 @@
+import { strict as assert } from 'node:assert';
+import { ready, tf } from '../../src/backend';
+import { type GradientMode, type IterationOptions, type Teacher, type UnrollStep, distillIteration, similarityKeys } from '../../src/distill/iteration';
+import type { SimilaritySpec, SyntheticState } from '../../src/distill/synthetic';
+import { type DualParams, TOWERS, dualGrads, dualShape, flattenTower, initDual, sgdStep } from '../../src/model/dual';
+import { dropoutMask } from '../../src/model/head';
+import { similarityBlock } from '../../src/distill/synthetic';
+import { rng } from '../../src/util/random';
+
+/** ‖a‖² / ‖b‖² summed in float64 (the reference values of a finite-difference check need the precision). */
+function ratio64(a: tf.Tensor, b: tf.Tensor): number {
+  const sq = (t: tf.Tensor) => (t.dataSync() as Float32Array).reduce((acc, v) => acc + v * v, 0);
+  return sq(a) / sq(b);
+}
+
+/** Central difference with one Richardson step: O(h⁴) truncation, so h can stay large against float32 noise. */
+function richardson(at: (e: number) => number, h: number): number {
+  const d = (e: number) => (at(e) - at(-e)) / (2 * e);
+  return (4 * d(h / 2) - d(h)) / 3;
+}
+
+/**
+ * The matching loss under SPEC §5.4's convention: the student's parameters θ_i at each unrolled step are
+ * those of the base point (held fixed), only the step gradients g_i see the perturbed data.
+ */
+function conventionLoss(state: SyntheticState, thetas: DualParams[], teacher: Teacher, steps: UnrollStep[], o: IterationOptions): number {
+  return tf.tidy(() => {
+    let total = 0;
+    const Gs = steps.map((step, i) => {
+      const b = tf.tensor1d(step.batch, 'int32');
+      return dualGrads(thetas[i]!, { x: tf.gather(state.x!, b) as tf.Tensor2D, y: tf.gather(state.y!, b) as tf.Tensor2D, s: similarityBlock(state, o.similarity, b), maskImg: step.maskImg, maskTxt: step.maskTxt }, o.loss, o.temperature).grads;
+    });
+    for (const t of TOWERS) {
+      const G = tf.addN(Gs.map((g) => flattenTower(g[t])));
+      const lr = t === 'img' ? state.lrImg! : state.lrTxt!;
+      total += ratio64(tf.sub(tf.sub(teacher.start[t], tf.mul(lr, G)), teacher.target[t]), tf.sub(teacher.start[t], teacher.target[t]));
+    }
+    return total;
+  });
+}
+
+function trueLoss(state: SyntheticState, teacher: Teacher, steps: UnrollStep[], o: IterationOptions): number {
+  return tf.tidy(() => {
+    let theta = teacher.theta0;
+    for (const step of steps) {
+      const b = tf.tensor1d(step.batch, 'int32');
+      const g = dualGrads(theta, { x: tf.gather(state.x!, b) as tf.Tensor2D, y: tf.gather(state.y!, b) as tf.Tensor2D, s: similarityBlock(state, o.similarity, b), maskImg: step.maskImg, maskTxt: step.maskTxt }, o.loss, o.temperature).grads;
+      theta = sgdStep(theta, g, { img: state.lrImg as tf.Scalar, txt: state.lrTxt as tf.Scalar });
+    }
+    let total = 0;
+    for (const t of TOWERS) {
+      total += ratio64(tf.sub(flattenTower(theta[t]), teacher.target[t]), tf.sub(teacher.start[t], teacher.target[t]));
+    }
+    return total;
+  });
+}
+
+describe('distill: one iteration, gradients vs finite differences', function () {
+  this.timeout(120000);
+  before(() => ready(() => undefined));
+
+  const setup = (spec: SimilaritySpec) => {
+    const r = rng(11);
+    const u = () => r.next();
+    const shape = dualShape(8, 5, 4);
+    const theta0 = initDual(shape, u);
+    const start = { img: flattenTower(theta0.img), txt: flattenTower(theta0.txt) };
+    const target = {
+      // a teacher step of the size where the matching loss is O(1), so float32 central differences are accurate
+      img: tf.add(start.img, tf.randomNormal(start.img.shape, 0, 0.3, 'float32', 1)) as tf.Tensor1D,
+      txt: tf.add(start.txt, tf.randomNormal(start.txt.shape, 0, 0.3, 'float32', 2)) as tf.Tensor1D,
+    };
+    const n = 6;
+    const state: Record<string, tf.Tensor> = {
+      x: tf.randomNormal([n, 8], 0, 1, 'float32', 3),
+      y: tf.randomNormal([n, 5], 0, 1, 'float32', 4),
+      lrImg: tf.scalar(0.1),
+      lrTxt: tf.scalar(0.2),
+    };
+    if (spec.kind === 'full') state.sFull = tf.add(tf.eye(n), tf.randomUniform([n, n], 0, 0.3, 'float32', 5));
+    if (spec.kind === 'lowrank') {
+      state.sDiag = tf.ones([n]);
+      state.sL = tf.randomNormal([n, 2], 0, 1, 'float32', 6);
+      state.sR = tf.randomNormal([n, 2], 0, 0.3, 'float32', 7);
+    }
+    const steps: UnrollStep[] = [0, 1, 2].map((i) => ({
+      batch: Int32Array.from([[0, 1, 2, 3], [2, 3, 4, 5], [5, 0, 3, 1]][i]!),
+      maskImg: dropoutMask(4, 4, 0.2, u),
+      maskTxt: dropoutMask(4, 4, 0.2, u),
+    }));
+    return { teacher: { theta0, start, target } as Teacher, state: state as SyntheticState, steps };
+  };
+
+  const directional = (f: (s: SyntheticState) => number, state: SyntheticState, key: string, seed: number, eps: number) => {
+    const d = tf.randomNormal(state[key]!.shape, 0, 1, 'float32', seed);
+    const dir = tf.div(d, tf.norm(d));
+    const at = (e: number) => f({ ...state, [key]: tf.add(state[key]!, tf.mul(dir, e)) });
+    return { fd: richardson(at, eps), dir };
+  };
+
+  const cases: [GradientMode, SimilaritySpec][] = [
+    ['tesla', { kind: 'full', rank: 0, alpha: 1 }],
+    ['tesla', { kind: 'lowrank', rank: 2, alpha: 1 }],
+    ['full', { kind: 'full', rank: 0, alpha: 1 }],
+  ];
+  for (const [mode, spec] of cases) {
+    it(`${mode} mode, ${spec.kind} S: data, S and learning-rate gradients match central differences`, async () => {
+      const { teacher, state, steps } = setup(spec);
+      const o: IterationOptions = { loss: 'infonce', temperature: 0.07, similarity: spec, mode };
+      const res = await distillIteration(state, teacher, steps, o);
+      // base-point student parameters for the convention loss
+      const thetas: DualParams[] = [teacher.theta0];
+      for (const step of steps) {
+        const b = tf.tensor1d(step.batch, 'int32');
+        const g = dualGrads(thetas[thetas.length - 1]!, { x: tf.gather(state.x!, b) as tf.Tensor2D, y: tf.gather(state.y!, b) as tf.Tensor2D, s: similarityBlock(state, spec, b), maskImg: step.maskImg, maskTxt: step.maskTxt }, o.loss, o.temperature).grads;
+        thetas.push(sgdStep(thetas[thetas.length - 1]!, g, { img: state.lrImg as tf.Scalar, txt: state.lrTxt as tf.Scalar }));
+      }
+      const f = mode === 'tesla' ? (s: SyntheticState) => conventionLoss(s, thetas, teacher, steps, o) : (s: SyntheticState) => trueLoss(s, teacher, steps, o);
+      assert.ok(Math.abs(res.lossImg + res.lossTxt - trueLoss(state, teacher, steps, o)) < 1e-4, 'reported loss is the matching loss');
+      // tolerance: relative 1e-3, or 1e-4 absolute below 0.1 (the float32 noise floor of the loss differences)
+      const keys = ["x", "y", ...similarityKeys(spec)];
+      keys.forEach((key, i) => {
+        const { fd, dir } = directional(f, state, key, 100 + i, Number(process.env.FD_EPS ?? 2e-2));
+        const analytic = tf.sum(tf.mul(res.grads[key]!, dir)).dataSync()[0]!;
+        assert.ok(Math.abs(fd - analytic) <= 1e-3 * Math.max(Math.abs(analytic), 0.1), `${key}: fd ${fd} vs analytic ${analytic}`);
+      });
+      for (const key of ['lrImg', 'lrTxt']) {
+        // with G fixed (tesla) the loss is a quadratic in α; full mode differentiates the real unroll
+        const g = mode === 'tesla' ? (s: SyntheticState) => conventionLoss({ ...state, [key]: s[key]! }, thetas, teacher, steps, o) : f;
+        const fd = richardson((e) => g({ ...state, [key]: tf.add(state[key]!, e) }), 2e-2);
+        const analytic = res.grads[key]!.dataSync()[0]!;
+        assert.ok(Math.abs(fd - analytic) <= 1e-3 * Math.max(Math.abs(analytic), 0.1), `${key}: fd ${fd} vs analytic ${analytic}`);
+      }
+    });
+  }
+});
