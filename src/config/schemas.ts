@@ -51,3 +51,82 @@ export const BufferConfig = z
   })
   .strict();
 export type BufferConfig = z.infer<typeof BufferConfig>;
+
+const epochIndex = z.number().int().nonnegative();
+
+export const PhaseConfig = z
+  .object({
+    /** the teacher trajectories: the expert buffer, or a shortcut (convexified) slice [start, end) of it */
+    source: z.union([z.literal('experts'), z.tuple([epochIndex, epochIndex])]).default('experts'),
+    /** start epochs t are drawn uniformly from [min, max] (inclusive); θ* = snapshot t + expertStep */
+    start: z.tuple([epochIndex, epochIndex]),
+    /** synthetic pairs this phase distils */
+    size: z.number().int().positive(),
+    /** distillation iterations (reference: 2000) */
+    iterations: z.number().int().positive(),
+  })
+  .strict()
+  .refine((p) => p.start[0] <= p.start[1], { message: 'start range must be [min, max] with min <= max', path: ['start'] });
+export type PhaseConfig = z.infer<typeof PhaseConfig>;
+
+export const DistillConfig = z
+  .object({
+    /** PTM phases, distilled independently and used in order; one phase = no PTM */
+    phases: z.array(PhaseConfig).min(1),
+    /** M: the target is M snapshots after the start (SPEC §5.1) */
+    expertStep: z.number().int().positive().default(1),
+    /** unrolled student steps (SPEC §5.2) */
+    synSteps: z.number().int().positive().default(8),
+    /** synthetic pairs per unrolled step (SPEC: 20–40) */
+    batchSyn: z.number().int().positive().default(32),
+    /** the reference distils with weighted BCE on S */
+    loss: loss.default('wbce'),
+    /** `tesla` (constant memory; PTM-ST, LoRS) or `full` backprop through the unroll (MTT-VL) */
+    gradient: z.enum(['tesla', 'full']).default('tesla'),
+    /** learned target similarity: full N×N, low-rank (LoRS), or none (S = I, MTT-VL) */
+    similarity: z.enum(['full', 'lowrank', 'none']).default('full'),
+    rank: z.number().int().positive().default(10),
+    rankAlpha: z.number().positive().default(1),
+    /** SPEC §5.5 step sizes and momentum */
+    lrX: z.number().positive().default(1000),
+    lrY: z.number().positive().default(1000),
+    lrLr: z.number().positive().default(0.01),
+    /** 10 for Flickr, 50 for COCO/CC3M */
+    lrS: z.number().positive().default(10),
+    momentum: z.number().min(0).max(1).default(0.5),
+    /** initial learned learning rate of each tower */
+    lrInit: z.number().positive().default(0.1),
+    /** EMA decay of the synthetic state; 0 turns the EMA off */
+    ema: z.number().min(0).max(1).default(0.99),
+    /** dropout inside the unroll (masks reused by the re-pass); default: the model's */
+    unrollDropout: z.number().min(0).max(0.9).optional(),
+    init: z.enum(['real', 'noise']).default('real'),
+    seed: z.number().int().nonnegative().default(0),
+    checkpointEvery: z.number().int().positive().default(50),
+  })
+  .strict();
+export type DistillConfig = z.infer<typeof DistillConfig>;
+
+export const EvalConfig = z
+  .object({
+    /** independent students per method (SPEC §6: 5) */
+    runs: z.number().int().positive().default(5),
+    /** training epochs per subset; retrieval after 0, 10, …, 100 epochs (SPEC §6: 11 checkpoints a subset) */
+    epochs: z.number().int().positive().default(100),
+    evalEvery: z.number().int().positive().default(10),
+    /** learning rate × 0.1 for epochs after this many (SPEC §6: "at epoch 51") */
+    decayEpoch: z.number().int().positive().default(50),
+    batchSize: z.number().int().positive().default(128),
+    momentum: z.number().min(0).max(1).default(0.9),
+    weightDecay: z.number().min(0).default(5e-4),
+    /**
+     * how each subset's learned learning rates are used: `per-subset` trains subset p with phase p's rates
+     * (this project's default); `last` uses the last phase's rates for every subset (the reference)
+     */
+    lrUse: z.enum(['per-subset', 'last']).default('per-subset'),
+    /** learning rate of students trained on real pairs (coresets), which have no learned rate */
+    realLr: z.number().positive().default(0.1),
+    seed: z.number().int().nonnegative().default(0),
+  })
+  .strict();
+export type EvalConfig = z.infer<typeof EvalConfig>;

@@ -15,6 +15,15 @@ export type LossFn = (L: tf.Tensor2D, S: tf.Tensor2D) => LossOut;
 
 const EPS = 1e-6;
 
+/** 1 where S > 0.5, else 0, with a zero gradient (tfjs has no gradient for comparisons). */
+const positives = tf.customGrad(((S: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([S]);
+  return {
+    value: tf.cast(tf.greater(S, 0.5), 'float32'),
+    gradFunc: (_dy: tf.Tensor, saved: tf.Tensor[]) => [tf.zerosLike(saved[0]!)],
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (S: tf.Tensor) => tf.Tensor;
+
 const softmaxRows = (L: tf.Tensor2D) => tf.softmax(L, 1) as tf.Tensor2D;
 const softmaxCols = (L: tf.Tensor2D) => tf.transpose(tf.softmax(tf.transpose(L), 1)) as tf.Tensor2D;
 const logSoftmaxRows = (L: tf.Tensor2D) => tf.logSoftmax(L, 1) as tf.Tensor2D;
@@ -39,7 +48,7 @@ export const infonce: LossFn = (L, S) => {
 export const wbce: LossFn = (L, S) => {
   const P = tf.sigmoid(L);
   const E = tf.neg(tf.add(tf.mul(S, tf.log(tf.add(P, EPS))), tf.mul(tf.sub(1, S), tf.log(tf.add(tf.sub(1, P), EPS)))));
-  const pos = tf.cast(tf.greater(S, 0.5), 'float32');
+  const pos = positives(S);
   const neg = tf.sub(1, pos);
   const w = tf.add(tf.div(pos, tf.maximum(tf.sum(pos), 1)), tf.div(neg, tf.maximum(tf.sum(neg), 1)));
   const dEdP = tf.add(tf.div(tf.neg(S), tf.add(P, EPS)), tf.div(tf.sub(1, S), tf.add(tf.sub(1, P), EPS)));

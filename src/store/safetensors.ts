@@ -24,6 +24,9 @@ export interface NamedTensor {
   readonly data: TypedArray;
 }
 
+/** Tensors to write, by name, in insertion order. */
+export type TensorRecord = Record<string, { shape: readonly number[]; data: TypedArray }>;
+
 export interface SafetensorsFile {
   readonly tensors: ReadonlyMap<string, NamedTensor>;
   readonly metadata: Readonly<Record<string, string>>;
@@ -51,7 +54,7 @@ const product = (shape: readonly number[]): number => shape.reduce((a, b) => a *
 
 /** Serialise tensors (in the given order) and string metadata into one buffer. */
 export function encodeSafetensors(
-  tensors: Readonly<Record<string, { shape: readonly number[]; data: TypedArray }>>,
+  tensors: Readonly<TensorRecord>,
   metadata: Readonly<Record<string, string>> = {},
 ): Buffer {
   const header: Record<string, unknown> = {};
@@ -137,7 +140,7 @@ export function decodeSafetensors(buf: Buffer, file: string): SafetensorsFile {
 
 export async function writeSafetensors(
   path: string,
-  tensors: Readonly<Record<string, { shape: readonly number[]; data: TypedArray }>>,
+  tensors: Readonly<TensorRecord>,
   metadata: Readonly<Record<string, string>> = {},
 ): Promise<Buffer> {
   const buf = encodeSafetensors(tensors, metadata);

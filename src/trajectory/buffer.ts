@@ -65,9 +65,9 @@ export async function runExpertJob(
   job: ExpertJob,
   post: (m: ExpertMessage) => void,
 ): Promise<void> {
-  const [train, test] = await prepareFeatureSets(config.data, ['train', 'test']);
+  const [train, val, test] = await prepareFeatureSets(config.data, ['train', 'val', 'test']);
   const t0 = performance.now();
-  const traj = await trainExpert(train!, test!, expertOptions(config), rng(job.seed), (epoch, step, steps, loss) =>
+  const traj = await trainExpert(train!, { val: val!, test: test! }, expertOptions(config), rng(job.seed), (epoch, step, steps, loss) =>
     post({ type: 'progress', index: job.index, epoch, step, steps, ...(loss !== undefined ? { loss } : {}) }),
   );
   const written = await writeTrajectory(dir, job.index, { ...traj, snapshots: config.buffer.epochs + 1 }, {
@@ -89,7 +89,7 @@ export interface BufferResult {
 export async function buildBuffer(input: unknown, onProgress?: ProgressSink): Promise<BufferResult> {
   const config = parseConfig(BufferStageConfig, input, 'buffer config');
   const dir = defaultBufferDir(config);
-  const [train] = await prepareFeatureSets(config.data, ['train', 'test'], onProgress);
+  const [train] = await prepareFeatureSets(config.data, ['train', 'val', 'test'], onProgress);
   const fresh: BufferManifest = {
     format: BUFFER_FORMAT,
     kind: 'experts',

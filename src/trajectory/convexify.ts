@@ -72,7 +72,7 @@ export function convexifyTrajectory(t: Trajectory, start: number, end: number): 
     const params = t[tower].length / t.snapshots;
     return convexifyFlat(t[tower], params, tensorSegments(t.shape[tower]), start, end);
   };
-  return { shape: t.shape, img: one('img'), txt: one('txt'), snapshots: end - start, retrieval: [] };
+  return { shape: t.shape, img: one('img'), txt: one('txt'), snapshots: end - start, retrieval: [], retrievalVal: [] };
 }
 
 export const convexifiedDir = (source: string, start: number, end: number) => `${source}-convexified_${start}_${end}`;

@@ -27,8 +27,15 @@ export interface ExpertTrajectory {
   /** per tower: (epochs + 1) flattened snapshots, row-major */
   readonly img: Float32Array;
   readonly txt: Float32Array;
-  /** retrieval of each snapshot on the evaluation split (empty if none given) */
+  /** retrieval of each snapshot on the test split (empty if none given) */
   readonly retrieval: readonly Retrieval[];
+  /** retrieval of each snapshot on the validation split (empty if none given) */
+  readonly retrievalVal: readonly Retrieval[];
+}
+
+export interface ExpertEvalSets {
+  readonly val?: FeatureSet;
+  readonly test?: FeatureSet;
 }
 
 async function flatSnapshot(theta: DualParams): Promise<{ img: Float32Array; txt: Float32Array }> {
@@ -42,7 +49,7 @@ async function flatSnapshot(theta: DualParams): Promise<{ img: Float32Array; txt
 /** Train heads on every (caption, image) pair of `train` for `epochs` epochs. */
 export async function trainExpert(
   train: FeatureSet,
-  evalSet: FeatureSet | undefined,
+  evalSets: ExpertEvalSets,
   opts: ExpertOptions,
   rand: Rng,
   onStep?: (epoch: number, step: number, stepsPerEpoch: number, loss: number | undefined) => void,
@@ -53,7 +60,13 @@ export async function trainExpert(
   const u = () => rand.next();
   let theta = initDual(shape, u);
   const snapshots: { img: Float32Array; txt: Float32Array }[] = [await flatSnapshot(theta)];
-  const retrieval: Retrieval[] = evalSet ? [await evaluateRetrieval(theta, evalSet)] : [];
+  const retrieval: Retrieval[] = [];
+  const retrievalVal: Retrieval[] = [];
+  const record = async () => {
+    if (evalSets.test) retrieval.push(await evaluateRetrieval(theta, evalSets.test));
+    if (evalSets.val) retrievalVal.push(await evaluateRetrieval(theta, evalSets.val));
+  };
+  await record();
   const n = train.numCaptions;
   const steps = Math.ceil(n / opts.batchSize);
   const eye = tf.eye(opts.batchSize);
@@ -85,7 +98,7 @@ export async function trainExpert(
         if (report) onStep(epoch, s + 1, steps, lossValue);
       }
       snapshots.push(await flatSnapshot(theta));
-      if (evalSet) retrieval.push(await evaluateRetrieval(theta, evalSet));
+      await record();
     }
   } finally {
     disposeDual(theta);
@@ -99,5 +112,5 @@ export async function trainExpert(
     snapshots.forEach((s, i) => out.set(s[k], i * len));
     return out;
   };
-  return { shape, img: stack('img'), txt: stack('txt'), retrieval };
+  return { shape, img: stack('img'), txt: stack('txt'), retrieval, retrievalVal };
 }

@@ -1,8 +1,8 @@
 /**
  * Buffers on disk: a folder with one safetensors file per expert trajectory and a `manifest.json`.
  * An expert file holds `img` and `txt` ([snapshots, parameters] float32, parameters flattened in
- * PARAM_NAMES order) and, for trained experts, `retrieval` ([snapshots, 7] float64: IR@1/5/10,
- * TR@1/5/10, r_mean of each snapshot on the evaluation split). Every file is listed in the manifest with
+ * PARAM_NAMES order) and, for trained experts, `retrieval` and `retrievalVal` ([snapshots, 7] float64:
+ * IR@1/5/10, TR@1/5/10, r_mean of each snapshot on the test and validation splits). Every file is listed in the manifest with
  * its sha256; a file that does not match is an error naming it.
  */
 import { existsSync } from 'node:fs';
@@ -13,7 +13,7 @@ import { RECALL_KEYS, type Retrieval } from '../evaluate/retrieval';
 import { type DualShape, dualShape } from '../model/dual';
 import { paramCount } from '../model/head';
 import { sha256, writeJsonAtomic } from '../store/atomic';
-import { CorruptFileError, decodeSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
+import { CorruptFileError, type TensorRecord, decodeSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
 
 export const BUFFER_FORMAT = 'ptmst.buffer/1';
 
@@ -53,7 +53,24 @@ export interface Trajectory {
   readonly img: Float32Array;
   readonly txt: Float32Array;
   readonly snapshots: number;
+  /** per snapshot, on the test split (trained experts only) */
   readonly retrieval: readonly Retrieval[];
+  /** per snapshot, on the validation split (trained experts only) */
+  readonly retrievalVal: readonly Retrieval[];
+}
+
+const retrievalTensor = (rs: readonly Retrieval[]) => ({
+  shape: [rs.length, RECALL_KEYS.length + 1],
+  data: Float64Array.from(rs.flatMap((r) => [...RECALL_KEYS.map((k) => r[k]), r.rMean])),
+});
+
+function retrievalRows(t: { shape: readonly number[]; data: ArrayLike<number> } | undefined): Retrieval[] {
+  if (!t) return [];
+  const w = RECALL_KEYS.length + 1;
+  return Array.from({ length: t.shape[0]! }, (_, i) => {
+    const row = Array.from({ length: w }, (_, j) => t.data[i * w + j]!);
+    return { ...Object.fromEntries(RECALL_KEYS.map((k, j) => [k, row[j]!])), rMean: row[w - 1]! } as Retrieval;
+  });
 }
 
 export const manifestPath = (dir: string) => join(dir, 'manifest.json');
@@ -94,21 +111,13 @@ export async function writeTrajectory(
   const file = expertFileName(index);
   const pImg = t.img.length / t.snapshots;
   const pTxt = t.txt.length / t.snapshots;
-  const tensors: Parameters<typeof writeSafetensors>[1] = {
+  const tensors: TensorRecord = {
     img: { shape: [t.snapshots, pImg], data: t.img },
     txt: { shape: [t.snapshots, pTxt], data: t.txt },
   };
-  const withRetrieval =
-    t.retrieval.length > 0
-      ? {
-          ...tensors,
-          retrieval: {
-            shape: [t.retrieval.length, RECALL_KEYS.length + 1],
-            data: Float64Array.from(t.retrieval.flatMap((r) => [...RECALL_KEYS.map((k) => r[k]), r.rMean])),
-          },
-        }
-      : tensors;
-  const buf = await writeSafetensors(join(dir, file), withRetrieval, metadata);
+  if (t.retrieval.length > 0) tensors.retrieval = retrievalTensor(t.retrieval);
+  if (t.retrievalVal.length > 0) tensors.retrievalVal = retrievalTensor(t.retrievalVal);
+  const buf = await writeSafetensors(join(dir, file), tensors, metadata);
   return { index, file, sha256: sha256(buf), bytes: buf.length };
 }
 
@@ -132,16 +141,14 @@ export async function readTrajectory(dir: string, m: BufferManifest, entry: Expe
   if (img.shape[0] !== snapshots || img.shape[1] !== paramCount(shape.img) || txt.shape[1] !== paramCount(shape.txt)) {
     throw new CorruptFileError(path, `trajectory shape img[${img.shape}] txt[${txt.shape}] does not match the manifest dims`);
   }
-  const ret = st.tensors.get('retrieval');
-  const retrieval: Retrieval[] = [];
-  if (ret) {
-    const w = RECALL_KEYS.length + 1;
-    for (let i = 0; i < ret.shape[0]!; i++) {
-      const row = ret.data.subarray(i * w, (i + 1) * w);
-      retrieval.push({ ...Object.fromEntries(RECALL_KEYS.map((k, j) => [k, row[j]!])), rMean: row[w - 1]! } as Retrieval);
-    }
-  }
-  return { shape, img: img.data as Float32Array, txt: txt.data as Float32Array, snapshots, retrieval };
+  return {
+    shape,
+    img: img.data as Float32Array,
+    txt: txt.data as Float32Array,
+    snapshots,
+    retrieval: retrievalRows(st.tensors.get('retrieval')),
+    retrievalVal: retrievalRows(st.tensors.get('retrievalVal')),
+  };
 }
 
 /** All finished experts of a buffer, in index order. */

@@ -1,0 +1,254 @@
+/**
+ * One PTM phase (SPEC §5): distil a synthetic subset of `size` pairs from this phase's teacher
+ * trajectories and start range. Checkpoints every K iterations (state, momentum, EMA, RNG state, loss
+ * history) with atomic writes; a restarted phase resumes from its checkpoint and continues the same
+ * random stream, so an interrupted run ends bit-identical to an uninterrupted one on the same backend.
+ * A NaN or infinite matching loss stops the phase with an error and leaves the last good checkpoint.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tf } from '../backend';
+import type { DistillConfig, PhaseConfig } from '../config/schemas';
+import type { FeatureSet } from '../features/feature-set';
+import { type DualShape, type Tower, TOWERS, disposeDual, unflattenTower } from '../model/dual';
+import { dropoutMask } from '../model/head';
+import type { LossName } from '../model/losses';
+import { sha256 } from '../store/atomic';
+import { CorruptFileError, decodeSafetensors, writeSafetensors } from '../store/safetensors';
+import type { Trajectory } from '../trajectory/store';
+import type { ProgressSink } from '../util/progress';
+import { type Rng, deriveSeed, randInt, rng, sampleWithoutReplacement } from '../util/random';
+import { emaUpdate } from './ema';
+import { type Teacher, type UnrollStep, distillIteration, similarityKeys } from './iteration';
+import { sgdMomentumStep } from './optimizer';
+import { type SimilaritySpec, type SyntheticState, cloneState, disposeState, initSynthetic } from './synthetic';
+
+export class DistillError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DistillError';
+  }
+}
+
+export interface PhaseInput {
+  readonly index: number;
+  readonly phase: PhaseConfig;
+  readonly config: DistillConfig;
+  readonly train: FeatureSet;
+  readonly trajectories: readonly Trajectory[];
+  readonly shape: DualShape;
+  readonly temperature: number;
+  readonly dropout: number;
+  /** checkpoint file of this phase */
+  readonly checkpoint: string;
+  readonly onProgress?: ProgressSink;
+  /** stop after this many iterations in total (tests of resume); the checkpoint is written first */
+  readonly stopAfter?: number;
+}
+
+export interface PhaseOutput {
+  /** the EMA state (or the raw state when the EMA is off) */
+  readonly state: SyntheticState;
+  /** the real training pairs (caption indices) the set was initialised from */
+  readonly initPairs: Int32Array;
+  /** matching loss ℓ_img + ℓ_txt per iteration */
+  readonly losses: Float32Array;
+  readonly iterations: number;
+  readonly completed: boolean;
+}
+
+export function similaritySpec(c: DistillConfig): SimilaritySpec {
+  return { kind: c.similarity, rank: c.rank, alpha: c.rankAlpha };
+}
+
+function stepSizes(c: DistillConfig): Record<string, number> {
+  const lr: Record<string, number> = { x: c.lrX, y: c.lrY, lrImg: c.lrLr, lrTxt: c.lrLr };
+  for (const k of similarityKeys(similaritySpec(c))) lr[k] = c.lrS;
+  return lr;
+}
+
+function teacherAt(traj: Trajectory, shape: DualShape, t: number, m: number): Teacher {
+  return tf.tidy(() => {
+    const row = (tower: Tower, i: number) => {
+      const p = traj[tower].length / traj.snapshots;
+      return tf.tensor1d(traj[tower].subarray(i * p, (i + 1) * p));
+    };
+    const start = { img: row('img', t), txt: row('txt', t) };
+    return {
+      start,
+      target: { img: row('img', t + m), txt: row('txt', t + m) },
+      theta0: { img: unflattenTower(start.img, shape.img), txt: unflattenTower(start.txt, shape.txt) },
+    };
+  });
+}
+
+function disposeTeacher(t: Teacher): void {
+  disposeDual(t.theta0);
+  for (const tw of TOWERS) {
+    t.start[tw].dispose();
+    t.target[tw].dispose();
+  }
+}
+
+async function toArrays(s: SyntheticState, prefix: string) {
+  const out: Record<string, { shape: number[]; data: Float32Array }> = {};
+  for (const [k, t] of Object.entries(s)) out[`${prefix}${k}`] = { shape: t.shape, data: (await t.data()) as Float32Array };
+  return out;
+}
+
+/** A fingerprint of everything that determines the phase's random stream and results. */
+function phaseKey(input: PhaseInput): string {
+  const { config, phase, index } = input;
+  return sha256(JSON.stringify({ config: { ...config, checkpointEvery: 0 }, phase, index, shape: input.shape, dropout: input.dropout }));
+}
+
+interface Resumed {
+  state: SyntheticState;
+  velocity: SyntheticState;
+  ema: SyntheticState;
+  rand: Rng;
+  initPairs: Int32Array;
+  losses: number[];
+}
+
+async function loadCheckpoint(input: PhaseInput, key: string): Promise<Resumed | undefined> {
+  if (!existsSync(input.checkpoint)) return undefined;
+  const st = decodeSafetensors(await readFile(input.checkpoint), input.checkpoint);
+  if (st.metadata.key !== key) return undefined; // a checkpoint of another configuration: start afresh
+  const group = (prefix: string): SyntheticState =>
+    Object.fromEntries(
+      [...st.tensors.entries()]
+        .filter(([k]) => k.startsWith(prefix))
+        .map(([k, t]) => [k.slice(prefix.length), tf.tensor(t.data as Float32Array, [...t.shape])]),
+    );
+  const pairs = st.tensors.get('initPairs');
+  const losses = st.tensors.get('losses');
+  if (!pairs || !losses) throw new CorruptFileError(input.checkpoint, 'checkpoint lacks initPairs or losses');
+  return {
+    state: group('state.'),
+    velocity: group('velocity.'),
+    ema: group('ema.'),
+    rand: rng(Number(st.metadata.rng)),
+    initPairs: pairs.data as Int32Array,
+    losses: [...(losses.data as Float32Array)],
+  };
+}
+
+async function saveCheckpoint(input: PhaseInput, key: string, r: Resumed): Promise<void> {
+  await writeSafetensors(
+    input.checkpoint,
+    {
+      ...(await toArrays(r.state, 'state.')),
+      ...(await toArrays(r.velocity, 'velocity.')),
+      ...(await toArrays(r.ema, 'ema.')),
+      initPairs: { shape: [r.initPairs.length], data: r.initPairs },
+      losses: { shape: [r.losses.length], data: Float32Array.from(r.losses) },
+    },
+    { key, rng: String(r.rand.state()), iteration: String(r.losses.length) },
+  );
+}
+
+/** Validate the phase against its trajectories before any work (one clear error naming the field). */
+export function checkPhase(input: Pick<PhaseInput, 'index' | 'phase' | 'config' | 'trajectories' | 'train'>): void {
+  const { phase, index, config, trajectories } = input;
+  const snapshots = trajectories[0]!.snapshots;
+  if (phase.start[1] + config.expertStep > snapshots - 1) {
+    throw new DistillError(
+      `phases[${index}].start: max start ${phase.start[1]} + expertStep ${config.expertStep} exceeds the last ` +
+        `snapshot (${snapshots - 1}) of its trajectories`,
+    );
+  }
+  if (phase.size > input.train.numCaptions) {
+    throw new DistillError(`phases[${index}].size: ${phase.size} exceeds the ${input.train.numCaptions} training pairs`);
+  }
+}
+
+/** Run (or resume) one phase. */
+export async function distillPhase(input: PhaseInput): Promise<PhaseOutput> {
+  checkPhase(input);
+  const { config, phase } = input;
+  const spec = similaritySpec(config);
+  const key = phaseKey(input);
+  let r = await loadCheckpoint(input, key);
+  if (r === undefined) {
+    const phaseRand = rng(deriveSeed(config.seed, 'phase', input.index));
+    const { state, pairs } = initSynthetic(
+      input.train,
+      { size: phase.size, init: config.init, similarity: spec, lrInit: config.lrInit },
+      phaseRand,
+    );
+    r = {
+      state,
+      velocity: Object.fromEntries(Object.entries(state).map(([k, t]) => [k, tf.zerosLike(t)])),
+      ema: cloneState(state),
+      rand: phaseRand,
+      initPairs: pairs,
+      losses: [],
+    };
+  }
+  const opt = { momentum: config.momentum, lr: stepSizes(config) };
+  const batch = Math.min(config.batchSyn, phase.size);
+  const label = `phase ${input.index + 1} (${phase.size} pairs)`;
+  const stop = Math.min(phase.iterations, input.stopAfter ?? Infinity);
+  try {
+    while (r.losses.length < stop) {
+      const it = r.losses.length;
+      const expert = randInt(r.rand, input.trajectories.length);
+      const t = phase.start[0] + randInt(r.rand, phase.start[1] - phase.start[0] + 1);
+      const steps: UnrollStep[] = Array.from({ length: config.synSteps }, () => ({
+        batch: sampleWithoutReplacement(r!.rand, phase.size, batch).slice(),
+        maskImg: dropoutMask(batch, input.shape.img.dOut, input.dropout, () => r!.rand.next()),
+        maskTxt: dropoutMask(batch, input.shape.txt.dOut, input.dropout, () => r!.rand.next()),
+      }));
+      const teacher = teacherAt(input.trajectories[expert]!, input.shape, t, config.expertStep);
+      const res = await distillIteration(r.state, teacher, steps, {
+        loss: config.loss as LossName,
+        temperature: input.temperature,
+        similarity: spec,
+        mode: config.gradient,
+      });
+      disposeTeacher(teacher);
+      for (const s of steps) {
+        s.maskImg?.dispose();
+        s.maskTxt?.dispose();
+      }
+      const loss = res.lossImg + res.lossTxt;
+      if (!Number.isFinite(loss)) {
+        for (const g of Object.values(res.grads)) g.dispose();
+        throw new DistillError(
+          `phase ${input.index + 1}, iteration ${it + 1}: matching loss is ${loss}; stopped. The last good ` +
+            `checkpoint (iteration ${Math.floor(it / config.checkpointEvery) * config.checkpointEvery}) is kept at ${input.checkpoint}`,
+        );
+      }
+      const next = sgdMomentumStep(r.state, r.velocity, res.grads, opt);
+      for (const g of Object.values(res.grads)) g.dispose();
+      disposeState(r.state);
+      disposeState(r.velocity);
+      r.state = next.state;
+      r.velocity = next.velocity;
+      if (config.ema > 0) {
+        const e = emaUpdate(r.ema, r.state, config.ema);
+        disposeState(r.ema);
+        r.ema = e;
+      }
+      r.losses.push(loss);
+      input.onProgress?.({ label, done: r.losses.length, total: phase.iterations, info: { loss } });
+      if (r.losses.length % config.checkpointEvery === 0 || r.losses.length === stop) await saveCheckpoint(input, key, r);
+    }
+  } catch (e) {
+    disposeState(r.state);
+    disposeState(r.velocity);
+    disposeState(r.ema);
+    throw e;
+  }
+  const out = config.ema > 0 ? r.ema : r.state;
+  disposeState(r.velocity);
+  disposeState(config.ema > 0 ? r.state : r.ema);
+  return {
+    state: out,
+    initPairs: r.initPairs,
+    losses: Float32Array.from(r.losses),
+    iterations: r.losses.length,
+    completed: r.losses.length >= phase.iterations,
+  };
+}

@@ -1,0 +1,133 @@
+/**
+ * The evaluation stage (`ptmst eval`): score a training set by the retrieval of students trained on it,
+ * over `runs` independent students, under the three labelled selection rules.
+ *   - `synthetic`: a distilled set (its subsets in order, each with its S and learned rates);
+ *   - `coreset`: N real pairs — `random` (a fresh draw per run) or given caption indices;
+ *   - `full`: the full-data teacher, read from the expert buffer (each expert is one run; no extra work).
+ */
+import { z } from 'zod';
+import { parseConfig } from '../config/parse';
+import { BufferConfig, DataConfig, EvalConfig, ModelConfig } from '../config/schemas';
+import { readSyntheticSet } from '../distill/synthetic-file';
+import type { FeatureSet } from '../features/feature-set';
+import { dualShape } from '../model/dual';
+import { LOSS_NAMES, type LossName } from '../model/losses';
+import { prepareFeatureSets } from '../pipeline/data';
+import { buildBuffer } from '../trajectory/buffer';
+import { readBuffer } from '../trajectory/store';
+import type { ProgressSink } from '../util/progress';
+import { deriveSeed, rng, sampleWithoutReplacement } from '../util/random';
+import { type Checkpoint, type TrainingSubset, trainStudent } from './student';
+import { type MetricSummary, type Selection, summariseRuns } from './summary';
+
+export const MethodSpec = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('synthetic'), file: z.string() }).strict(),
+  z
+    .object({
+      kind: z.literal('coreset'),
+      /** `random`: a fresh seeded draw of `size` pairs per run; `indices`: the given caption indices */
+      selection: z.enum(['random', 'indices']).default('random'),
+      size: z.number().int().positive().optional(),
+      indices: z.array(z.number().int().nonnegative()).optional(),
+    })
+    .strict(),
+  z.object({ kind: z.literal('full') }).strict(),
+]);
+export type MethodSpec = z.infer<typeof MethodSpec>;
+
+export const EvalStageConfig = z
+  .object({
+    data: DataConfig.default(DataConfig.parse({})),
+    model: ModelConfig.default(ModelConfig.parse({})),
+    /** the expert buffer (for `full`) */
+    buffer: BufferConfig.default(BufferConfig.parse({})),
+    eval: EvalConfig.default(EvalConfig.parse({})),
+    method: MethodSpec,
+    /** loss students on real pairs train with (experts use InfoNCE) */
+    realLoss: z.enum(LOSS_NAMES as [string, ...string[]]).default('infonce'),
+  })
+  .strict();
+export type EvalStageConfig = z.infer<typeof EvalStageConfig>;
+
+export interface EvalResult {
+  readonly method: MethodSpec;
+  readonly runs: number;
+  /** mean ± std of every metric under each selection rule */
+  readonly selections: Readonly<Record<Selection, MetricSummary>>;
+  /** per run, every checkpoint (for figures and for re-selection) */
+  readonly checkpoints: readonly (readonly Checkpoint[])[];
+  /** training pairs the method used */
+  readonly pairs: number;
+}
+
+function realSubset(train: FeatureSet, captions: Int32Array, lr: number, loss: LossName): TrainingSubset {
+  const n = captions.length;
+  const x = new Float32Array(n * train.dImg);
+  const y = new Float32Array(n * train.dTxt);
+  captions.forEach((c, i) => {
+    const img = train.captionToImage[c]!;
+    x.set(train.img.subarray(img * train.dImg, (img + 1) * train.dImg), i * train.dImg);
+    y.set(train.txt.subarray(c * train.dTxt, (c + 1) * train.dTxt), i * train.dTxt);
+  });
+  return { n, x, y, lrImg: lr, lrTxt: lr, loss };
+}
+
+/** Train and score `runs` students on the method's data. */
+export async function evaluateMethod(input: unknown, onProgress?: ProgressSink): Promise<EvalResult> {
+  const config = parseConfig(EvalStageConfig, input, 'eval config');
+  const { method, eval: ev } = config;
+  if (method.kind === 'full') {
+    const { dir } = await buildBuffer({ data: config.data, model: config.model, buffer: config.buffer }, onProgress);
+    const { trajectories } = await readBuffer(dir);
+    const checkpoints = trajectories.map((t) =>
+      t.retrieval.map((test, epoch) => ({ subset: 0, epoch, test, val: t.retrievalVal[epoch] ?? test })),
+    );
+    return { method, runs: checkpoints.length, selections: summariseRuns(checkpoints), checkpoints, pairs: -1 };
+  }
+  const [train, val, test] = await prepareFeatureSets(config.data, ['train', 'val', 'test'], onProgress);
+  const shape = dualShape(train!.dImg, train!.dTxt, config.model.dOut);
+  let subsetsFor: (run: number) => TrainingSubset[];
+  let pairs: number;
+  if (method.kind === 'synthetic') {
+    const set = await readSyntheticSet(method.file);
+    if (set.dImg !== train!.dImg || set.dTxt !== train!.dTxt) {
+      throw new Error(`${method.file}: synthetic vectors are ${set.dImg}/${set.dTxt}-d, the features are ${train!.dImg}/${train!.dTxt}-d`);
+    }
+    const distilled = (set.provenance.config as { distill?: { loss?: LossName } } | undefined)?.distill?.loss ?? 'wbce';
+    const last = set.phases[set.phases.length - 1]!;
+    const subsets = set.phases.map((p) => ({
+      n: p.n,
+      x: p.x,
+      y: p.y,
+      s: p.s,
+      lrImg: ev.lrUse === 'last' ? last.lrImg : p.lrImg,
+      lrTxt: ev.lrUse === 'last' ? last.lrTxt : p.lrTxt,
+      loss: distilled,
+    }));
+    subsetsFor = () => subsets;
+    pairs = subsets.reduce((a, s) => a + s.n, 0);
+  } else {
+    const loss = config.realLoss as LossName;
+    if (method.selection === 'indices') {
+      if (!method.indices?.length) throw new Error('method.indices: give the caption indices of the coreset');
+      const bad = method.indices.find((i) => i >= train!.numCaptions);
+      if (bad !== undefined) throw new Error(`method.indices: ${bad} is out of range (${train!.numCaptions} training pairs)`);
+      const fixed = realSubset(train!, Int32Array.from(method.indices), ev.realLr, loss);
+      subsetsFor = () => [fixed];
+      pairs = method.indices.length;
+    } else {
+      if (!method.size) throw new Error('method.size: a random coreset needs its size');
+      const size = method.size;
+      subsetsFor = (run) =>
+        [realSubset(train!, sampleWithoutReplacement(rng(deriveSeed(ev.seed, 'coreset', run)), train!.numCaptions, size), ev.realLr, loss)];
+      pairs = size;
+    }
+  }
+  const checkpoints: Checkpoint[][] = [];
+  for (let run = 0; run < ev.runs; run++) {
+    const r = await trainStudent(subsetsFor(run), { val: val!, test: test! }, shape, config.model, ev, rng(deriveSeed(ev.seed, 'student', run)));
+    checkpoints.push([...r.checkpoints]);
+    onProgress?.({ label: `eval ${method.kind}`, done: run + 1, total: ev.runs, info: { rMean: r.checkpoints[r.checkpoints.length - 1]!.test.rMean } });
+  }
+  return { method, runs: ev.runs, selections: summariseRuns(checkpoints), checkpoints, pairs };
+}

@@ -1,0 +1,55 @@
+/**
+ * From evaluation checkpoints to reported numbers, under three labelled selection rules:
+ *  - `final`: the last checkpoint;
+ *  - `val`: the checkpoint with the best validation r_mean (its test scores are reported);
+ *  - `test`: the checkpoint with the best test r_mean — the reference's rule, selection on the test split,
+ *    reported only under this label.
+ * Runs are summarised as mean and sample standard deviation.
+ */
+import { RECALL_KEYS, type Retrieval } from './retrieval';
+import type { Checkpoint } from './student';
+
+export const SELECTIONS = ['final', 'val', 'test'] as const;
+export type Selection = (typeof SELECTIONS)[number];
+export const SELECTION_LABELS: Readonly<Record<Selection, string>> = {
+  final: 'final epoch',
+  val: 'best on validation',
+  test: 'best on test (reference rule; selected on the test split)',
+};
+
+export function select(checkpoints: readonly Checkpoint[], rule: Selection): Retrieval {
+  if (checkpoints.length === 0) throw new Error('no checkpoints to select from');
+  if (rule === 'final') return checkpoints[checkpoints.length - 1]!.test;
+  const key = rule === 'val' ? 'val' : 'test';
+  let best = checkpoints[0]!;
+  for (const c of checkpoints) if (c[key].rMean > best[key].rMean) best = c;
+  return best.test;
+}
+
+export const METRIC_KEYS = [...RECALL_KEYS, 'rMean'] as const;
+export type MetricKey = (typeof METRIC_KEYS)[number];
+
+export interface MeanStd {
+  readonly mean: number;
+  readonly std: number;
+}
+export type MetricSummary = Readonly<Record<MetricKey, MeanStd>>;
+
+export function meanStd(xs: readonly number[]): MeanStd {
+  const n = xs.length;
+  const mean = xs.reduce((a, b) => a + b, 0) / n;
+  const std = n > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)) : 0;
+  return { mean, std };
+}
+
+export function summarise(results: readonly Retrieval[]): MetricSummary {
+  return Object.fromEntries(METRIC_KEYS.map((k) => [k, meanStd(results.map((r) => r[k]))])) as MetricSummary;
+}
+
+/** Summaries under every selection rule for a set of runs. */
+export function summariseRuns(runs: readonly (readonly Checkpoint[])[]): Readonly<Record<Selection, MetricSummary>> {
+  return Object.fromEntries(SELECTIONS.map((s) => [s, summarise(runs.map((c) => select(c, s)))])) as Record<
+    Selection,
+    MetricSummary
+  >;
+}
