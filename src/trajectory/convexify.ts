@@ -16,7 +16,7 @@ export function tensorSegments(shape: HeadShape): [number, number][] {
   const shapes = paramShapes(shape);
   let offset = 0;
   return PARAM_NAMES.map((n) => {
-    const len = shapes[n].reduce((a, b) => a + b, 1);
+    const len = shapes[n].reduce((a, b) => a * b, 1);
     const seg: [number, number] = [offset, len];
     offset += len;
     return seg;

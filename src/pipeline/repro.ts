@@ -1,0 +1,133 @@
+/**
+ * `ptmst repro`: one command for the whole slice — features → buffer → convexify → distill → eval for every
+ * method of a config, skipping stages whose outputs are valid, then the results table. Each method's
+ * evaluation is stored in runs/<name>/<method>/eval.json with a key of its inputs, so a rerun after a crash
+ * redoes only what is missing.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { parseConfig } from '../config/parse';
+import { BufferConfig, DataConfig, DistillConfig, EvalConfig, ModelConfig } from '../config/schemas';
+import { distill } from '../distill';
+import { type EvalResult, evaluateMethod } from '../evaluate';
+import type { Selection } from '../evaluate/summary';
+import { type MetricSummary } from '../evaluate/summary';
+import { type TableRow, resultsMarkdown } from '../figures/tables';
+import { LOSS_NAMES } from '../model/losses';
+import { sha256, writeAtomic, writeJsonAtomic } from '../store/atomic';
+import type { ProgressSink } from '../util/progress';
+
+export const ReproMethod = z.discriminatedUnion('kind', [
+  z.object({ name: z.string(), kind: z.literal('distill'), distill: DistillConfig }).strict(),
+  z.object({ name: z.string(), kind: z.literal('coreset'), size: z.number().int().positive() }).strict(),
+  z.object({ name: z.string(), kind: z.literal('full') }).strict(),
+]);
+export type ReproMethod = z.infer<typeof ReproMethod>;
+
+export const ReproConfig = z
+  .object({
+    name: z.string().regex(/^[\w.-]+$/, 'letters, digits, _ . - only'),
+    /** a sentence for the results file */
+    description: z.string().default(''),
+    data: DataConfig.default(DataConfig.parse({})),
+    model: ModelConfig.default(ModelConfig.parse({})),
+    buffer: BufferConfig.default(BufferConfig.parse({})),
+    eval: EvalConfig.default(EvalConfig.parse({})),
+    realLoss: z.enum(LOSS_NAMES as [string, ...string[]]).default('infonce'),
+    methods: z.array(ReproMethod).min(1),
+    /** where the table goes: figures/<results>.json and .md; default the config name */
+    results: z.string().optional(),
+    workers: z.number().int().positive().optional(),
+  })
+  .strict();
+export type ReproConfig = z.infer<typeof ReproConfig>;
+
+export interface MethodResult {
+  readonly name: string;
+  readonly kind: string;
+  readonly pairs: number;
+  readonly runs: number;
+  readonly selections: Readonly<Record<Selection, MetricSummary>>;
+  readonly wallSeconds: number;
+  readonly distill?: unknown;
+}
+
+export interface ReproResult {
+  readonly config: ReproConfig;
+  readonly methods: readonly MethodResult[];
+  readonly json: string;
+  readonly markdown: string;
+  readonly table: string;
+}
+
+async function cached<T>(path: string, key: string, make: () => Promise<T>): Promise<{ value: T; reused: boolean }> {
+  if (existsSync(path)) {
+    try {
+      const old = JSON.parse(await readFile(path, 'utf8')) as { key: string; value: T };
+      if (old.key === key) return { value: old.value, reused: true };
+    } catch {
+      // unreadable: recompute
+    }
+  }
+  const value = await make();
+  await writeJsonAtomic(path, { key, value });
+  return { value, reused: false };
+}
+
+export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: string) => void = () => undefined): Promise<ReproResult> {
+  const config = parseConfig(ReproConfig, input, 'repro config');
+  const names = new Set<string>();
+  for (const m of config.methods) {
+    if (names.has(m.name)) throw new Error(`methods: the name "${m.name}" is used twice`);
+    names.add(m.name);
+  }
+  const base = { data: config.data, model: config.model, buffer: config.buffer };
+  const results: MethodResult[] = [];
+  for (const m of config.methods) {
+    const dir = join('runs', config.name, m.name);
+    const t0 = performance.now();
+    let distilled: Awaited<ReturnType<typeof distill>> | undefined;
+    let method: unknown;
+    if (m.kind === 'distill') {
+      distilled = await distill({ ...base, name: `${config.name}-${m.name}`, distill: m.distill, out: dir, ...(config.workers ? { workers: config.workers } : {}) }, onProgress);
+      method = { kind: 'synthetic', file: distilled.file };
+    } else if (m.kind === 'coreset') {
+      method = { kind: 'coreset', selection: 'random', size: m.size };
+    } else {
+      method = { kind: 'full' };
+    }
+    const evalInput = { ...base, eval: config.eval, method, realLoss: config.realLoss };
+    const synthDigest = distilled ? sha256(await readFile(distilled.file)) : '';
+    const { value: ev, reused } = await cached<EvalResult>(join(dir, 'eval.json'), sha256(JSON.stringify({ evalInput, synthDigest })), () =>
+      evaluateMethod(evalInput, onProgress),
+    );
+    const wallSeconds = (performance.now() - t0) / 1000;
+    log(`${m.name}: r_mean ${ev.selections.final.rMean.mean.toFixed(2)} ± ${ev.selections.final.rMean.std.toFixed(2)} (final epoch, ${ev.runs} runs)${reused ? ' [cached]' : ''}`);
+    results.push({
+      name: m.name,
+      kind: m.kind,
+      pairs: ev.pairs,
+      runs: ev.runs,
+      selections: ev.selections,
+      wallSeconds,
+      ...(distilled ? { distill: distilled.phases } : {}),
+    });
+  }
+  const rows: TableRow[] = results.map((r) => ({ method: r.name, pairs: r.pairs < 0 ? 'all' : r.pairs, summary: r.selections, runs: r.runs }));
+  const provenance = [
+    config.description,
+    `data: ${config.data.dataset} (train pairs for experts/coresets; retrieval on the ${config.data.dataset} test split, 5 captions per image), encoders: ${config.data.imageEncoder} + ${config.data.textEncoder}`,
+    `heads: d=${config.model.dOut}, T=${config.model.temperature}; experts: ${config.buffer.numExperts} × ${config.buffer.epochs} epochs, seed ${config.buffer.seed}`,
+    `evaluation: ${config.eval.runs} runs (seed ${config.eval.seed}), ${config.eval.epochs} epochs per subset, mean ± sample std`,
+    'full data: each expert of the buffer is one run',
+  ].filter((l) => l.length > 0);
+  const table = resultsMarkdown(`Results: ${config.name}`, provenance, rows);
+  const stem = config.results ?? config.name;
+  const json = join('figures', `${stem}.json`);
+  const markdown = join('figures', `${stem}.md`);
+  await writeJsonAtomic(json, { name: config.name, provenance, config, methods: results });
+  await writeAtomic(markdown, table);
+  return { config, methods: results, json, markdown, table };
+}
