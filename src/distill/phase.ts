@@ -185,6 +185,7 @@ export async function distillPhase(input: PhaseInput): Promise<PhaseOutput> {
       initPairs: pairs,
       losses: [],
     };
+    await saveCheckpoint(input, key, r); // iteration 0: there is always a good checkpoint to fall back to
   }
   const opt = { momentum: config.momentum, lr: stepSizes(config) };
   const batch = Math.min(config.batchSyn, phase.size);

@@ -1,0 +1,92 @@
+import { strict as assert } from 'node:assert';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { ready, tf } from '../../src/backend';
+import { DistillConfig } from '../../src/config/schemas';
+import { emaUpdate } from '../../src/distill/ema';
+import { DistillError, distillPhase } from '../../src/distill/phase';
+import type { FeatureSet } from '../../src/features/feature-set';
+import { dualShape } from '../../src/model/dual';
+import { trainExpert } from '../../src/trajectory/expert';
+import type { Trajectory } from '../../src/trajectory/store';
+import { rng } from '../../src/util/random';
+import { tempDir } from '../helpers';
+
+/** A small random feature set: 40 images, 2 captions each. */
+function toySet(seed: number): FeatureSet {
+  const r = rng(seed);
+  const nImg = 40;
+  const img = Float32Array.from({ length: nImg * 16 }, () => r.next());
+  const captionToImage = Int32Array.from({ length: nImg * 2 }, (_, j) => Math.floor(j / 2));
+  // captions: a noisy linear view of their image, so the heads have something to learn
+  const txt = Float32Array.from({ length: nImg * 2 * 8 }, (_, k) => {
+    const j = Math.floor(k / 8);
+    return img[captionToImage[j]! * 16 + (k % 8)]! + 0.1 * (r.next() - 0.5);
+  });
+  return {
+    dataset: 'toy', split: 'train', imageEncoder: 'toy', textEncoder: 'toy', numImages: nImg, numCaptions: nImg * 2,
+    dImg: 16, dTxt: 8, img, txt, captionToImage, imageToCaptions: Array.from({ length: nImg }, (_, i) => [2 * i, 2 * i + 1]),
+  };
+}
+
+describe('distill: phase loop', function () {
+  this.timeout(120000);
+  let train: FeatureSet;
+  let trajectories: Trajectory[];
+  const shape = dualShape(16, 8, 6);
+  before(async () => {
+    await ready(() => undefined);
+    train = toySet(1);
+    const t = await trainExpert(train, {}, { epochs: 3, lrImg: 0.1, lrTxt: 0.1, batchSize: 16, dropout: 0.1, loss: 'infonce', dOut: 6, temperature: 0.07 }, rng(2));
+    trajectories = [{ ...t, snapshots: 4 }];
+  });
+
+  const config = (extra: Record<string, unknown> = {}) =>
+    DistillConfig.parse({ phases: [{ start: [0, 1], size: 12, iterations: 10 }], batchSyn: 6, synSteps: 3, lrX: 1, lrY: 1, lrS: 0.01, lrLr: 1e-4, checkpointEvery: 3, ...extra });
+  const input = (c: DistillConfig, checkpoint: string, stopAfter?: number) => ({
+    index: 0, phase: c.phases[0]!, config: c, train, trajectories, shape, temperature: 0.07, dropout: 0.1, checkpoint,
+    ...(stopAfter !== undefined ? { stopAfter } : {}),
+  });
+  const values = (o: { state: Record<string, tf.Tensor> }) => Object.fromEntries(Object.entries(o.state).map(([k, t]) => [k, Array.from(t.dataSync())]));
+
+  it('resumes after an interruption to a bit-identical result', async () => {
+    const dir = tempDir();
+    const c = config();
+    const straight = await distillPhase(input(c, join(dir, 'a.ckpt')));
+    const first = await distillPhase(input(c, join(dir, 'b.ckpt'), 4)); // killed after iteration 4
+    assert.equal(first.completed, false);
+    tf.dispose(Object.values(first.state));
+    const before = tf.memory().numTensors;
+    const resumed = await distillPhase(input(c, join(dir, 'b.ckpt')));
+    assert.equal(resumed.completed, true);
+    assert.deepEqual(values(resumed), values(straight));
+    assert.deepEqual(Array.from(resumed.losses), Array.from(straight.losses));
+    tf.dispose(Object.values(resumed.state));
+    assert.equal(tf.memory().numTensors, before, 'the loop disposes every tensor it creates');
+    tf.dispose(Object.values(straight.state));
+  });
+
+  it('stops on a NaN loss with an error and keeps the last good checkpoint', async () => {
+    const dir = tempDir();
+    const ckpt = join(dir, 'nan.ckpt');
+    const c = config({ lrLr: 1e30 }); // the learned learning rates explode
+    await assert.rejects(distillPhase(input(c, ckpt)), (e: unknown) => e instanceof DistillError && /matching loss is NaN; stopped/.test((e as Error).message));
+    assert.ok(existsSync(ckpt), 'the last good checkpoint is kept');
+    rmSync(dir, { recursive: true });
+  });
+
+  it('names the phase field when the start range runs past the trajectory', async () => {
+    const c = config({ phases: [{ start: [0, 3], size: 12, iterations: 2 }] });
+    await assert.rejects(distillPhase(input(c, join(tempDir(), 'x.ckpt'))), /phases\[0\]\.start: max start 3 \+ expertStep 1 exceeds the last snapshot \(3\)/);
+  });
+
+  it('EMA after n steps equals the closed form', () => {
+    const d = 0.9;
+    const xs = [2, -1, 4, 0.5];
+    let ema = { v: tf.scalar(1) } as Record<string, tf.Tensor>;
+    for (const x of xs) ema = emaUpdate(ema, { v: tf.scalar(x) }, d) as Record<string, tf.Tensor>;
+    const n = xs.length;
+    const closed = d ** n * 1 + (1 - d) * xs.reduce((a, x, k) => a + d ** (n - 1 - k) * x, 0);
+    assert.ok(Math.abs(ema.v!.dataSync()[0]! - closed) < 1e-6);
+  });
+});

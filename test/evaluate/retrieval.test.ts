@@ -1,0 +1,59 @@
+import { strict as assert } from 'node:assert';
+import { retrievalFromScores } from '../../src/evaluate/retrieval';
+import { meanStd, select } from '../../src/evaluate/summary';
+import { rng } from '../../src/util/random';
+
+/** The reference's rule, literally: argsort ascending (stable), reversed; rank = position of the target. */
+function bruteRank(scores: number[], target: number): number {
+  const order = scores.map((s, i) => [s, i] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]).map(([, i]) => i).reverse();
+  return order.indexOf(target);
+}
+
+describe('evaluate/retrieval', () => {
+  it('matches brute-force ranks on random scores with many ties', () => {
+    const r = rng(9);
+    const nImg = 7;
+    const nCap = 35;
+    // scores on a coarse grid so that ties are frequent
+    const scores = Float32Array.from({ length: nImg * nCap }, () => Math.floor(r.next() * 4) / 4);
+    const captionToImage = Int32Array.from({ length: nCap }, (_, j) => Math.floor(j / 5));
+    const imageToCaptions = Array.from({ length: nImg }, (_, i) => [0, 1, 2, 3, 4].map((k) => i * 5 + k));
+    const got = retrievalFromScores(scores, nImg, captionToImage, imageToCaptions);
+    const irRanks = Array.from({ length: nCap }, (_, j) => bruteRank(Array.from({ length: nImg }, (_, i) => scores[i * nCap + j]!), captionToImage[j]!));
+    const trRanks = Array.from({ length: nImg }, (_, i) => {
+      const row = Array.from(scores.subarray(i * nCap, (i + 1) * nCap));
+      return Math.min(...imageToCaptions[i]!.map((j) => bruteRank(row, j)));
+    });
+    const at = (ranks: number[], k: number) => (100 * ranks.filter((x) => x < k).length) / ranks.length;
+    assert.equal(got.ir1, at(irRanks, 1));
+    assert.equal(got.ir5, at(irRanks, 5));
+    assert.equal(got.tr1, at(trRanks, 1));
+    assert.equal(got.tr5, at(trRanks, 5));
+    assert.equal(got.tr10, 100);
+    assert.ok(Math.abs(got.rMean - (got.ir1 + got.ir5 + got.ir10 + got.tr1 + got.tr5 + got.tr10) / 6) < 1e-9);
+  });
+
+  it('scores a perfect and a hand-made case exactly', () => {
+    // 2 images, 4 captions (2 each); image 0 ranks its captions first, image 1 ranks its own last
+    const scores = Float32Array.from([0.9, 0.8, 0.1, 0.0, 0.5, 0.6, 0.2, 0.1]);
+    const r = retrievalFromScores(scores, 2, Int32Array.from([0, 0, 1, 1]), [[0, 1], [2, 3]]);
+    assert.equal(r.tr1, 50); // image 1's best caption (index 2, score 0.2) is third
+    // IR: caption 2 → images (0.1, 0.2): image 1 first; caption 3 → (0.0, 0.1): image 1 first; captions 0,1 → image 0 first
+    assert.equal(r.ir1, 100);
+  });
+
+  it('selects checkpoints by rule and summarises with the sample std', () => {
+    const mk = (v: number, t: number) => ({ rMean: v, ir1: v, ir5: v, ir10: v, tr1: v, tr5: v, tr10: t });
+    const cps = [
+      { subset: 0, epoch: 0, val: mk(1, 0), test: mk(5, 5) },
+      { subset: 0, epoch: 10, val: mk(3, 0), test: mk(2, 2) },
+      { subset: 1, epoch: 10, val: mk(2, 0), test: mk(4, 4) },
+    ];
+    assert.equal(select(cps, 'final').rMean, 4);
+    assert.equal(select(cps, 'val').rMean, 2);
+    assert.equal(select(cps, 'test').rMean, 5);
+    const m = meanStd([1, 2, 3, 4]);
+    assert.equal(m.mean, 2.5);
+    assert.ok(Math.abs(m.std - Math.sqrt(5 / 3)) < 1e-12);
+  });
+});
