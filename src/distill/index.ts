@@ -81,7 +81,7 @@ export async function runPhaseJob(
   stopAfter?: number,
 ): Promise<void> {
   const [train] = await prepareFeatureSets(config.data, ['train']);
-  const { manifest, trajectories } = await readBuffer(job.source);
+  const { manifest, trajectories } = await readBuffer(job.source, config.buffer.numExperts);
   const phase = config.distill.phases[job.index]!;
   const out = await distillPhase({
     index: job.index,

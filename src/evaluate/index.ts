@@ -78,7 +78,7 @@ export async function evaluateMethod(input: unknown, onProgress?: ProgressSink):
   const { method, eval: ev } = config;
   if (method.kind === 'full') {
     const { dir } = await buildBuffer({ data: config.data, model: config.model, buffer: config.buffer }, onProgress);
-    const { trajectories } = await readBuffer(dir);
+    const { trajectories } = await readBuffer(dir, config.buffer.numExperts);
     const checkpoints = trajectories.map((t) =>
       t.retrieval.map((test, epoch) => ({ subset: 0, epoch, test, val: t.retrievalVal[epoch] ?? test })),
     );

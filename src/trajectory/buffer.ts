@@ -112,7 +112,8 @@ export async function buildBuffer(input: unknown, onProgress?: ProgressSink): Pr
         `${dir} holds a buffer made with a different configuration; choose another --out or delete it`,
       );
     }
-    manifest = { ...fresh, experts: old.experts.filter((e) => e.index < config.buffer.numExperts) };
+    // keep every finished expert: a config asking for fewer reads the first ones (readBuffer's limit)
+    manifest = { ...fresh, numExperts: Math.max(old.numExperts, fresh.numExperts), experts: old.experts };
   }
   await mkdir(dir, { recursive: true });
   await writeBufferManifest(dir, manifest);

@@ -151,10 +151,11 @@ export async function readTrajectory(dir: string, m: BufferManifest, entry: Expe
   };
 }
 
-/** All finished experts of a buffer, in index order. */
-export async function readBuffer(dir: string): Promise<{ manifest: BufferManifest; trajectories: Trajectory[] }> {
+/** The finished experts of a buffer with index < `limit` (all by default), in index order. */
+export async function readBuffer(dir: string, limit = Infinity): Promise<{ manifest: BufferManifest; trajectories: Trajectory[] }> {
   const manifest = await readBufferManifest(dir);
-  if (manifest.experts.length === 0) throw new CorruptFileError(manifestPath(dir), 'buffer has no finished expert');
-  const trajectories = await Promise.all(manifest.experts.map((e) => readTrajectory(dir, manifest, e)));
+  const experts = manifest.experts.filter((e) => e.index < limit);
+  if (experts.length === 0) throw new CorruptFileError(manifestPath(dir), 'buffer has no finished expert');
+  const trajectories = await Promise.all(experts.map((e) => readTrajectory(dir, manifest, e)));
   return { manifest, trajectories };
 }
