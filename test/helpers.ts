@@ -17,3 +17,9 @@ export function dataRoot(): string {
 export function tempDir(prefix = 'ptmst-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
+
+/** One cache folder shared by the tests of a run (generated shapes and their features are made once). */
+export function sharedCache(): string {
+  const dir = join(tmpdir(), `ptmst-test-cache-${process.pid}`);
+  return dir;
+}

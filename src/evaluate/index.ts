@@ -5,18 +5,21 @@
  *   - `coreset`: N real pairs — `random` (a fresh draw per run) or given caption indices;
  *   - `full`: the full-data teacher, read from the expert buffer (each expert is one run; no extra work).
  */
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
 import { BufferConfig, DataConfig, EvalConfig, ModelConfig } from '../config/schemas';
 import { readSyntheticSet } from '../distill/synthetic-file';
 import type { FeatureSet } from '../features/feature-set';
-import { dualShape } from '../model/dual';
+import { type DualShape, dualShape } from '../model/dual';
 import { LOSS_NAMES, type LossName } from '../model/losses';
 import { prepareFeatureSets } from '../pipeline/data';
 import { buildBuffer } from '../trajectory/buffer';
 import { readBuffer } from '../trajectory/store';
 import type { ProgressSink } from '../util/progress';
 import { deriveSeed, rng, sampleWithoutReplacement } from '../util/random';
+import { runInWorkers } from '../util/workers';
 import { type Checkpoint, type TrainingSubset, trainStudent } from './student';
 import { type MetricSummary, type Selection, summariseRuns } from './summary';
 
@@ -45,6 +48,8 @@ export const EvalStageConfig = z
     method: MethodSpec,
     /** loss students on real pairs train with (experts use InfoNCE) */
     realLoss: z.enum(LOSS_NAMES as [string, ...string[]]).default('infonce'),
+    /** worker threads (runs side by side); default: cores, at most 2 */
+    workers: z.number().int().positive().optional(),
   })
   .strict();
 export type EvalStageConfig = z.infer<typeof EvalStageConfig>;
@@ -72,18 +77,18 @@ function realSubset(train: FeatureSet, captions: Int32Array, lr: number, loss: L
   return { n, x, y, lrImg: lr, lrTxt: lr, loss };
 }
 
-/** Train and score `runs` students on the method's data. */
-export async function evaluateMethod(input: unknown, onProgress?: ProgressSink): Promise<EvalResult> {
-  const config = parseConfig(EvalStageConfig, input, 'eval config');
+/** The training subsets of each run of a non-`full` method (shared by the main thread and the workers). */
+export async function planRuns(
+  config: EvalStageConfig,
+  onProgress?: ProgressSink,
+): Promise<{
+  subsetsFor: (run: number) => TrainingSubset[];
+  pairs: number;
+  sets: { train: FeatureSet; val: FeatureSet; test: FeatureSet };
+  shape: DualShape;
+}> {
   const { method, eval: ev } = config;
-  if (method.kind === 'full') {
-    const { dir } = await buildBuffer({ data: config.data, model: config.model, buffer: config.buffer }, onProgress);
-    const { trajectories } = await readBuffer(dir, config.buffer.numExperts);
-    const checkpoints = trajectories.map((t) =>
-      t.retrieval.map((test, epoch) => ({ subset: 0, epoch, test, val: t.retrievalVal[epoch] ?? test })),
-    );
-    return { method, runs: checkpoints.length, selections: summariseRuns(checkpoints), checkpoints, pairs: -1 };
-  }
+  if (method.kind === 'full') throw new Error('planRuns: the full-data teacher has no training subsets');
   const [train, val, test] = await prepareFeatureSets(config.data, ['train', 'val', 'test'], onProgress);
   const shape = dualShape(train!.dImg, train!.dTxt, config.model.dOut);
   let subsetsFor: (run: number) => TrainingSubset[];
@@ -123,11 +128,50 @@ export async function evaluateMethod(input: unknown, onProgress?: ProgressSink):
       pairs = size;
     }
   }
-  const checkpoints: Checkpoint[][] = [];
-  for (let run = 0; run < ev.runs; run++) {
-    const r = await trainStudent(subsetsFor(run), { val: val!, test: test! }, shape, config.model, ev, rng(deriveSeed(ev.seed, 'student', run)));
-    checkpoints.push([...r.checkpoints]);
-    onProgress?.({ label: `eval ${method.kind}`, done: run + 1, total: ev.runs, info: { rMean: r.checkpoints[r.checkpoints.length - 1]!.test.rMean } });
+  return { subsetsFor, pairs, sets: { train: train!, val: val!, test: test! }, shape };
+}
+
+/** Train and score one student (the body of both the in-process path and the worker). */
+export async function runStudent(
+  config: EvalStageConfig,
+  plan: Awaited<ReturnType<typeof planRuns>>,
+  run: number,
+): Promise<Checkpoint[]> {
+  const r = await trainStudent(
+    plan.subsetsFor(run),
+    { val: plan.sets.val, test: plan.sets.test },
+    plan.shape,
+    config.model,
+    config.eval,
+    rng(deriveSeed(config.eval.seed, 'student', run)),
+  );
+  return [...r.checkpoints];
+}
+
+/** Train and score `runs` students on the method's data. */
+export async function evaluateMethod(input: unknown, onProgress?: ProgressSink): Promise<EvalResult> {
+  const config = parseConfig(EvalStageConfig, input, 'eval config');
+  const { method, eval: ev } = config;
+  if (method.kind === 'full') {
+    const { dir } = await buildBuffer({ data: config.data, model: config.model, buffer: config.buffer }, onProgress);
+    const { trajectories } = await readBuffer(dir, config.buffer.numExperts);
+    const checkpoints = trajectories.map((t) =>
+      t.retrieval.map((test, epoch) => ({ subset: 0, epoch, test, val: t.retrievalVal[epoch] ?? test })),
+    );
+    return { method, runs: checkpoints.length, selections: summariseRuns(checkpoints), checkpoints, pairs: -1 };
   }
-  return { method, runs: ev.runs, selections: summariseRuns(checkpoints), checkpoints, pairs };
+  const plan = await planRuns(config, onProgress);
+  const checkpoints: Checkpoint[][] = new Array(ev.runs);
+  let done = 0;
+  const record = (run: number, c: Checkpoint[]) => {
+    checkpoints[run] = c;
+    onProgress?.({ label: `eval ${method.kind} (${plan.pairs} pairs)`, done: ++done, total: ev.runs, info: { rMean: c[c.length - 1]!.test.rMean } });
+  };
+  const workers = Math.max(1, Math.min(config.workers ?? Math.min(2, availableParallelism()), ev.runs));
+  const runs = Array.from({ length: ev.runs }, (_, r) => r);
+  if (workers === 1) for (const run of runs) record(run, await runStudent(config, plan, run));
+  else {
+    await runInWorkers(join(__dirname, 'eval-worker.js'), runs, workers, (m: { run: number; checkpoints: Checkpoint[] }) => record(m.run, m.checkpoints), { config });
+  }
+  return { method, runs: ev.runs, selections: summariseRuns(checkpoints), checkpoints, pairs: plan.pairs };
 }

@@ -101,7 +101,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
     const evalInput = { ...base, eval: config.eval, method, realLoss: config.realLoss };
     const synthDigest = distilled ? sha256(await readFile(distilled.file)) : '';
     const { value: ev, reused } = await cached<EvalResult>(join(dir, 'eval.json'), sha256(JSON.stringify({ evalInput, synthDigest })), () =>
-      evaluateMethod(evalInput, onProgress),
+      evaluateMethod({ ...evalInput, ...(config.workers ? { workers: config.workers } : {}) }, onProgress),
     );
     const wallSeconds = (performance.now() - t0) / 1000;
     log(`${m.name}: r_mean ${ev.selections.final.rMean.mean.toFixed(2)} ± ${ev.selections.final.rMean.std.toFixed(2)} (final epoch, ${ev.runs} runs)${reused ? ' [cached]' : ''}`);
