@@ -40,9 +40,14 @@ export function retrievalFromScores(
   const irRanks = Array.from({ length: numCaptions }, (_, j) =>
     rankOf((i) => scores[i * numCaptions + j]!, numImages, captionToImage[j]!),
   );
-  const trRanks = Array.from({ length: numImages }, (_, i) =>
-    Math.min(...imageToCaptions[i]!.map((j) => rankOf((k) => scores[i * numCaptions + k]!, numCaptions, j))),
-  );
+  // an image's best-ranked caption is its own caption that comes first in the ranking order (highest score,
+  // ties to the larger index), so one rank computation per image suffices
+  const trRanks = Array.from({ length: numImages }, (_, i) => {
+    const row = (k: number) => scores[i * numCaptions + k]!;
+    let first = imageToCaptions[i]![0]!;
+    for (const j of imageToCaptions[i]!) if (row(j) > row(first) || (row(j) === row(first) && j > first)) first = j;
+    return rankOf(row, numCaptions, first);
+  });
   const at = (ranks: number[], k: number) => (100 * ranks.filter((r) => r < k).length) / ranks.length;
   const r = {
     ir1: at(irRanks, 1),

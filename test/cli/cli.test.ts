@@ -46,4 +46,19 @@ describe('cli', function () {
     const image = summary.outputs.find((o: { modality: string }) => o.modality === 'image');
     assert.deepEqual([image.count, image.dim], [91, 1280]);
   });
+
+  it('step: one iteration from a state file, loss and every gradient to safetensors', async () => {
+    const dir = tempDir();
+    const state = join(dir, 'state.safetensors');
+    const out = join(dir, 'grads.safetensors');
+    assert.equal(ptmst('step', '--example', state).code, 0);
+    const r = ptmst('step', '--state', state, '--out', out, '--loss', 'infonce');
+    assert.equal(r.code, 0, r.err);
+    const { readSafetensors } = await import('../../src/store/safetensors');
+    const g = await readSafetensors(out);
+    for (const k of ['loss', 'grad.x', 'grad.y', 'grad.s', 'grad.lrImg', 'grad.lrTxt']) assert.ok(g.tensors.has(k), k);
+    assert.deepEqual(g.tensors.get('grad.x')!.shape, [10, 12]);
+    assert.ok(Number.isFinite(g.tensors.get('loss')!.data[0]!));
+    assert.match(ptmst('step', '--state', state, '--out', out, '--mode', 'sideways').err, /option --mode: "sideways" is not tesla or full/);
+  });
 });

@@ -1,0 +1,36 @@
+import { strict as assert } from 'node:assert';
+import { join } from 'node:path';
+import { ready } from '../../src/backend';
+import { distill } from '../../src/distill';
+import { readSyntheticSet } from '../../src/distill/synthetic-file';
+import { sharedCache, tempDir } from '../helpers';
+
+/** MTT-VL, LoRS and PTM-ST are configurations of one distiller; each runs and writes a valid set. */
+describe('distill: method variants on the shapes set', function () {
+  this.timeout(600000);
+  before(() => ready(() => undefined));
+  const base = { data: { dataset: 'shapes', cacheDir: sharedCache() }, model: { dOut: 32 }, buffer: { numExperts: 2, epochs: 3, workers: 1 }, workers: 1 };
+  const variants: Record<string, Record<string, unknown>> = {
+    'mtt-vl': { phases: [{ start: [0, 1], size: 12, iterations: 3 }], similarity: 'none', gradient: 'full', ema: 0 },
+    lors: { phases: [{ start: [0, 1], size: 12, iterations: 3 }], similarity: 'lowrank', rank: 4, ema: 0 },
+    'ptm-st': {
+      phases: [
+        { source: [0, 3], start: [0, 1], size: 6, iterations: 3 },
+        { source: [0, 4], start: [1, 2], size: 6, iterations: 3 },
+      ],
+    },
+  };
+  for (const [name, d] of Object.entries(variants)) {
+    it(`${name} writes a synthetic set with provenance`, async () => {
+      const out = join(tempDir(), name);
+      const r = await distill({ ...base, name, distill: { batchSyn: 4, synSteps: 2, ...d }, out });
+      const set = await readSyntheticSet(r.file);
+      assert.equal(set.phases.reduce((a, p) => a + p.n, 0), 12);
+      assert.ok(set.phases.every((p) => p.x.every(Number.isFinite) && p.s.every(Number.isFinite)));
+      if (name === 'mtt-vl') assert.deepEqual(Array.from(set.phases[0]!.s.slice(0, 3)), [1, 0, 0], 'S stays the identity');
+      assert.equal((set.provenance.phases as unknown[]).length, set.phases.length);
+      const again = await distill({ ...base, name, distill: { batchSyn: 4, synSteps: 2, ...d }, out });
+      assert.equal(again.reused, true, 'a finished run is reused');
+    });
+  }
+});
