@@ -99,7 +99,8 @@ export async function buildBuffer(input: unknown, onProgress?: ProgressSink): Pr
     dims: { img: train!.dImg, txt: train!.dTxt, out: config.model.dOut },
     epochs: config.buffer.epochs,
     seed: config.buffer.seed,
-    config: { model: config.model, buffer: { ...config.buffer, workers: undefined } },
+    // what determines each expert's trajectory (how many experts, and on how many threads, does not)
+    config: { model: config.model, buffer: { ...config.buffer, numExperts: undefined, workers: undefined } },
     numExperts: config.buffer.numExperts,
     experts: [],
   };

@@ -8,7 +8,13 @@ import { sharedCache, tempDir } from '../helpers';
 /** MTT-VL, LoRS and PTM-ST are configurations of one distiller; each runs and writes a valid set. */
 describe('distill: method variants on the shapes set', function () {
   this.timeout(600000);
-  before(() => ready(() => undefined));
+  // buffers/ and runs/ are written relative to the working folder
+  const home = process.cwd();
+  before(async () => {
+    await ready(() => undefined);
+    process.chdir(tempDir());
+  });
+  after(() => process.chdir(home));
   const base = { data: { dataset: 'shapes', cacheDir: sharedCache() }, model: { dOut: 32 }, buffer: { numExperts: 2, epochs: 3, workers: 1 }, workers: 1 };
   const variants: Record<string, Record<string, unknown>> = {
     'mtt-vl': { phases: [{ start: [0, 1], size: 12, iterations: 3 }], similarity: 'none', gradient: 'full', ema: 0 },
