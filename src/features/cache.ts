@@ -9,6 +9,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ImageCaptionSplit } from '../data/dataset';
 import { sha256 } from '../store/atomic';
+import { readJsonFile } from '../store/json';
 import { CorruptFileError, decodeSafetensors, tensorOf } from '../store/safetensors';
 import { FEATURES_FORMAT, FeatureManifest } from './manifest';
 
@@ -57,19 +58,8 @@ export type CacheCheck =
   | { readonly status: 'valid'; readonly manifest: FeatureManifest }
   | { readonly status: 'missing' | 'stale'; readonly reason: string };
 
-export async function readManifest(path: string): Promise<FeatureManifest> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readFile(path, 'utf8'));
-  } catch (e) {
-    throw new CorruptFileError(path, `manifest is not valid JSON (${(e as Error).message})`);
-  }
-  const parsed = FeatureManifest.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new CorruptFileError(path, `manifest field ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-  }
-  return parsed.data;
+export function readManifest(path: string): Promise<FeatureManifest> {
+  return readJsonFile(path, FeatureManifest, 'manifest');
 }
 
 /** Decide whether a cached feature file can be used for this source and encoder. */

@@ -13,6 +13,7 @@ import { RECALL_KEYS, type Retrieval } from '../evaluate/retrieval';
 import { type DualShape, dualShape } from '../model/dual';
 import { paramCount } from '../model/head';
 import { sha256, writeJsonAtomic } from '../store/atomic';
+import { readJsonFile } from '../store/json';
 import { CorruptFileError, type TensorRecord, decodeSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
 
 export const BUFFER_FORMAT = 'ptmst.buffer/1';
@@ -79,18 +80,7 @@ export const expertFileName = (i: number) => `expert-${String(i).padStart(3, '0'
 export async function readBufferManifest(dir: string): Promise<BufferManifest> {
   const path = manifestPath(dir);
   if (!existsSync(path)) throw new CorruptFileError(path, 'buffer manifest not found (run ptmst buffer first)');
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readFile(path, 'utf8'));
-  } catch (e) {
-    throw new CorruptFileError(path, `not valid JSON (${(e as Error).message})`);
-  }
-  const r = BufferManifest.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    throw new CorruptFileError(path, `field ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-  }
-  return r.data;
+  return readJsonFile(path, BufferManifest, 'buffer manifest');
 }
 
 export async function writeBufferManifest(dir: string, m: BufferManifest): Promise<void> {
