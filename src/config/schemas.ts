@@ -25,7 +25,7 @@ export type DataConfig = z.infer<typeof DataConfig>;
 export const ModelConfig = z
   .object({
     /** head output size; chosen by measurement on Flickr8k (README "Model size") */
-    dOut: z.number().int().positive().default(128),
+    dOut: z.number().int().positive().default(256),
     /** SPEC §1 */
     temperature: z.number().positive().default(0.07),
     /** SPEC §1: ProjectionHead dropout while training experts and evaluation students */

@@ -62,18 +62,25 @@ export interface ReproResult {
   readonly table: string;
 }
 
-async function cached<T>(path: string, key: string, make: () => Promise<T>): Promise<{ value: T; reused: boolean }> {
+/** A stored result with its key and the wall time it took when it was computed. */
+async function cached<T>(
+  path: string,
+  key: string,
+  make: () => Promise<T>,
+  elapsed: () => number,
+): Promise<{ value: T; reused: boolean; wallSeconds: number }> {
   if (existsSync(path)) {
     try {
-      const old = JSON.parse(await readFile(path, 'utf8')) as { key: string; value: T };
-      if (old.key === key) return { value: old.value, reused: true };
+      const old = JSON.parse(await readFile(path, 'utf8')) as { key: string; value: T; wallSeconds?: number };
+      if (old.key === key) return { value: old.value, reused: true, wallSeconds: old.wallSeconds ?? NaN };
     } catch {
       // unreadable: recompute
     }
   }
   const value = await make();
-  await writeJsonAtomic(path, { key, value });
-  return { value, reused: false };
+  const wallSeconds = elapsed();
+  await writeJsonAtomic(path, { key, value, wallSeconds });
+  return { value, reused: false, wallSeconds };
 }
 
 export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: string) => void = () => undefined): Promise<ReproResult> {
@@ -100,10 +107,13 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
     }
     const evalInput = { ...base, eval: config.eval, method, realLoss: config.realLoss };
     const synthDigest = distilled ? sha256(await readFile(distilled.file)) : '';
-    const { value: ev, reused } = await cached<EvalResult>(join(dir, 'eval.json'), sha256(JSON.stringify({ evalInput, synthDigest })), () =>
-      evaluateMethod({ ...evalInput, ...(config.workers ? { workers: config.workers } : {}) }, onProgress),
+    // the method's wall time (distillation + evaluation) as measured when its result was computed
+    const { value: ev, reused, wallSeconds } = await cached<EvalResult>(
+      join(dir, 'eval.json'),
+      sha256(JSON.stringify({ evalInput, synthDigest })),
+      () => evaluateMethod({ ...evalInput, ...(config.workers ? { workers: config.workers } : {}) }, onProgress),
+      () => (performance.now() - t0) / 1000,
     );
-    const wallSeconds = (performance.now() - t0) / 1000;
     log(`${m.name}: r_mean ${ev.selections.final.rMean.mean.toFixed(2)} ± ${ev.selections.final.rMean.std.toFixed(2)} (final epoch, ${ev.runs} runs)${reused ? ' [cached]' : ''}`);
     results.push({
       name: m.name,
