@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ready } from '../../src/backend';
+import { ready, tf } from '../../src/backend';
 import { buildBuffer } from '../../src/trajectory/buffer';
 import { readBuffer } from '../../src/trajectory/store';
 import { CorruptFileError } from '../../src/store/safetensors';
@@ -20,8 +20,10 @@ describe('trajectory/buffer on the shapes set', function () {
 
   it('stores trajectories with manifest and checksums, and resumes at the next unfinished expert', async () => {
     const out = join(tempDir(), 'buf');
+    const tensors = tf.memory().numTensors;
     const first = await buildBuffer(config(out, 1));
     assert.equal(first.trained, 1);
+    assert.equal(tf.memory().numTensors, tensors, 'expert training disposes every tensor it creates');
     const second = await buildBuffer(config(out, 2));
     assert.equal(second.trained, 1, 'only the missing expert is trained');
     assert.deepEqual(second.manifest.experts.map((e) => e.index), [0, 1]);
