@@ -45,17 +45,17 @@ export function nsfwjsEncoderVersion(spec: NsfwjsModelSpec): string {
 
 export async function loadNsfwjsEncoder(spec: NsfwjsModelSpec): Promise<ImageEncoder> {
   const core = require('nsfwjs/core') as {
-    load: (name: string, opts: { size: number; modelDefinitions: unknown[] }) => Promise<{ model: tf.LayersModel }>;
+    load: (name: string, opts: { size: number; modelDefinitions: unknown[] }) => Promise<{ model: tf.LayersModel; dispose(): void }>;
   };
   const info = console.info;
   console.info = () => undefined; // nsfwjs prints a hosting hint on every load
-  let full: tf.LayersModel;
+  let net: { model: tf.LayersModel; dispose(): void };
   try {
-    full = (await core.load(spec.nsfwjsName, { size: spec.inputSize, modelDefinitions: [spec.definition()] })).model;
+    net = await core.load(spec.nsfwjsName, { size: spec.inputSize, modelDefinitions: [spec.definition()] });
   } finally {
     console.info = info;
   }
-  const features = tf.model({ inputs: full.inputs, outputs: full.getLayer(FEATURE_LAYER).output });
+  const features = tf.model({ inputs: net.model.inputs, outputs: net.model.getLayer(FEATURE_LAYER).output });
   return {
     modality: 'image',
     id: spec.id,
@@ -72,7 +72,7 @@ export async function loadNsfwjsEncoder(spec: NsfwjsModelSpec): Promise<ImageEnc
       }
     },
     dispose() {
-      full.dispose();
+      net.dispose(); // the model's weights and nsfwjs's own tensors
     },
   };
 }
