@@ -1,8 +1,8 @@
 /** The feature stage: every split of a dataset through the frozen image and text encoders. */
 import { FeaturesConfig } from '../config/features';
+import { parseConfig } from '../config/parse';
 import { datasetEntry, loadSplit } from '../data/registry';
 import { EncoderPool } from '../encoders/registry';
-import { parseConfig } from '../config/parse';
 import type { ProgressSink } from '../util/progress';
 import { type ExtractResult, extractFeatures } from './extract';
 
@@ -20,25 +20,27 @@ export async function computeFeatures(input: unknown, onProgress?: ProgressSink)
   const config = parseConfig(FeaturesConfig, input, 'features config');
   const splits = config.splits ?? datasetEntry(config.dataset).splits;
   const outputs: FeatureStageResult['outputs'][number][] = [];
+  const loaded = new Map<string, Awaited<ReturnType<typeof loadSplit>>>();
+  for (const name of splits) loaded.set(name, await loadSplit(config.dataRoot, config.dataset, name));
   const pool = new EncoderPool();
   try {
-  for (const modality of ['image', 'text'] as const) {
-    for (const name of splits) {
-      const split = await loadSplit(config.dataRoot, config.dataset, name);
-      const result = await extractFeatures({
-        split,
-        modality,
-        encoder: modality === 'image' ? config.imageEncoder : config.textEncoder,
-        cacheDir: config.cacheDir,
-        chunkSize: config.chunkSize,
-        force: config.force,
-        ...(config.workers !== undefined ? { workers: config.workers } : {}),
-        ...(onProgress ? { onProgress } : {}),
-        pool,
-      });
-      outputs.push({ ...result, split: name, modality });
+    for (const modality of ['image', 'text'] as const) {
+      for (const name of splits) {
+        const split = loaded.get(name)!;
+        const result = await extractFeatures({
+          split,
+          modality,
+          encoder: modality === 'image' ? config.imageEncoder : config.textEncoder,
+          cacheDir: config.cacheDir,
+          chunkSize: config.chunkSize,
+          force: config.force,
+          ...(config.workers !== undefined ? { workers: config.workers } : {}),
+          ...(onProgress ? { onProgress } : {}),
+          pool,
+        });
+        outputs.push({ ...result, split: name, modality });
+      }
     }
-  }
   } finally {
     await pool.dispose();
   }

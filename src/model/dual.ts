@@ -4,7 +4,7 @@
  */
 import { tf } from '../backend';
 import { mm } from './linalg';
-import { type HeadParams, type HeadShape, type ParamName, PARAM_NAMES, headBackward, headForward, initHead } from './head';
+import { type HeadParams, type HeadShape, type ParamName, PARAM_NAMES, headBackward, headForward, initHead, paramShapes } from './head';
 import { LOSSES, type LossName } from './losses';
 
 /** Reference temperature. */
@@ -76,14 +76,7 @@ export function flattenTower(params: Readonly<Record<ParamName, tf.Tensor>>): tf
 }
 
 export function unflattenTower(flat: tf.Tensor1D, shape: HeadShape): HeadParams {
-  const shapes = {
-    W1: [shape.dIn, shape.dOut],
-    b1: [shape.dOut],
-    W2: [shape.dOut, shape.dOut],
-    b2: [shape.dOut],
-    gamma: [shape.dOut],
-    beta: [shape.dOut],
-  } as Record<ParamName, number[]>;
+  const shapes = paramShapes(shape);
   const sizes = PARAM_NAMES.map((n) => shapes[n].reduce((a, b) => a * b, 1));
   const parts = tf.split(flat, sizes);
   return Object.fromEntries(PARAM_NAMES.map((n, i) => [n, tf.reshape(parts[i]!, shapes[n])])) as HeadParams;

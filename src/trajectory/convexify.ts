@@ -5,11 +5,11 @@
  * i.e. the straight line between the slice's endpoints, travelled at the pace the expert moved.
  * The endpoints t = 0 and t = K are copied exactly.
  */
-import { join } from 'node:path';
-import { type HeadShape, PARAM_NAMES, paramShapes } from '../model/head';
-import { TOWERS } from '../model/dual';
-import { type BufferManifest, type Trajectory, readBuffer, writeBufferManifest, writeTrajectory } from './store';
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { TOWERS } from '../model/dual';
+import { type HeadShape, PARAM_NAMES, paramShapes } from '../model/head';
+import { type BufferManifest, type Trajectory, readBuffer, writeBufferManifest, writeTrajectory } from './store';
 
 /** [offset, length] of each parameter tensor inside a flattened tower. */
 export function tensorSegments(shape: HeadShape): [number, number][] {

@@ -35,9 +35,19 @@ export function runInWorkers<J, M>(
   ).then(() => undefined);
 }
 
-/** Report a worker's failure to its parent's 'error' handler. */
-export function failWorker(e: unknown): void {
-  setImmediate(() => {
-    throw e;
-  });
+/**
+ * The body of a worker script: initialise tfjs quietly, run `main` on the workerData with a `post` to the
+ * parent, and report a failure to the parent's 'error' handler (rethrown outside the promise chain).
+ */
+export function workerMain<D>(main: (data: D, post: (message: unknown) => void) => Promise<void>): void {
+  // required lazily: this module is also loaded by the main thread
+  const { parentPort, workerData } = require('node:worker_threads') as typeof import('node:worker_threads');
+  const { ready } = require('../backend') as typeof import('../backend');
+  ready(() => undefined)
+    .then(() => main(workerData as D, (m) => parentPort?.postMessage(m)))
+    .catch((e: unknown) =>
+      setImmediate(() => {
+        throw e;
+      }),
+    );
 }
