@@ -3,10 +3,8 @@
  * the `--json PATH` summary, and one handler that turns errors into one line and an exit code.
  */
 import { ready } from '../backend';
-import { ConfigError } from '../config/parse';
-import { DatasetError } from '../data/dataset';
+import { exitCodeOf } from '../errors';
 import { writeJsonAtomic } from '../store/atomic';
-import { CorruptFileError } from '../store/safetensors';
 import type { ProgressSink } from '../util/progress';
 import { progressBars } from './progress';
 
@@ -51,9 +49,4 @@ export async function runCommand<T extends object>(
   }
 }
 
-/** 2: bad usage or config; 3: bad or missing input files; 1: anything else. */
-export function exitCodeOf(e: unknown): number {
-  if (e instanceof ConfigError) return 2;
-  if (e instanceof DatasetError || e instanceof CorruptFileError) return 3;
-  return 1;
-}
+export { exitCodeOf };

@@ -6,8 +6,8 @@ export const FeaturesConfig = z
   .object({
     /** dataset name in the registry (src/data/registry.ts) */
     dataset: z.string().default('flickr8k'),
-    /** folder holding `<dataset>/`; PTMST_DATA_ROOT when not given */
-    dataRoot: z.string({ error: 'no data root: pass --data-root DIR or set PTMST_DATA_ROOT' }).min(1),
+    /** folder holding `<dataset>/`; PTMST_DATA_ROOT when not given; not needed for `shapes` */
+    dataRoot: z.string().min(1).optional(),
     /** where `features/` is written; git-ignored */
     cacheDir: z.string().default('data'),
     /** MobileNetV2 from nsfwjs: the fast offline image encoder (InceptionV3 is ~8x slower) */

@@ -1,12 +1,7 @@
 import type { z } from 'zod';
+import { ConfigError } from '../errors';
 
-/** A config or option that fails its schema: names the field and what was wrong. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
 /** Parse with a zod schema; the first problem becomes one error naming the field. */
 export function parseConfig<S extends z.ZodType>(schema: S, input: unknown, what: string): z.infer<S> {

@@ -8,6 +8,15 @@ import { LOSS_NAMES } from '../model/losses';
 
 const loss = z.enum(LOSS_NAMES as [string, ...string[]]);
 
+/**
+ * A name that becomes part of a path (run names, method names, result stems): letters, digits, `_`, `.`
+ * and `-`, not starting with a dot — so it can never climb out of its folder (`..`) or hide (`.x`).
+ */
+export const SafeName = z
+  .string()
+  .max(100)
+  .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'use letters, digits, _ . - only, not starting with a dot');
+
 export const DataConfig = z
   .object({
     /** dataset in the registry, or `shapes` for the generated set */

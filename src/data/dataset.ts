@@ -3,6 +3,10 @@
  * Images and captions are parallel to the feature matrices built from them: row i of the image features
  * is `images[i]`, row j of the caption features is `captions[j]`, and `captionToImage[j]` links them.
  */
+import { DatasetError } from '../errors';
+
+export { DatasetError };
+
 export const SPLITS = ['train', 'val', 'test', 'rest'] as const;
 /** `rest`: images that the official split lists in no split (Flickr8k has 91). */
 export type SplitName = (typeof SPLITS)[number];
@@ -24,16 +28,6 @@ export interface ImageCaptionSplit {
   readonly imageToCaptions: readonly (readonly number[])[];
 }
 
-/** A missing or malformed dataset file: names the file and what was expected. */
-export class DatasetError extends Error {
-  constructor(
-    readonly file: string,
-    reason: string,
-  ) {
-    super(`${file}: ${reason}`);
-    this.name = 'DatasetError';
-  }
-}
 
 /** Longest caption kept, in words, as in the reference's `pre_caption(caption, max_words=30)`. */
 export const MAX_CAPTION_WORDS = 30;

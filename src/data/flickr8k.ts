@@ -1,7 +1,9 @@
 /**
  * Flickr8k as distributed: `captions.txt` (CSV `image,caption`, quoted fields may hold commas), the
- * official split lists `Flickr_8k.{train,dev,test}Images.txt`, and `images/`. Images named by a split
- * list but absent from `images/` are skipped (Flickr8k misses one train photo).
+ * official split lists `Flickr_8k.{train,dev,test}Images.txt`, and `images/`. A split whose list names an
+ * image that is absent (no file, or no caption) is refused with an error naming the images — except the
+ * images a dataset is known to lack (`knownMissing`: Flickr8k as distributed has no photo and no caption
+ * for one train image), which are skipped.
  */
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
@@ -16,6 +18,9 @@ export const FLICKR8K_SPLIT_FILES: SplitFiles = {
   val: 'Flickr_8k.devImages.txt',
   test: 'Flickr_8k.testImages.txt',
 };
+
+/** Listed in Flickr_8k.trainImages.txt but absent from every Flickr8k distribution (photo and captions). */
+export const FLICKR8K_KNOWN_MISSING: readonly string[] = ['3050606344_af711c726c.jpg'];
 
 /** Parse `captions.txt`: rows grouped by image, in file order. */
 export function parseCaptionsCsv(text: string, source: string): Map<string, string[]> {
@@ -51,7 +56,7 @@ const listNames = (text: string): string[] =>
 
 /** Read one split of Flickr8k from `dir` (the folder holding `captions.txt`). */
 export function readFlickr8k(dir: string, split: SplitName): Promise<ImageCaptionSplit> {
-  return readCaptionsFolder('flickr8k', dir, split, FLICKR8K_SPLIT_FILES);
+  return readCaptionsFolder('flickr8k', dir, split, FLICKR8K_SPLIT_FILES, FLICKR8K_KNOWN_MISSING);
 }
 
 /** Any dataset laid out like Flickr8k: `captions.txt`, one image list per split, `images/`. */
@@ -60,6 +65,7 @@ export async function readCaptionsFolder(
   dir: string,
   split: SplitName,
   splitFiles: SplitFiles,
+  knownMissing: readonly string[] = [],
 ): Promise<ImageCaptionSplit> {
   const captionsFile = join(dir, 'captions.txt');
   const imageDir = join(dir, 'images');
@@ -72,11 +78,24 @@ export async function readCaptionsFolder(
     ),
   ) as Record<Exclude<SplitName, 'rest'>, string[]>;
   let names: string[];
+  let listFile: string;
   if (split === 'rest') {
     const listed = new Set(Object.values(lists).flat());
     names = [...captions.keys()].filter((n) => !listed.has(n));
+    listFile = captionsFile;
   } else {
     names = lists[split];
+    listFile = join(dir, splitFiles[split]);
+  }
+  const skip = new Set(knownMissing);
+  const absent = names.filter((n) => !skip.has(n) && !(present.has(n) && captions.has(n)));
+  if (absent.length > 0) {
+    const what = (n: string) => `${n} (${present.has(n) ? 'no caption' : 'no image file'})`;
+    throw new DatasetError(
+      listFile,
+      `${absent.length} listed image(s) of split ${split} are missing: ${absent.slice(0, 5).map(what).join(', ')}` +
+        `${absent.length > 5 ? ', …' : ''} — the data set is incomplete (an unfinished copy?)`,
+    );
   }
   const images = names.filter((n) => present.has(n) && captions.has(n));
   return splitFromRows(dataset, split, imageDir, images, captions, captionsFile);

@@ -6,9 +6,10 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { DatasetError, type ImageCaptionSplit, type SplitName } from './dataset';
+import { ConfigError, DatasetError } from '../errors';
+import type { ImageCaptionSplit, SplitName } from './dataset';
 import { readCaptionsFolder, readFlickr8k } from './flickr8k';
-import { SHAPES_DATASET, SHAPES_SPLIT_FILES } from './shapes';
+import { SHAPES_DATASET, SHAPES_SPLIT_FILES, ensureShapes } from './shapes';
 import { readKarpathyJson } from './karpathy';
 
 export interface DatasetEntry {
@@ -42,7 +43,7 @@ export const DATASETS: Readonly<Record<string, DatasetEntry>> = Object.freeze({
 
 export function datasetEntry(name: string): DatasetEntry {
   const entry = DATASETS[name];
-  if (entry === undefined) throw new Error(`unknown dataset "${name}"; valid: ${Object.keys(DATASETS).join(', ')}`);
+  if (entry === undefined || !Object.hasOwn(DATASETS, name)) throw new ConfigError(`unknown dataset "${name}"; valid: ${Object.keys(DATASETS).join(', ')}`);
   return entry;
 }
 
@@ -50,9 +51,26 @@ export function datasetEntry(name: string): DatasetEntry {
 export async function loadSplit(dataRoot: string, dataset: string, split: SplitName): Promise<ImageCaptionSplit> {
   const entry = datasetEntry(dataset);
   if (!entry.splits.includes(split)) {
-    throw new Error(`dataset ${dataset} has no split "${split}"; valid: ${entry.splits.join(', ')}`);
+    throw new ConfigError(`dataset ${dataset} has no split "${split}"; valid: ${entry.splits.join(', ')}`);
   }
   const dir = join(dataRoot, dataset);
   if (!existsSync(dir)) throw new DatasetError(dir, `dataset folder not found under data root ${dataRoot}`);
   return entry.load(dir, split);
+}
+
+/**
+ * The folder holding `<dataset>/`: the given data root (or PTMST_DATA_ROOT); for the generated `shapes`
+ * set, `<cacheDir>/generated` (generated on first use; no data root needed). The dataset name is checked
+ * first, so a typo is reported as an unknown dataset, not as a missing data root.
+ */
+export async function resolveDataRoot(dataset: string, dataRoot: string | undefined, cacheDir: string): Promise<string> {
+  datasetEntry(dataset);
+  if (dataset === SHAPES_DATASET) {
+    const root = join(cacheDir, 'generated');
+    await ensureShapes(root);
+    return root;
+  }
+  const root = dataRoot ?? process.env.PTMST_DATA_ROOT;
+  if (!root) throw new ConfigError(`dataset ${dataset} needs a data root: no data root: pass --data-root DIR or set PTMST_DATA_ROOT`);
+  return root;
 }

@@ -6,10 +6,11 @@
  * (`captions.txt`, `train.txt`/`val.txt`/`test.txt`, `images/`), written once, deterministic.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import jpeg from 'jpeg-js';
-import { writeAtomic } from '../store/atomic';
+import { WriteError, describeSystemError } from '../errors';
+import { ensureDir } from '../store/atomic';
 import { type Rng, randInt, rng } from '../util/random';
 
 export const SHAPES_DATASET = 'shapes';
@@ -102,14 +103,33 @@ function scene(r: Rng): Group[] {
 
 const csvField = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
 
-/** Generate the set under `<root>/shapes/` unless a complete copy of this version is there. */
+/**
+ * Generate the set under `<root>/shapes/` unless a complete copy is there. Safe under concurrent runs:
+ * each run generates into its own temporary folder and renames it into place in one step; a run that
+ * finds the folder already there (another run finished first) discards its copy — the sets are identical.
+ */
 export async function ensureShapes(root: string, seed = 0): Promise<string> {
   const dir = join(root, SHAPES_DATASET);
   const stamp = join(dir, 'VERSION');
   if (existsSync(stamp)) return dir;
-  const tmp = `${dir}.tmp`;
-  await rm(tmp, { recursive: true, force: true });
-  await mkdir(join(tmp, 'images'), { recursive: true });
+  await ensureDir(root);
+  const tmp = await mkdtemp(join(root, `.${SHAPES_DATASET}-`));
+  try {
+    await generate(tmp, seed);
+    if (existsSync(dir) && !existsSync(stamp)) await rm(dir, { recursive: true, force: true }); // an old, unstamped copy
+    await rename(tmp, dir);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    if ((code === 'ENOTEMPTY' || code === 'EEXIST') && existsSync(stamp)) return dir; // another run finished first
+    throw e instanceof WriteError ? e : new WriteError(dir, describeSystemError(e));
+  }
+  return dir;
+}
+
+/** Write the set into `tmp` (plain writes: the folder becomes visible only by the rename above). */
+async function generate(tmp: string, seed: number): Promise<void> {
+  await mkdir(join(tmp, 'images'));
   const r = rng(seed);
   const rows = ['image,caption'];
   for (const [split, n] of Object.entries(SHAPES_SIZES)) {
@@ -118,15 +138,12 @@ export async function ensureShapes(root: string, seed = 0): Promise<string> {
       const name = `${split}-${String(i).padStart(4, '0')}.jpg`;
       const groups = scene(r);
       const data = render(groups, r);
-      await writeAtomic(join(tmp, 'images', name), jpeg.encode({ data, width: SIZE, height: SIZE }, 90).data);
+      await writeFile(join(tmp, 'images', name), jpeg.encode({ data, width: SIZE, height: SIZE }, 90).data);
       names.push(name);
       for (const c of captions(groups)) rows.push(`${name},${csvField(c)}`);
     }
-    await writeAtomic(join(tmp, SHAPES_SPLIT_FILES[split as keyof typeof SHAPES_SPLIT_FILES]), names.join('\n') + '\n');
+    await writeFile(join(tmp, SHAPES_SPLIT_FILES[split as keyof typeof SHAPES_SPLIT_FILES]), names.join('\n') + '\n');
   }
-  await writeAtomic(join(tmp, 'captions.txt'), rows.join('\n') + '\n');
-  await writeAtomic(join(tmp, 'VERSION'), `${VERSION} seed ${seed}\n`);
-  await rm(dir, { recursive: true, force: true });
-  await rename(tmp, dir);
-  return dir;
+  await writeFile(join(tmp, 'captions.txt'), rows.join('\n') + '\n');
+  await writeFile(join(tmp, 'VERSION'), `${VERSION} seed ${seed}\n`);
 }

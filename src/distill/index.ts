@@ -6,16 +6,17 @@
  * finished phases and resumes unfinished ones.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { tf } from '../backend';
 import { parseConfig } from '../config/parse';
-import { BufferConfig, DataConfig, DistillConfig, ModelConfig, type PhaseConfig } from '../config/schemas';
+import { BufferConfig, DataConfig, DistillConfig, ModelConfig, type PhaseConfig, SafeName } from '../config/schemas';
 import { prepareFeatureSets } from '../pipeline/data';
-import { sha256, writeJsonAtomic } from '../store/atomic';
-import { CorruptFileError, decodeSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
+import { CorruptFileError } from '../errors';
+import { ensureDir, sha256, writeJsonAtomic } from '../store/atomic';
+import { withLock } from '../store/lock';
+import { type SafetensorsFile, readSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
 import { buildBuffer } from '../trajectory/buffer';
 import { convexifiedDir, convexifyBuffer } from '../trajectory/convexify';
 import { bufferShape, readBuffer, readBufferManifest } from '../trajectory/store';
@@ -28,7 +29,7 @@ import { disposeState, fullSimilarity } from './synthetic';
 export const DistillStageConfig = z
   .object({
     /** run name; the output folder is runs/<name> unless `out` is given */
-    name: z.string().regex(/^[\w.-]+$/, 'letters, digits, _ . - only').default('distill'),
+    name: SafeName.default('distill'),
     data: DataConfig.default(DataConfig.parse({})),
     model: ModelConfig.default(ModelConfig.parse({})),
     buffer: BufferConfig.default(BufferConfig.parse({})),
@@ -36,6 +37,8 @@ export const DistillStageConfig = z
     out: z.string().optional(),
     /** worker threads for phases; default: cores, at most 2 */
     workers: z.number().int().positive().optional(),
+    /** redo phases whose output file fails verification (otherwise such a file is an error naming it) */
+    force: z.boolean().default(false),
   })
   .strict();
 export type DistillStageConfig = z.infer<typeof DistillStageConfig>;
@@ -70,6 +73,7 @@ export interface PhaseJob {
 }
 export type PhaseMessage =
   | { readonly type: 'progress'; readonly index: number; readonly done: number; readonly total: number; readonly loss: number }
+  | { readonly type: 'warning'; readonly line: string }
   | { readonly type: 'done'; readonly index: number };
 
 /** Distil one phase and write its output file; the body of both the in-process path and the worker. */
@@ -94,6 +98,7 @@ export async function runPhaseJob(
     dropout: config.distill.unrollDropout ?? config.model.dropout,
     checkpoint: checkpointFile(dir, job.index),
     onProgress: (e) => post({ type: 'progress', index: job.index, done: e.done, total: e.total, loss: Number(e.info?.loss) }),
+    log: (line) => post({ type: 'warning', line }),
     ...(stopAfter !== undefined ? { stopAfter } : {}),
   });
   try {
@@ -122,28 +127,69 @@ export async function runPhaseJob(
 
 /** What a finished phase file must match to be reused. */
 function phaseKey(c: DistillStageConfig, k: number): string {
-  return sha256(JSON.stringify({ data: c.data, model: c.model, buffer: { ...c.buffer, workers: 0 }, distill: { ...c.distill, checkpointEvery: 0, phases: undefined }, phase: c.distill.phases[k], k }));
+  return sha256(JSON.stringify({ data: { ...c.data, dataRoot: undefined }, model: c.model, buffer: { ...c.buffer, workers: 0 }, distill: { ...c.distill, checkpointEvery: 0, phases: undefined }, phase: c.distill.phases[k], k }));
 }
 
+const PHASE_TENSORS = ['x', 'y', 's', 'lrImg', 'lrTxt', 'losses', 'initPairs'] as const;
+
+/** A finished phase's file, verified (digest, tensors, shapes, finite values); an error names the file. */
+async function readPhaseFile(c: DistillStageConfig, f: string, k: number): Promise<SafetensorsFile> {
+  const st = await readSafetensors(f, { requireDigest: true });
+  const n = c.distill.phases[k]!.size;
+  for (const name of PHASE_TENSORS) tensorOf(st, name, f);
+  const shape = (name: string) => JSON.stringify(st.tensors.get(name)!.shape);
+  if (shape('x').startsWith(`[${n},`) === false || shape('y').startsWith(`[${n},`) === false || shape('s') !== `[${n},${n}]`) {
+    throw new CorruptFileError(f, `x ${shape('x')}, y ${shape('y')}, s ${shape('s')} do not hold the phase's ${n} pairs`);
+  }
+  for (const name of ['x', 'y', 's', 'lrImg', 'lrTxt'] as const) {
+    if (!(st.tensors.get(name)!.data as Float32Array).every(Number.isFinite)) throw new CorruptFileError(f, `${name} holds NaN or infinite values`);
+  }
+  return st;
+}
+
+/** Whether phase k is finished: its file exists, verifies, and was made by this configuration. */
 async function phaseDone(c: DistillStageConfig, dir: string, k: number): Promise<boolean> {
   const f = phaseFile(dir, k);
   if (!existsSync(f)) return false;
-  const st = decodeSafetensors(await readFile(f), f);
-  return st.metadata.key === phaseKey(c, k);
+  try {
+    const st = await readPhaseFile(c, f, k);
+    return st.metadata.key === phaseKey(c, k);
+  } catch (e) {
+    if (c.force) return false;
+    throw new CorruptFileError(f, `${(e as Error).message.replace(`${f}: `, '')}; rerun with --force to distil this phase again`);
+  }
 }
 
-/** Validate, build what is missing upstream, distil every unfinished phase, write the union. */
-export async function distill(input: unknown, onProgress?: ProgressSink, opts: { stopAfter?: number } = {}): Promise<DistillResult> {
+/**
+ * Validate, build what is missing upstream, distil every unfinished phase, write the union. The run folder
+ * is locked while this runs, so a second process on the same run waits and then finds the work done.
+ */
+export async function distill(
+  input: unknown,
+  onProgress?: ProgressSink,
+  opts: { stopAfter?: number; log?: (line: string) => void } = {},
+): Promise<DistillResult> {
   const config = parseConfig(DistillStageConfig, input, 'distill config');
   const dir = runDir(config);
-  await mkdir(dir, { recursive: true });
-  const { dir: expertDir } = await buildBuffer({ data: config.data, model: config.model, buffer: config.buffer }, onProgress);
+  await ensureDir(dir);
+  return withLock(dir, 'distill', () => distillLocked(config, dir, onProgress, opts), opts.log);
+}
+
+async function distillLocked(
+  config: DistillStageConfig,
+  dir: string,
+  onProgress: ProgressSink | undefined,
+  opts: { stopAfter?: number; log?: (line: string) => void },
+): Promise<DistillResult> {
+  const log = opts.log ?? (() => undefined);
+  const { dir: expertDir } = await buildBuffer({ data: config.data, model: config.model, buffer: config.buffer }, onProgress, log);
   const sources = [];
   for (const p of config.distill.phases) sources.push(await phaseSource(expertDir, p));
   const jobs: PhaseJob[] = [];
   for (let k = 0; k < sources.length; k++) if (!(await phaseDone(config, dir, k))) jobs.push({ index: k, source: sources[k]! });
   const onMessage = (m: PhaseMessage) => {
-    if (m.type === 'progress') onProgress?.({ label: `phase ${m.index + 1}/${sources.length}`, done: m.done, total: m.total, info: { loss: m.loss } });
+    if (m.type === 'warning') log(m.line);
+    else if (m.type === 'progress') onProgress?.({ label: `phase ${m.index + 1}/${sources.length}`, done: m.done, total: m.total, info: { loss: m.loss } });
   };
   const workers = Math.max(1, Math.min(config.workers ?? Math.min(2, availableParallelism()), jobs.length));
   if (opts.stopAfter !== undefined || workers === 1) {
@@ -161,7 +207,7 @@ export async function distill(input: unknown, onProgress?: ProgressSink, opts: {
   let dims = { img: 0, txt: 0 };
   for (let k = 0; k < sources.length; k++) {
     const f = phaseFile(dir, k);
-    const st = decodeSafetensors(await readFile(f), f);
+    const st = await readPhaseFile(config, f, k);
     const x = tensorOf(st, 'x', f);
     const y = tensorOf(st, 'y', f);
     const losses = tensorOf(st, 'losses', f).data as Float32Array;
@@ -187,9 +233,11 @@ export async function distill(input: unknown, onProgress?: ProgressSink, opts: {
     });
   }
   if (phases.length === 0) throw new CorruptFileError(dir, 'no phase output');
-  const set: SyntheticSet = { dImg: dims.img, dTxt: dims.txt, phases, provenance: { config, phases: info, expertBuffer: expertDir } };
+  // provenance holds what determines the set, not how it was run (threads, --force), so reruns are byte-identical
+  const recorded = { ...config, workers: undefined, force: undefined };
+  const set: SyntheticSet = { dImg: dims.img, dTxt: dims.txt, phases, provenance: { config: recorded, phases: info, expertBuffer: expertDir } };
   const file = join(dir, 'synthetic.safetensors');
   const digest = await writeSyntheticSet(file, set);
-  await writeJsonAtomic(join(dir, 'synthetic.json'), { file: 'synthetic.safetensors', sha256: digest, phases: info, config });
+  await writeJsonAtomic(join(dir, 'synthetic.json'), { file: 'synthetic.safetensors', sha256: digest, phases: info, config: recorded });
   return { dir, file, reused: jobs.length === 0, phases: info };
 }

@@ -11,12 +11,12 @@
  *   batches [steps, batch] (I32)                          synthetic indices of each unrolled step
  * Output file: loss, lossImg, lossTxt [1] and grad.x, grad.y, grad.s, grad.lrImg, grad.lrTxt.
  */
-import { readFile } from 'node:fs/promises';
 import { tf } from '../backend';
+import { CorruptFileError } from '../errors';
 import { type DualParams, TOWERS, flattenTower, initDual, dualShape } from '../model/dual';
 import { PARAM_NAMES } from '../model/head';
 import type { LossName } from '../model/losses';
-import { CorruptFileError, type TensorRecord, decodeSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
+import { type TensorRecord, readSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
 import { rng } from '../util/random';
 import { type GradientMode, distillIteration } from './iteration';
 
@@ -27,7 +27,7 @@ export interface ParityOptions {
 }
 
 export async function parityStep(stateFile: string, outFile: string, o: ParityOptions): Promise<{ loss: number }> {
-  const st = decodeSafetensors(await readFile(stateFile), stateFile);
+  const st = await readSafetensors(stateFile);
   const t = (name: string) => {
     const v = tensorOf(st, name, stateFile);
     return tf.tensor(v.data as Float32Array, [...v.shape]);

@@ -3,18 +3,20 @@
  * trajectories and start range. Checkpoints every K iterations (state, momentum, EMA, RNG state, loss
  * history) with atomic writes; a restarted phase resumes from its checkpoint and continues the same
  * random stream, so an interrupted run ends bit-identical to an uninterrupted one on the same backend.
- * A NaN or infinite matching loss stops the phase with an error and leaves the last good checkpoint.
+ * A NaN or infinite matching loss or state stops the phase with a NonFiniteError and leaves the last good
+ * checkpoint. A checkpoint is verified (content digest) before it is used; one that fails is reported and
+ * the phase starts afresh (same seed, so the same result).
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { tf } from '../backend';
 import type { DistillConfig, PhaseConfig } from '../config/schemas';
+import { ConfigError, CorruptFileError, NonFiniteError } from '../errors';
 import type { FeatureSet } from '../features/feature-set';
 import { type DualShape, type Tower, TOWERS, disposeDual, unflattenTower } from '../model/dual';
 import { dropoutMask } from '../model/head';
 import type { LossName } from '../model/losses';
 import { sha256 } from '../store/atomic';
-import { CorruptFileError, decodeSafetensors, writeSafetensors } from '../store/safetensors';
+import { readSafetensors, writeSafetensors } from '../store/safetensors';
 import type { Trajectory } from '../trajectory/store';
 import type { ProgressSink } from '../util/progress';
 import { type Rng, deriveSeed, randInt, rng, sampleWithoutReplacement } from '../util/random';
@@ -22,13 +24,6 @@ import { emaUpdate } from './ema';
 import { type Teacher, type UnrollStep, distillIteration, similarityKeys } from './iteration';
 import { sgdMomentumStep } from './optimizer';
 import { type SimilaritySpec, type SyntheticState, cloneState, disposeState, initSynthetic } from './synthetic';
-
-export class DistillError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DistillError';
-  }
-}
 
 export interface PhaseInput {
   readonly index: number;
@@ -44,6 +39,8 @@ export interface PhaseInput {
   readonly onProgress?: ProgressSink;
   /** stop after this many iterations in total (tests of resume); the checkpoint is written first */
   readonly stopAfter?: number;
+  /** hears warnings (a checkpoint that failed verification and was discarded) */
+  readonly log?: (line: string) => void;
 }
 
 export interface PhaseOutput {
@@ -96,6 +93,9 @@ async function toArrays(s: SyntheticState, prefix: string) {
   return out;
 }
 
+const firstNonFinite = (arrays: Record<string, { data: Float32Array }>): string | undefined =>
+  Object.entries(arrays).find(([, a]) => !a.data.every(Number.isFinite))?.[0];
+
 /** A fingerprint of everything that determines the phase's random stream and results. */
 function phaseKey(input: PhaseInput): string {
   const { config, phase, index } = input;
@@ -113,7 +113,20 @@ interface Resumed {
 
 async function loadCheckpoint(input: PhaseInput, key: string): Promise<Resumed | undefined> {
   if (!existsSync(input.checkpoint)) return undefined;
-  const st = decodeSafetensors(await readFile(input.checkpoint), input.checkpoint);
+  let st: Awaited<ReturnType<typeof readSafetensors>>;
+  try {
+    st = await readSafetensors(input.checkpoint, { requireDigest: true });
+    const pairs = st.tensors.get('initPairs');
+    const losses = st.tensors.get('losses');
+    if (pairs?.dtype !== 'I32' || losses?.dtype !== 'F32') throw new CorruptFileError(input.checkpoint, 'checkpoint lacks initPairs or losses');
+    if (losses.shape[0] !== Number(st.metadata.iteration)) throw new CorruptFileError(input.checkpoint, 'loss history does not match the iteration');
+    for (const k of ['state.x', 'state.y', 'ema.x', 'ema.y', 'velocity.x', 'velocity.y']) {
+      if (st.tensors.get(k)?.shape[0] !== input.phase.size) throw new CorruptFileError(input.checkpoint, `${k} does not hold ${input.phase.size} pairs`);
+    }
+  } catch (e) {
+    input.log?.(`[ptmst] warning: ${(e as Error).message}; phase ${input.index + 1} restarts from iteration 0`);
+    return undefined;
+  }
   if (st.metadata.key !== key) return undefined; // a checkpoint of another configuration: start afresh
   const group = (prefix: string): SyntheticState =>
     Object.fromEntries(
@@ -121,9 +134,8 @@ async function loadCheckpoint(input: PhaseInput, key: string): Promise<Resumed |
         .filter(([k]) => k.startsWith(prefix))
         .map(([k, t]) => [k.slice(prefix.length), tf.tensor(t.data as Float32Array, [...t.shape])]),
     );
-  const pairs = st.tensors.get('initPairs');
-  const losses = st.tensors.get('losses');
-  if (!pairs || !losses) throw new CorruptFileError(input.checkpoint, 'checkpoint lacks initPairs or losses');
+  const pairs = st.tensors.get('initPairs')!;
+  const losses = st.tensors.get('losses')!;
   return {
     state: group('state.'),
     velocity: group('velocity.'),
@@ -134,13 +146,20 @@ async function loadCheckpoint(input: PhaseInput, key: string): Promise<Resumed |
   };
 }
 
+/** Write the checkpoint; a non-finite state is never written (the last good checkpoint stays). */
 async function saveCheckpoint(input: PhaseInput, key: string, r: Resumed): Promise<void> {
+  const arrays = { ...(await toArrays(r.state, 'state.')), ...(await toArrays(r.velocity, 'velocity.')), ...(await toArrays(r.ema, 'ema.')) };
+  const bad = firstNonFinite(arrays);
+  if (bad !== undefined) {
+    throw new NonFiniteError(
+      `phase ${input.index + 1}, iteration ${r.losses.length}: ${bad} holds NaN or infinite values; stopped. ` +
+        `The last good checkpoint is kept at ${input.checkpoint}`,
+    );
+  }
   await writeSafetensors(
     input.checkpoint,
     {
-      ...(await toArrays(r.state, 'state.')),
-      ...(await toArrays(r.velocity, 'velocity.')),
-      ...(await toArrays(r.ema, 'ema.')),
+      ...arrays,
       initPairs: { shape: [r.initPairs.length], data: r.initPairs },
       losses: { shape: [r.losses.length], data: Float32Array.from(r.losses) },
     },
@@ -153,13 +172,13 @@ export function checkPhase(input: Pick<PhaseInput, 'index' | 'phase' | 'config' 
   const { phase, index, config, trajectories } = input;
   const snapshots = trajectories[0]!.snapshots;
   if (phase.start[1] + config.expertStep > snapshots - 1) {
-    throw new DistillError(
+    throw new ConfigError(
       `phases[${index}].start: max start ${phase.start[1]} + expertStep ${config.expertStep} exceeds the last ` +
         `snapshot (${snapshots - 1}) of its trajectories`,
     );
   }
   if (phase.size > input.train.numCaptions) {
-    throw new DistillError(`phases[${index}].size: ${phase.size} exceeds the ${input.train.numCaptions} training pairs`);
+    throw new ConfigError(`phases[${index}].size: ${phase.size} exceeds the ${input.train.numCaptions} training pairs`);
   }
 }
 
@@ -216,7 +235,7 @@ export async function distillPhase(input: PhaseInput): Promise<PhaseOutput> {
       const loss = res.lossImg + res.lossTxt;
       if (!Number.isFinite(loss)) {
         for (const g of Object.values(res.grads)) g.dispose();
-        throw new DistillError(
+        throw new NonFiniteError(
           `phase ${input.index + 1}, iteration ${it + 1}: matching loss is ${loss}; stopped. The last good ` +
             `checkpoint (iteration ${Math.floor(it / config.checkpointEvery) * config.checkpointEvery}) is kept at ${input.checkpoint}`,
         );

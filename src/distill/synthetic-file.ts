@@ -4,8 +4,9 @@
  * with the configuration and per-phase provenance as JSON metadata. Python reads it with safetensors.
  */
 import { readFile } from 'node:fs/promises';
+import { CorruptFileError, MissingFileError } from '../errors';
 import { sha256 } from '../store/atomic';
-import { CorruptFileError, type TensorRecord, decodeSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
+import { type TensorRecord, readSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
 
 export interface SyntheticPhase {
   readonly n: number;
@@ -22,6 +23,11 @@ export interface SyntheticSet {
   readonly phases: readonly SyntheticPhase[];
   /** free-form provenance: config, buffers, slices, ranges, iterations, final losses */
   readonly provenance: Record<string, unknown>;
+}
+
+export interface VerifiedSyntheticSet extends SyntheticSet {
+  /** sha256 of the file */
+  readonly digest: string;
 }
 
 export async function writeSyntheticSet(path: string, set: SyntheticSet): Promise<string> {
@@ -41,16 +47,15 @@ export async function writeSyntheticSet(path: string, set: SyntheticSet): Promis
   return sha256(buf);
 }
 
-export async function readSyntheticSet(path: string): Promise<SyntheticSet> {
-  let buf: Buffer;
-  try {
-    buf = await readFile(path);
-  } catch (e) {
-    throw new CorruptFileError(path, `cannot read synthetic set (${(e as Error).message})`);
-  }
-  const st = decodeSafetensors(buf, path);
+/**
+ * Read a synthetic set and verify it before use: its content digest, every phase's tensors and their
+ * shapes, finite values and positive learning rates. Any failure is one CorruptFileError naming the file.
+ */
+export async function readSyntheticSet(path: string): Promise<VerifiedSyntheticSet> {
+  const st = await readSafetensors(path, { requireDigest: true });
   if (st.metadata.format !== 'ptmst.synthetic/1') throw new CorruptFileError(path, 'not a ptmst synthetic set');
   const count = Number(st.metadata.phases);
+  if (!Number.isInteger(count) || count < 1) throw new CorruptFileError(path, `metadata phases = ${st.metadata.phases} is not a phase count`);
   const phases: SyntheticPhase[] = [];
   let dImg = 0;
   let dTxt = 0;
@@ -59,19 +64,24 @@ export async function readSyntheticSet(path: string): Promise<SyntheticSet> {
     const y = tensorOf(st, `p${k}.y`, path);
     const s = tensorOf(st, `p${k}.s`, path);
     const n = x.shape[0]!;
-    if (y.shape[0] !== n || s.shape[0] !== n || s.shape[1] !== n) {
-      throw new CorruptFileError(path, `phase ${k}: x, y and s disagree on the number of pairs`);
+    if (x.shape.length !== 2 || y.shape.length !== 2 || y.shape[0] !== n || s.shape[0] !== n || s.shape[1] !== n || n < 1) {
+      throw new CorruptFileError(path, `phase ${k}: x [${x.shape}], y [${y.shape}] and s [${s.shape}] disagree on the number of pairs`);
     }
+    if (k > 0 && (x.shape[1] !== dImg || y.shape[1] !== dTxt)) throw new CorruptFileError(path, `phase ${k}: feature sizes differ from phase 0`);
     dImg = x.shape[1]!;
     dTxt = y.shape[1]!;
-    phases.push({
-      n,
-      x: x.data as Float32Array,
-      y: y.data as Float32Array,
-      s: s.data as Float32Array,
-      lrImg: tensorOf(st, `p${k}.lrImg`, path).data[0]!,
-      lrTxt: tensorOf(st, `p${k}.lrTxt`, path).data[0]!,
-    });
+    const lr = (name: string) => {
+      const t = tensorOf(st, `p${k}.${name}`, path);
+      const v = t.data[0];
+      if (t.dtype !== 'F32' || t.data.length !== 1 || v === undefined || !(v > 0) || !Number.isFinite(v)) {
+        throw new CorruptFileError(path, `p${k}.${name} = ${v} is not a positive learning rate`);
+      }
+      return v;
+    };
+    for (const t of [x, y, s]) {
+      if (t.dtype !== 'F32' || !(t.data as Float32Array).every(Number.isFinite)) throw new CorruptFileError(path, `phase ${k}: NaN, infinite or non-F32 values`);
+    }
+    phases.push({ n, x: x.data as Float32Array, y: y.data as Float32Array, s: s.data as Float32Array, lrImg: lr('lrImg'), lrTxt: lr('lrTxt') });
   }
   let provenance: Record<string, unknown> = {};
   try {
@@ -79,5 +89,11 @@ export async function readSyntheticSet(path: string): Promise<SyntheticSet> {
   } catch {
     throw new CorruptFileError(path, 'provenance metadata is not valid JSON');
   }
-  return { dImg, dTxt, phases, provenance };
+  let digest: string;
+  try {
+    digest = sha256(await readFile(path));
+  } catch (e) {
+    throw new MissingFileError(path, `cannot read (${(e as Error).message})`);
+  }
+  return { dImg, dTxt, phases, provenance, digest };
 }

@@ -2,6 +2,7 @@
  * Encoders by name. A registry is a frozen table: an unknown name is an error listing the valid ones.
  * To add an encoder (another tfjs model from a local folder, say), add one entry here.
  */
+import { ConfigError } from '../errors';
 import { NSFWJS_MODELS, loadNsfwjsEncoder, nsfwjsEncoderVersion } from './nsfwjs';
 import type { ImageEncoder, TextEncoder } from './types';
 import { loadWinkEncoder, winkEncoderVersion } from './wink';
@@ -39,9 +40,9 @@ export const TEXT_ENCODERS: Readonly<Record<string, EncoderEntry<TextEncoder>>> 
 });
 
 export function lookup<T>(table: Readonly<Record<string, T>>, kind: string, name: string): T {
-  const entry = table[name];
+  const entry = Object.hasOwn(table, name) ? table[name] : undefined;
   if (entry === undefined) {
-    throw new Error(`unknown ${kind} "${name}"; valid: ${Object.keys(table).join(', ')}`);
+    throw new ConfigError(`unknown ${kind} "${name}"; valid: ${Object.keys(table).join(', ')}`);
   }
   return entry;
 }

@@ -5,16 +5,21 @@
  *   - `coreset`: N real pairs — `random` (a fresh draw per run) or given caption indices;
  *   - `full`: the full-data teacher, read from the expert buffer (each expert is one run; no extra work).
  */
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
 import { BufferConfig, DataConfig, EvalConfig, ModelConfig } from '../config/schemas';
 import { readSyntheticSet } from '../distill/synthetic-file';
+import { ConfigError, CorruptFileError } from '../errors';
 import type { FeatureSet } from '../features/feature-set';
 import { type DualShape, dualShape } from '../model/dual';
 import { LOSS_NAMES, type LossName } from '../model/losses';
 import { prepareFeatureSets } from '../pipeline/data';
+import { ensureDir, sha256, writeJsonAtomic } from '../store/atomic';
+import { readJsonFile } from '../store/json';
+import { withLock } from '../store/lock';
 import { buildBuffer } from '../trajectory/buffer';
 import { readBuffer } from '../trajectory/store';
 import type { ProgressSink } from '../util/progress';
@@ -50,9 +55,36 @@ export const EvalStageConfig = z
     realLoss: z.enum(LOSS_NAMES as [string, ...string[]]).default('infonce'),
     /** worker threads (runs side by side); default: cores, at most 2 */
     workers: z.number().int().positive().optional(),
+    /**
+     * folder for per-run records (`run-NNN.json`): a finished student is stored there, and a rerun after a
+     * crash trains only the missing ones. No records when absent.
+     */
+    out: z.string().optional(),
+    /** recompute records that fail verification (otherwise such a record is an error naming it) */
+    force: z.boolean().default(false),
   })
   .strict();
 export type EvalStageConfig = z.infer<typeof EvalStageConfig>;
+
+const RUN_FORMAT = 'ptmst.eval-run/1';
+const RetrievalRecord = z.object({
+  ir1: z.number(), ir5: z.number(), ir10: z.number(), tr1: z.number(), tr5: z.number(), tr10: z.number(), rMean: z.number(),
+}).strict();
+const RunRecord = z
+  .object({
+    format: z.literal(RUN_FORMAT),
+    /** what the run depends on (method, data, model, protocol, seed); another key is another evaluation */
+    key: z.string(),
+    run: z.number().int().nonnegative(),
+    checkpoints: z.array(
+      z.object({ subset: z.number().int().nonnegative(), epoch: z.number().int().nonnegative(), val: RetrievalRecord, test: RetrievalRecord }).strict(),
+    ).min(1),
+    /** sha256 of JSON.stringify(checkpoints) */
+    sha256: z.string(),
+  })
+  .strict();
+
+const runFile = (dir: string, run: number) => join(dir, `run-${String(run).padStart(3, '0')}.json`);
 
 export interface EvalResult {
   readonly method: MethodSpec;
@@ -86,17 +118,21 @@ export async function planRuns(
   pairs: number;
   sets: { train: FeatureSet; val: FeatureSet; test: FeatureSet };
   shape: DualShape;
+  /** sha256 of the synthetic set's content ('' for coresets) */
+  digest: string;
 }> {
   const { method, eval: ev } = config;
-  if (method.kind === 'full') throw new Error('planRuns: the full-data teacher has no training subsets');
+  if (method.kind === 'full') throw new ConfigError('planRuns: the full-data teacher has no training subsets');
   const [train, val, test] = await prepareFeatureSets(config.data, ['train', 'val', 'test'], onProgress);
   const shape = dualShape(train!.dImg, train!.dTxt, config.model.dOut);
   let subsetsFor: (run: number) => TrainingSubset[];
   let pairs: number;
+  let digest = '';
   if (method.kind === 'synthetic') {
     const set = await readSyntheticSet(method.file);
+    digest = set.digest;
     if (set.dImg !== train!.dImg || set.dTxt !== train!.dTxt) {
-      throw new Error(`${method.file}: synthetic vectors are ${set.dImg}/${set.dTxt}-d, the features are ${train!.dImg}/${train!.dTxt}-d`);
+      throw new CorruptFileError(method.file, `synthetic vectors are ${set.dImg}/${set.dTxt}-d, the features are ${train!.dImg}/${train!.dTxt}-d`);
     }
     const distilled = (set.provenance.config as { distill?: { loss?: LossName } } | undefined)?.distill?.loss ?? 'wbce';
     const last = set.phases[set.phases.length - 1]!;
@@ -114,21 +150,32 @@ export async function planRuns(
   } else {
     const loss = config.realLoss as LossName;
     if (method.selection === 'indices') {
-      if (!method.indices?.length) throw new Error('method.indices: give the caption indices of the coreset');
+      if (!method.indices?.length) throw new ConfigError('method.indices: give the caption indices of the coreset');
       const bad = method.indices.find((i) => i >= train!.numCaptions);
-      if (bad !== undefined) throw new Error(`method.indices: ${bad} is out of range (${train!.numCaptions} training pairs)`);
+      if (bad !== undefined) throw new ConfigError(`method.indices: ${bad} is out of range (${train!.numCaptions} training pairs)`);
+      if (new Set(method.indices).size !== method.indices.length) throw new ConfigError('method.indices: an index is listed twice');
       const fixed = realSubset(train!, Int32Array.from(method.indices), ev.realLr, loss);
       subsetsFor = () => [fixed];
       pairs = method.indices.length;
     } else {
-      if (!method.size) throw new Error('method.size: a random coreset needs its size');
+      if (!method.size) throw new ConfigError('method.size: a random coreset needs its size');
       const size = method.size;
+      if (size > train!.numCaptions) {
+        throw new ConfigError(`method.size: a coreset of ${size} pairs is larger than the ${train!.numCaptions} training pairs`);
+      }
       subsetsFor = (run) =>
         [realSubset(train!, sampleWithoutReplacement(rng(deriveSeed(ev.seed, 'coreset', run)), train!.numCaptions, size), ev.realLr, loss)];
       pairs = size;
     }
   }
-  return { subsetsFor, pairs, sets: { train: train!, val: val!, test: test! }, shape };
+  return { subsetsFor, pairs, sets: { train: train!, val: val!, test: test! }, shape, digest };
+}
+
+/** Label of a method in messages: `random coreset (40 pairs)`, `synthetic runs/x/synthetic.safetensors`. */
+export function methodLabel(method: MethodSpec): string {
+  if (method.kind === 'synthetic') return `synthetic set ${method.file}`;
+  if (method.kind === 'full') return 'full data';
+  return method.selection === 'random' ? `random coreset (${method.size} pairs)` : `coreset (${method.indices?.length ?? 0} given pairs)`;
 }
 
 /** Train and score one student (the body of both the in-process path and the worker). */
@@ -144,16 +191,42 @@ export async function runStudent(
     config.model,
     config.eval,
     rng(deriveSeed(config.eval.seed, 'student', run)),
+    `${methodLabel(config.method)}, run ${run + 1}`,
   );
   return [...r.checkpoints];
 }
 
-/** Train and score `runs` students on the method's data. */
-export async function evaluateMethod(input: unknown, onProgress?: ProgressSink): Promise<EvalResult> {
+/** What every run's result depends on: a record with another key belongs to another evaluation. */
+function runKey(config: EvalStageConfig, digest: string): string {
+  const method = config.method.kind === 'synthetic' ? { kind: 'synthetic', sha256: digest } : config.method;
+  const { runs: _runs, ...protocol } = config.eval;
+  return sha256(JSON.stringify({ method, data: { ...config.data, dataRoot: undefined }, model: config.model, eval: protocol, realLoss: config.realLoss }));
+}
+
+/** A finished run's checkpoints, verified; undefined when absent or made for another key. */
+async function readRun(dir: string, run: number, key: string, force: boolean): Promise<Checkpoint[] | undefined> {
+  const file = runFile(dir, run);
+  if (!existsSync(file)) return undefined;
+  try {
+    const r = await readJsonFile(file, RunRecord, 'evaluation record');
+    if (r.sha256 !== sha256(JSON.stringify(r.checkpoints))) throw new CorruptFileError(file, 'checksum mismatch: the record is corrupted or was edited');
+    if (r.run !== run) throw new CorruptFileError(file, `holds run ${r.run}, expected ${run}`);
+    return r.key === key ? r.checkpoints : undefined;
+  } catch (e) {
+    if (force) return undefined;
+    throw new CorruptFileError(file, `${(e as Error).message.replace(`${file}: `, '')}; rerun with --force to recompute it`);
+  }
+}
+
+/**
+ * Train and score `runs` students on the method's data. With `out`, each finished run is stored (and the
+ * folder locked while this runs), so an interrupted evaluation continues at the first missing run.
+ */
+export async function evaluateMethod(input: unknown, onProgress?: ProgressSink, log: (line: string) => void = () => undefined): Promise<EvalResult> {
   const config = parseConfig(EvalStageConfig, input, 'eval config');
   const { method, eval: ev } = config;
   if (method.kind === 'full') {
-    const { dir } = await buildBuffer({ data: config.data, model: config.model, buffer: config.buffer }, onProgress);
+    const { dir } = await buildBuffer({ data: config.data, model: config.model, buffer: config.buffer }, onProgress, log);
     const { trajectories } = await readBuffer(dir, config.buffer.numExperts);
     const checkpoints = trajectories.map((t) =>
       t.retrieval.map((test, epoch) => ({ subset: 0, epoch, test, val: t.retrievalVal[epoch] ?? test })),
@@ -161,17 +234,35 @@ export async function evaluateMethod(input: unknown, onProgress?: ProgressSink):
     return { method, runs: checkpoints.length, selections: summariseRuns(checkpoints), checkpoints, pairs: -1 };
   }
   const plan = await planRuns(config, onProgress);
-  const checkpoints: Checkpoint[][] = new Array(ev.runs);
-  let done = 0;
-  const record = (run: number, c: Checkpoint[]) => {
-    checkpoints[run] = c;
-    onProgress?.({ label: `eval ${method.kind} (${plan.pairs} pairs)`, done: ++done, total: ev.runs, info: { rMean: c[c.length - 1]!.test.rMean } });
+  const body = async () => {
+    const dir = config.out;
+    const key = runKey(config, plan.digest);
+    const checkpoints: Checkpoint[][] = new Array(ev.runs);
+    const runs: number[] = [];
+    for (let run = 0; run < ev.runs; run++) {
+      const stored = dir === undefined ? undefined : await readRun(dir, run, key, config.force);
+      if (stored) checkpoints[run] = stored;
+      else runs.push(run);
+    }
+    let done = ev.runs - runs.length;
+    const record = async (run: number, c: Checkpoint[]) => {
+      checkpoints[run] = c;
+      if (dir !== undefined) {
+        await writeJsonAtomic(runFile(dir, run), { format: RUN_FORMAT, key, run, checkpoints: c, sha256: sha256(JSON.stringify(c)) });
+      }
+      onProgress?.({ label: `eval ${method.kind} (${plan.pairs} pairs)`, done: ++done, total: ev.runs, info: { rMean: c[c.length - 1]!.test.rMean } });
+    };
+    const workers = Math.max(1, Math.min(config.workers ?? Math.min(2, availableParallelism()), runs.length));
+    if (runs.length === 0) {
+      // every run was stored already
+    } else if (workers === 1) {
+      for (const run of runs) await record(run, await runStudent(config, plan, run));
+    } else {
+      await runInWorkers(join(__dirname, 'eval-worker.js'), runs, workers, (m: { run: number; checkpoints: Checkpoint[] }) => record(m.run, m.checkpoints), { config });
+    }
+    return { method, runs: ev.runs, selections: summariseRuns(checkpoints), checkpoints, pairs: plan.pairs };
   };
-  const workers = Math.max(1, Math.min(config.workers ?? Math.min(2, availableParallelism()), ev.runs));
-  const runs = Array.from({ length: ev.runs }, (_, r) => r);
-  if (workers === 1) for (const run of runs) record(run, await runStudent(config, plan, run));
-  else {
-    await runInWorkers(join(__dirname, 'eval-worker.js'), runs, workers, (m: { run: number; checkpoints: Checkpoint[] }) => record(m.run, m.checkpoints), { config });
-  }
-  return { method, runs: ev.runs, selections: summariseRuns(checkpoints), checkpoints, pairs: plan.pairs };
+  if (config.out === undefined) return body();
+  await ensureDir(config.out);
+  return withLock(config.out, 'eval', body, log);
 }

@@ -3,7 +3,9 @@
  * IR@K (text→image): for each caption, is its image among the K best-scoring images.
  * TR@K (image→text): for each image, is the best-ranked of its captions among the K best captions.
  * Ties rank as in the reference's `np.argsort(score)[::-1]` with a stable sort: among equal scores the
- * item with the larger index comes first.
+ * item with the larger index comes first. A NaN score ranks last, never first: a NaN target is ranked
+ * below every other item, a NaN competitor below every number, so a diverged student scores 0, never
+ * above chance (NaN compares false with everything, and a `>` test alone would rank it first).
  */
 import { tf } from '../backend';
 import { mm } from '../model/linalg';
@@ -15,16 +17,21 @@ export const RECALL_KEYS = ['ir1', 'ir5', 'ir10', 'tr1', 'tr5', 'tr10'] as const
 export type RecallKey = (typeof RECALL_KEYS)[number];
 export type Retrieval = Readonly<Record<RecallKey | 'rMean', number>>;
 
-/** 0-based rank of entry `target` among `count` scores read by `at(k)`. */
-function rankOf(at: (k: number) => number, count: number, target: number): number {
+/** 0-based rank of entry `target` among `count` scores read by `at(k)`; NaN ranks last. */
+export function rankOf(at: (k: number) => number, count: number, target: number): number {
   const s = at(target);
+  if (Number.isNaN(s)) return count - 1;
   let rank = 0;
   for (let k = 0; k < count; k++) {
     const v = at(k);
-    if (v > s || (v === s && k > target)) rank++;
+    if (v > s || (v === s && k > target)) rank++; // NaN competitors fail both tests: they rank below s
   }
   return rank;
 }
+
+/** Whether `a` ranks before `b` (higher score, ties to the larger index; NaN after every number). */
+const before = (a: number, ia: number, b: number, ib: number): boolean =>
+  Number.isNaN(b) ? !Number.isNaN(a) || ia > ib : a > b || (a === b && ia > ib);
 
 /** `scores`: row-major images × captions similarity. */
 export function retrievalFromScores(
@@ -45,7 +52,7 @@ export function retrievalFromScores(
   const trRanks = Array.from({ length: numImages }, (_, i) => {
     const row = (k: number) => scores[i * numCaptions + k]!;
     let first = imageToCaptions[i]![0]!;
-    for (const j of imageToCaptions[i]!) if (row(j) > row(first) || (row(j) === row(first) && j > first)) first = j;
+    for (const j of imageToCaptions[i]!) if (before(row(j), j, row(first), first)) first = j;
     return rankOf(row, numCaptions, first);
   });
   const at = (ranks: number[], k: number) => (100 * ranks.filter((r) => r < k).length) / ranks.length;

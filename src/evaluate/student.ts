@@ -7,8 +7,10 @@
  */
 import { tf } from '../backend';
 import type { EvalConfig, ModelConfig } from '../config/schemas';
+import { NonFiniteError } from '../errors';
 import type { FeatureSet } from '../features/feature-set';
 import { type DualParams, type DualShape, TOWERS, disposeDual, dualGrads, initDual } from '../model/dual';
+import { allFinite, dualTensors } from '../model/finite';
 import { PARAM_NAMES, dropoutMask } from '../model/head';
 import type { LossName } from '../model/losses';
 import { type Rng, permutation } from '../util/random';
@@ -39,7 +41,11 @@ export interface StudentRun {
   readonly checkpoints: readonly Checkpoint[];
 }
 
-/** Train one student on the subsets in order; returns retrieval at every evaluation checkpoint. */
+/**
+ * Train one student on the subsets in order; returns retrieval at every evaluation checkpoint. A loss or
+ * parameter that becomes NaN or infinite stops the run with a NonFiniteError naming `label` (the method
+ * and run), the subset and the epoch; it is checked once per epoch (one scalar read).
+ */
 export async function trainStudent(
   subsets: readonly TrainingSubset[],
   evalSets: { readonly val: FeatureSet; readonly test: FeatureSet },
@@ -47,6 +53,7 @@ export async function trainStudent(
   model: ModelConfig,
   cfg: EvalConfig,
   rand: Rng,
+  label = 'student',
 ): Promise<StudentRun> {
   const u = () => rand.next();
   let theta: DualParams = initDual(shape, u);
@@ -74,6 +81,7 @@ export async function trainStudent(
           const decay = epoch >= cfg.decayEpoch ? 0.1 : 1;
           const lr = { img: sub.lrImg * decay, txt: sub.lrTxt * decay };
           const perm = permutation(rand, sub.n);
+          let lossSum = tf.scalar(0);
           for (let k = 0; k < steps; k++) {
             const idx = perm.subarray(k * cfg.batchSize, Math.min(sub.n, (k + 1) * cfg.batchSize));
             const b = idx.length;
@@ -82,7 +90,7 @@ export async function trainStudent(
             const next = tf.tidy(() => {
               const bi = tf.tensor1d(idx, 'int32');
               const sb = tf.gather(tf.gather(s, bi, 0), bi, 1) as tf.Tensor2D;
-              const { grads } = dualGrads(
+              const { loss, grads } = dualGrads(
                 theta,
                 { x: tf.gather(x, bi) as tf.Tensor2D, y: tf.gather(y, bi) as tf.Tensor2D, s: sb, maskImg, maskTxt },
                 sub.loss,
@@ -101,14 +109,24 @@ export async function trainStudent(
               };
               const i = step('img');
               const t = step('txt');
-              return { theta: { img: i.p, txt: t.p }, velocity: { img: i.v, txt: t.v } };
-            }) as unknown as { theta: DualParams; velocity: DualParams };
+              return { theta: { img: i.p, txt: t.p }, velocity: { img: i.v, txt: t.v }, lossSum: tf.add(lossSum, loss) };
+            }) as unknown as { theta: DualParams; velocity: DualParams; lossSum: tf.Scalar };
             maskImg?.dispose();
             maskTxt?.dispose();
             disposeDual(theta);
             disposeDual(velocity);
             theta = next.theta;
             velocity = next.velocity;
+            lossSum.dispose();
+            lossSum = next.lossSum;
+          }
+          const finite = await allFinite([lossSum, ...dualTensors(theta)]);
+          lossSum.dispose();
+          if (!finite) {
+            throw new NonFiniteError(
+              `${label}: the training loss or the parameters became NaN or infinite in subset ${si + 1}, epoch ${epoch + 1}; ` +
+                'stopped (learning rate too large for this data?)',
+            );
           }
         }
         await evaluate(si, cfg.epochs);

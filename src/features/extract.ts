@@ -8,14 +8,15 @@
  * partial folder is removed.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { ImageCaptionSplit } from '../data/dataset';
 import { EncoderPool, IMAGE_ENCODERS, TEXT_ENCODERS, lookup } from '../encoders/registry';
 import type { ImageEncoder } from '../encoders/types';
 import { sha256, writeJsonAtomic } from '../store/atomic';
-import { decodeSafetensors, writeSafetensors } from '../store/safetensors';
+import { withLock } from '../store/lock';
+import { readSafetensors, writeSafetensors } from '../store/safetensors';
 import type { ProgressSink } from '../util/progress';
 import { runInWorkers } from '../util/workers';
 import { type FeaturePaths, type Modality, checkCache, featurePaths, loadFeatures, sourceHash } from './cache';
@@ -36,6 +37,8 @@ export interface ExtractOptions {
   readonly onProgress?: ProgressSink;
   /** share loaded encoders across calls (the stage passes one); a private pool otherwise */
   readonly pool?: EncoderPool;
+  /** hears a line when another process holds this target and this call waits */
+  readonly log?: (line: string) => void;
 }
 
 export interface ExtractResult {
@@ -76,7 +79,7 @@ export async function encodeChunk(
 async function chunkIsDone(task: ChunkTask): Promise<Float32Array | undefined> {
   if (!existsSync(task.file)) return undefined;
   try {
-    const st = decodeSafetensors(await readFile(task.file), task.file);
+    const st = await readSafetensors(task.file, { requireDigest: true });
     const same = Object.entries(task.meta).every(([k, v]) => st.metadata[k] === v);
     const t = st.tensors.get('features');
     return same && t !== undefined && t.shape[0] === task.paths.length ? (t.data as Float32Array) : undefined;
@@ -133,20 +136,27 @@ async function extractImageMatrix(
   const data = new Float32Array(files.length * dim);
   for (const t of tasks) {
     const part = await chunkIsDone(t);
-    if (part === undefined) throw new Error(`chunk ${t.file} was not written`);
+    if (part === undefined) throw new Error(`chunk ${t.file} was not written (a bug: please report it)`);
     data.set(part, Number(t.meta.start) * dim);
   }
   return { data, resumed: tasks.length - todo.length };
 }
 
-/** Compute (or reuse) the features of one split and modality; returns where they are. */
+/**
+ * Compute (or reuse) the features of one split and modality; returns where they are. The target is
+ * locked while this runs: a second process waits, then finds the cache valid and reuses it.
+ */
 export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResult> {
-  const { split, modality } = opts;
-  const entry = modality === 'image'
+  const paths = featurePaths(opts.cacheDir, opts.split.dataset, opts.split.split, opts.modality, opts.encoder);
+  const entry = opts.modality === 'image'
     ? lookup(IMAGE_ENCODERS, 'image encoder', opts.encoder)
     : lookup(TEXT_ENCODERS, 'text encoder', opts.encoder);
+  return withLock(paths.file, 'features', () => extractLocked(opts, paths, entry), opts.log);
+}
+
+async function extractLocked(opts: ExtractOptions, paths: FeaturePaths, entry: { dim: number; version: () => string }): Promise<ExtractResult> {
+  const { split, modality } = opts;
   const version = entry.version();
-  const paths = featurePaths(opts.cacheDir, split.dataset, split.split, modality, opts.encoder);
   const hash = await sourceHash(split, modality);
   const check = await checkCache(paths, { sourceHash: hash, encoderId: opts.encoder, encoderVersion: version });
   if (check.status === 'valid' && !opts.force) {

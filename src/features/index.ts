@@ -1,7 +1,7 @@
 /** The feature stage: every split of a dataset through the frozen image and text encoders. */
 import { FeaturesConfig } from '../config/features';
 import { parseConfig } from '../config/parse';
-import { datasetEntry, loadSplit } from '../data/registry';
+import { datasetEntry, loadSplit, resolveDataRoot } from '../data/registry';
 import { EncoderPool } from '../encoders/registry';
 import type { ProgressSink } from '../util/progress';
 import { type ExtractResult, extractFeatures } from './extract';
@@ -18,10 +18,11 @@ export interface FeatureStageResult {
 /** Validate the config, then extract (or reuse) image and caption features for each split. */
 export async function computeFeatures(input: unknown, onProgress?: ProgressSink): Promise<FeatureStageResult> {
   const config = parseConfig(FeaturesConfig, input, 'features config');
+  const dataRoot = await resolveDataRoot(config.dataset, config.dataRoot, config.cacheDir);
   const splits = config.splits ?? datasetEntry(config.dataset).splits;
   const outputs: FeatureStageResult['outputs'][number][] = [];
   const loaded = new Map<string, Awaited<ReturnType<typeof loadSplit>>>();
-  for (const name of splits) loaded.set(name, await loadSplit(config.dataRoot, config.dataset, name));
+  for (const name of splits) loaded.set(name, await loadSplit(dataRoot, config.dataset, name));
   const pool = new EncoderPool();
   try {
     for (const modality of ['image', 'text'] as const) {

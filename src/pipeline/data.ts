@@ -2,26 +2,16 @@
  * From a DataConfig to feature sets: resolves the data root (generating the `shapes` set when asked),
  * computes any missing features through the feature stage, and loads them.
  */
-import { join } from 'node:path';
-import { ConfigError } from '../config/parse';
 import type { DataConfig } from '../config/schemas';
 import type { SplitName } from '../data/dataset';
-import { loadSplit } from '../data/registry';
-import { SHAPES_DATASET, ensureShapes } from '../data/shapes';
+import { loadSplit, resolveDataRoot as resolveRoot } from '../data/registry';
 import { computeFeatures } from '../features';
 import { type FeatureSet, loadFeatureSet } from '../features/feature-set';
 import type { ProgressSink } from '../util/progress';
 
 /** The folder holding `<dataset>/` for this config. */
-export async function resolveDataRoot(data: DataConfig): Promise<string> {
-  if (data.dataset === SHAPES_DATASET) {
-    const root = join(data.cacheDir, 'generated');
-    await ensureShapes(root);
-    return root;
-  }
-  const root = data.dataRoot ?? process.env.PTMST_DATA_ROOT;
-  if (!root) throw new ConfigError(`dataset ${data.dataset} needs a data root: pass --data-root DIR or set PTMST_DATA_ROOT`);
-  return root;
+export function resolveDataRoot(data: DataConfig): Promise<string> {
+  return resolveRoot(data.dataset, data.dataRoot, data.cacheDir);
 }
 
 /** Load (computing first if needed) the feature sets of the given splits. */

@@ -9,25 +9,27 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
-import { BufferConfig, DataConfig, DistillConfig, EvalConfig, ModelConfig } from '../config/schemas';
+import { ConfigError, CorruptFileError } from '../errors';
+import { BufferConfig, DataConfig, DistillConfig, EvalConfig, ModelConfig, SafeName } from '../config/schemas';
 import { distill } from '../distill';
 import { type EvalResult, evaluateMethod } from '../evaluate';
 import type { MetricSummary, Selection } from '../evaluate/summary';
 import { type TableRow, resultsMarkdown } from '../figures/tables';
 import { LOSS_NAMES } from '../model/losses';
 import { sha256, writeAtomic, writeJsonAtomic } from '../store/atomic';
+import { readJsonFile } from '../store/json';
 import type { ProgressSink } from '../util/progress';
 
 export const ReproMethod = z.discriminatedUnion('kind', [
-  z.object({ name: z.string(), kind: z.literal('distill'), distill: DistillConfig }).strict(),
-  z.object({ name: z.string(), kind: z.literal('coreset'), size: z.number().int().positive() }).strict(),
-  z.object({ name: z.string(), kind: z.literal('full') }).strict(),
+  z.object({ name: SafeName, kind: z.literal('distill'), distill: DistillConfig }).strict(),
+  z.object({ name: SafeName, kind: z.literal('coreset'), size: z.number().int().positive() }).strict(),
+  z.object({ name: SafeName, kind: z.literal('full') }).strict(),
 ]);
 export type ReproMethod = z.infer<typeof ReproMethod>;
 
 export const ReproConfig = z
   .object({
-    name: z.string().regex(/^[\w.-]+$/, 'letters, digits, _ . - only'),
+    name: SafeName,
     /** a sentence for the results file */
     description: z.string().default(''),
     data: DataConfig.default(DataConfig.parse({})),
@@ -37,8 +39,10 @@ export const ReproConfig = z
     realLoss: z.enum(LOSS_NAMES as [string, ...string[]]).default('infonce'),
     methods: z.array(ReproMethod).min(1),
     /** where the table goes: figures/<results>.json and .md; default the config name */
-    results: z.string().optional(),
+    results: SafeName.optional(),
     workers: z.number().int().positive().optional(),
+    /** recompute stored results that fail verification (otherwise such a file is an error naming it) */
+    force: z.boolean().default(false),
   })
   .strict();
 export type ReproConfig = z.infer<typeof ReproConfig>;
@@ -61,24 +65,34 @@ export interface ReproResult {
   readonly table: string;
 }
 
-/** A stored result with its key and the wall time it took when it was computed. */
+const StoredResult = z.object({ key: z.string(), value: z.unknown(), wallSeconds: z.number().nullable(), sha256: z.string() }).strict();
+
+/**
+ * A stored result with its key, the wall time it took when it was computed, and a checksum of both; a
+ * stored file that fails verification is an error naming it (with `force`, it is recomputed).
+ */
 async function cached<T>(
   path: string,
   key: string,
+  force: boolean,
   make: () => Promise<T>,
   elapsed: () => number,
 ): Promise<{ value: T; reused: boolean; wallSeconds: number }> {
+  const digest = (value: unknown, wallSeconds: number | null) => sha256(JSON.stringify({ key, value, wallSeconds }));
   if (existsSync(path)) {
     try {
-      const old = JSON.parse(await readFile(path, 'utf8')) as { key: string; value: T; wallSeconds?: number };
-      if (old.key === key) return { value: old.value, reused: true, wallSeconds: old.wallSeconds ?? NaN };
-    } catch {
-      // unreadable: recompute
+      const old = await readJsonFile(path, StoredResult, 'stored result');
+      if (old.sha256 !== sha256(JSON.stringify({ key: old.key, value: old.value, wallSeconds: old.wallSeconds }))) {
+        throw new CorruptFileError(path, 'checksum mismatch: the file is corrupted or was edited');
+      }
+      if (old.key === key) return { value: old.value as T, reused: true, wallSeconds: old.wallSeconds ?? NaN };
+    } catch (e) {
+      if (!force) throw new CorruptFileError(path, `${(e as Error).message.replace(`${path}: `, '')}; rerun with --force to recompute it`);
     }
   }
   const value = await make();
   const wallSeconds = elapsed();
-  await writeJsonAtomic(path, { key, value, wallSeconds });
+  await writeJsonAtomic(path, { key, value, wallSeconds, sha256: digest(value, wallSeconds) });
   return { value, reused: false, wallSeconds };
 }
 
@@ -86,7 +100,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
   const config = parseConfig(ReproConfig, input, 'repro config');
   const names = new Set<string>();
   for (const m of config.methods) {
-    if (names.has(m.name)) throw new Error(`methods: the name "${m.name}" is used twice`);
+    if (names.has(m.name)) throw new ConfigError(`methods: the name "${m.name}" is used twice`);
     names.add(m.name);
   }
   const base = { data: config.data, model: config.model, buffer: config.buffer };
@@ -97,7 +111,11 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
     let distilled: Awaited<ReturnType<typeof distill>> | undefined;
     let method: unknown;
     if (m.kind === 'distill') {
-      distilled = await distill({ ...base, name: `${config.name}-${m.name}`, distill: m.distill, out: dir, ...(config.workers ? { workers: config.workers } : {}) }, onProgress);
+      distilled = await distill(
+        { ...base, name: `${config.name}-${m.name}`, distill: m.distill, out: dir, force: config.force, ...(config.workers ? { workers: config.workers } : {}) },
+        onProgress,
+        { log },
+      );
       method = { kind: 'synthetic', file: distilled.file };
     } else if (m.kind === 'coreset') {
       method = { kind: 'coreset', selection: 'random', size: m.size };
@@ -109,8 +127,14 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
     // the method's wall time (distillation + evaluation) as measured when its result was computed
     const { value: ev, reused, wallSeconds } = await cached<EvalResult>(
       join(dir, 'eval.json'),
-      sha256(JSON.stringify({ evalInput, synthDigest })),
-      () => evaluateMethod({ ...evalInput, ...(config.workers ? { workers: config.workers } : {}) }, onProgress),
+      sha256(JSON.stringify({ evalInput: { ...evalInput, data: { ...evalInput.data, dataRoot: undefined } }, synthDigest })),
+      config.force,
+      () =>
+        evaluateMethod(
+          { ...evalInput, out: join(dir, 'eval-runs'), force: config.force, ...(config.workers ? { workers: config.workers } : {}) },
+          onProgress,
+          log,
+        ),
       () => (performance.now() - t0) / 1000,
     );
     log(`${m.name}: r_mean ${ev.selections.final.rMean.mean.toFixed(2)} ± ${ev.selections.final.rMean.std.toFixed(2)} (final epoch, ${ev.runs} runs)${reused ? ' [cached]' : ''}`);

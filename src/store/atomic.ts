@@ -1,21 +1,84 @@
 /**
- * Atomic file writes: data goes to a temporary file in the same folder, is fsynced, then renamed over
- * the target, so a crash leaves either the old file or the new one, never half of one.
+ * Atomic file writes that survive a crash and a full disk. The bytes go to a uniquely named temporary
+ * file in the target's folder; the writer checks that every byte was written, fsyncs, and only then
+ * renames over the target. On any failure (ENOSPC, EACCES, a kill) the temporary file is removed and the
+ * target keeps its old content or stays absent: no truncated file ever appears under a final name.
+ * Errors are one `WriteError` naming the path being written and the cause.
+ *
+ * (`write-file-atomic` does not check the byte count before renaming, and its errors name no file.)
+ *
+ * Test hook: `PTMST_FAULT_DISK_FULL_AFTER=<bytes>` makes this process's writes fail with ENOSPC once
+ * that many bytes have been written through here (the last write is short, as a real full disk makes
+ * it), so the fault suite can run whole stages against a full disk.
  */
-import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { threadId } from 'node:worker_threads';
+import { WriteError, describeSystemError } from '../errors';
 
-export async function writeAtomic(path: string, data: string | Buffer): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  await writeFileAtomic(path, data, { fsync: true });
+let faultBytesWritten = 0;
+let faultLimit: string | undefined;
+
+/** Bytes this write may put on the simulated disk before ENOSPC (Infinity when no fault is set). */
+function faultBudget(): number {
+  const limit = process.env.PTMST_FAULT_DISK_FULL_AFTER;
+  if (limit !== faultLimit) {
+    faultLimit = limit; // a new setting counts from zero
+    faultBytesWritten = 0;
+  }
+  if (limit === undefined || limit === '') return Infinity;
+  return Math.max(0, Number(limit) - faultBytesWritten);
+}
+
+function enospc(): NodeJS.ErrnoException {
+  return Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+}
+
+/** Create a folder (and its parents); an error names the folder and the real cause. */
+export async function ensureDir(dir: string, forFile?: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (e) {
+    throw new WriteError(forFile ?? dir, `cannot create folder ${dir}: ${describeSystemError(e)}`);
+  }
+}
+
+export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  const dir = dirname(path);
+  await ensureDir(dir, path);
+  const tmp = join(dir, `.${basename(path)}.${process.pid}-${threadId}-${randomBytes(4).toString('hex')}.tmp`);
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    handle = await open(tmp, 'wx', 0o644);
+    let offset = 0;
+    while (offset < bytes.length) {
+      const budget = faultBudget();
+      const want = Math.min(bytes.length - offset, budget);
+      if (want <= 0) throw enospc();
+      const { bytesWritten } = await handle.write(bytes, offset, want);
+      if (bytesWritten <= 0) throw new Error(`write returned ${bytesWritten} bytes`);
+      offset += bytesWritten;
+      if (budget !== Infinity) faultBytesWritten += bytesWritten;
+    }
+    await handle.sync();
+    await handle.close();
+    handle = undefined;
+    const size = (await stat(tmp)).size;
+    if (size !== bytes.length) throw new Error(`only ${size} of ${bytes.length} bytes reached the disk`);
+    await rename(tmp, path);
+  } catch (e) {
+    await handle?.close().catch(() => undefined);
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw e instanceof WriteError ? e : new WriteError(path, `${describeSystemError(e)}; nothing was written under this name`);
+  }
 }
 
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   await writeAtomic(path, JSON.stringify(value, null, 2) + '\n');
 }
 
-export function sha256(data: string | Buffer): string {
+export function sha256(data: string | Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { z } from 'zod';
-import { CorruptFileError } from './safetensors';
+import { CorruptFileError } from '../errors';
 
 /** Read a JSON file and validate it; any problem is one CorruptFileError naming the file and the field. */
 export async function readJsonFile<S extends z.ZodType>(path: string, schema: S, what: string): Promise<z.infer<S>> {

@@ -4,9 +4,22 @@
  * little-endian bytes. Python reads these files with `safetensors.numpy.load_file`.
  *
  * No maintained npm package writes this format (the `safetensors` name on npm is a 0.0.1 stub), so it is
- * implemented here, with a strict reader: every inconsistency is an error naming the file.
+ * implemented here, with a strict reader: every inconsistency is a CorruptFileError naming the file.
+ * `readSafetensors` validates the header length and the whole header before it reads the data section,
+ * so a hostile or damaged file costs at most MAX_HEADER_BYTES of memory before it is rejected.
+ *
+ * Content digest: the writer adds `__metadata__["ptmst.digest"] = "sha256:<hex>"`, the sha256 of
+ * `canonicalJson(header without the digest) + "\n" + data section`, where the header keeps only what it
+ * says (tensor entries and `__metadata__`, dropped when the digest was its only key) and
+ * `canonicalJson` sorts object keys. Python recomputes it with
+ * `json.dumps(h, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` (same order unless a key
+ * holds characters beyond U+FFFF). The reader checks the digest whenever present; files from other
+ * writers have none and are accepted unless `requireDigest`. The digest is not returned in `metadata`.
  */
-import { readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { constants } from 'node:buffer';
+import { type FileHandle, open } from 'node:fs/promises';
+import { CorruptFileError, MissingFileError } from '../errors';
 import { writeAtomic } from './atomic';
 
 export const DTYPES = {
@@ -17,6 +30,11 @@ export const DTYPES = {
 } as const;
 export type DType = keyof typeof DTYPES;
 export type TypedArray = Float32Array | Float64Array | Int32Array | Uint8Array;
+
+/** Largest accepted header, in bytes: the cap of the reference (Rust) reader. */
+export const MAX_HEADER_BYTES = 100_000_000;
+/** The metadata key holding the content digest; reserved, never returned to callers. */
+export const DIGEST_KEY = 'ptmst.digest';
 
 export interface NamedTensor {
   readonly dtype: DType;
@@ -29,19 +47,17 @@ export type TensorRecord = Record<string, { shape: readonly number[]; data: Type
 
 export interface SafetensorsFile {
   readonly tensors: ReadonlyMap<string, NamedTensor>;
+  /** The file's string metadata, without `ptmst.digest`. */
   readonly metadata: Readonly<Record<string, string>>;
 }
 
-/** A file that is not a valid safetensors file, or not the one expected. */
-export class CorruptFileError extends Error {
-  constructor(
-    readonly file: string,
-    reason: string,
-  ) {
-    super(`${file}: ${reason}`);
-    this.name = 'CorruptFileError';
-  }
+export interface ReadOptions {
+  /** Reject files without a `ptmst.digest` (default: accept them unverified). */
+  readonly requireDigest?: boolean;
 }
+
+// the error classes live with every other error (src/errors.ts); re-exported for readers of this module
+export { CorruptFileError, MissingFileError };
 
 function dtypeOf(data: TypedArray): DType {
   if (data instanceof Float32Array) return 'F32';
@@ -50,92 +66,194 @@ function dtypeOf(data: TypedArray): DType {
   return 'U8';
 }
 
-const product = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+// Own properties only: `constructor`, `__proto__`, `toString` are "in" DTYPES through the prototype.
+const isDType = (v: unknown): v is DType => typeof v === 'string' && Object.hasOwn(DTYPES, v);
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+const kindOf = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`);
 
-/** Serialise tensors (in the given order) and string metadata into one buffer. */
+/** Element count of a shape, or undefined unless every dim is a safe integer >= 0 and no partial product overflows. */
+function elementCount(shape: unknown): number | undefined {
+  if (!Array.isArray(shape)) return undefined;
+  let n = 1;
+  for (const d of shape as unknown[]) {
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) return undefined;
+    n *= d;
+    if (n > Number.MAX_SAFE_INTEGER) return undefined;
+  }
+  return n;
+}
+
+/** JSON with object keys sorted recursively (by UTF-16 code units); arrays keep their order. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (isObject(v)) {
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(v[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/** The `ptmst.digest` value for a header (entries as [key, value], no digest) and a data section (in parts). */
+function contentDigest(headerEntries: [string, unknown][], metadata: Readonly<Record<string, string>>, data: Uint8Array[]): string {
+  const entries = Object.keys(metadata).length > 0 ? [...headerEntries, ['__metadata__', metadata]] : headerEntries;
+  // fromEntries defines own properties, so a tensor named `__proto__` stays a key
+  const canonical = canonicalJson(Object.fromEntries(entries));
+  const hash = createHash('sha256').update(canonical, 'utf8').update('\n');
+  for (const part of data) hash.update(part);
+  return `sha256:${hash.digest('hex')}`;
+}
+
+/** Serialise tensors (in the given order) and string metadata, plus the content digest, into one buffer. */
 export function encodeSafetensors(
   tensors: Readonly<TensorRecord>,
   metadata: Readonly<Record<string, string>> = {},
 ): Buffer {
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  for (const [k, v] of Object.entries(metadata)) {
+    if (k === DIGEST_KEY) throw new Error(`metadata key "${DIGEST_KEY}" is reserved`);
+    if (typeof v !== 'string') throw new Error(`metadata key ${JSON.stringify(k)}: value is ${kindOf(v)}, not a string`);
+  }
   let offset = 0;
+  const entries: [string, unknown][] = [];
   const parts: Buffer[] = [];
   for (const [name, t] of Object.entries(tensors)) {
     if (name === '__metadata__') throw new Error('tensor name "__metadata__" is reserved');
-    if (product(t.shape) !== t.data.length) {
-      throw new Error(`tensor ${name}: shape [${t.shape}] holds ${product(t.shape)} values, data has ${t.data.length}`);
+    const count = elementCount(t.shape);
+    if (count !== t.data.length) {
+      throw new Error(`tensor ${name}: shape [${t.shape}] holds ${count ?? 'no valid number of'} values, data has ${t.data.length}`);
     }
     const bytes = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    header[name] = { dtype: dtypeOf(t.data), shape: [...t.shape], data_offsets: [offset, offset + bytes.length] };
+    entries.push([name, { dtype: dtypeOf(t.data), shape: [...t.shape], data_offsets: [offset, offset + bytes.length] }]);
     parts.push(bytes);
     offset += bytes.length;
   }
-  let json = JSON.stringify(header);
+  const meta = { ...metadata, [DIGEST_KEY]: contentDigest(entries, metadata, parts) };
+  let json = JSON.stringify(Object.fromEntries([['__metadata__', meta], ...entries]));
   json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8); // align the data to 8 bytes
   const head = Buffer.alloc(8);
   head.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
   return Buffer.concat([head, Buffer.from(json, 'utf8'), ...parts]);
 }
 
-/** Parse a safetensors buffer; `file` names the source in every error. Copies data into aligned arrays. */
-export function decodeSafetensors(buf: Buffer, file: string): SafetensorsFile {
-  if (buf.length < 8) throw new CorruptFileError(file, `truncated: ${buf.length} bytes, no header`);
-  const headerLen = Number(buf.readBigUInt64LE(0));
-  if (headerLen > buf.length - 8) {
-    throw new CorruptFileError(file, `truncated: header claims ${headerLen} bytes, file has ${buf.length - 8}`);
+interface Entry {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: number[];
+  readonly count: number;
+  readonly begin: number;
+  readonly end: number;
+}
+
+/** A fully validated header: the tensors' layout matches a data section of the given length. */
+interface Header {
+  readonly entries: Entry[];
+  /** every key but `__metadata__`, as parsed: what the digest covers besides the metadata */
+  readonly raw: [string, unknown][];
+  readonly metadata: Record<string, string>;
+  readonly digest: string | undefined;
+}
+
+const noHeader = (file: string, size: number) => new CorruptFileError(file, `truncated: ${size} bytes, no header`);
+
+/** The header length from the first 8 bytes, checked (as a BigInt, before any lossy conversion) against the cap and the file size. */
+function headerLength(raw: bigint, size: number, file: string): number {
+  if (raw > BigInt(MAX_HEADER_BYTES)) {
+    throw new CorruptFileError(file, `header length ${raw} is impossible: above the ${MAX_HEADER_BYTES}-byte cap`);
   }
-  let header: Record<string, unknown>;
+  const n = Number(raw); // exact: below the cap
+  if (n > size - 8) {
+    throw new CorruptFileError(file, `truncated: header length ${n} is impossible, the file has ${size - 8} bytes after it`);
+  }
+  return n;
+}
+
+/** Decode and validate the header bytes against a data section of `dataLen` bytes. */
+function parseHeader(bytes: Uint8Array, dataLen: number, file: string): Header {
+  let text: string;
   try {
-    header = JSON.parse(buf.subarray(8, 8 + headerLen).toString('utf8')) as Record<string, unknown>;
+    // fatal: invalid UTF-8 is an error, not U+FFFD; ignoreBOM: a BOM stays in the text and fails JSON.parse
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    throw new CorruptFileError(file, 'header is not valid UTF-8');
+  }
+  let header: unknown;
+  try {
+    header = JSON.parse(text);
   } catch {
     throw new CorruptFileError(file, 'header is not valid JSON');
   }
-  if (header === null || typeof header !== 'object' || Array.isArray(header)) {
-    throw new CorruptFileError(file, 'header is not a JSON object');
+  if (!isObject(header)) throw new CorruptFileError(file, 'header is not a JSON object');
+
+  const rawMeta = Object.hasOwn(header, '__metadata__') ? header.__metadata__ : {};
+  if (!isObject(rawMeta)) throw new CorruptFileError(file, `__metadata__ is ${kindOf(rawMeta)}, not an object of strings`);
+  const metaEntries: [string, string][] = [];
+  let digest: string | undefined;
+  for (const [k, v] of Object.entries(rawMeta)) {
+    if (typeof v !== 'string') throw new CorruptFileError(file, `__metadata__ key ${JSON.stringify(k)}: value is ${kindOf(v)}, not a string`);
+    if (k === DIGEST_KEY) digest = v;
+    else metaEntries.push([k, v]);
   }
-  const dataStart = 8 + headerLen;
-  const dataLen = buf.length - dataStart;
-  const metadata = (header.__metadata__ ?? {}) as Record<string, string>;
-  const entries = Object.entries(header)
-    .filter(([k]) => k !== '__metadata__')
-    .map(([name, v]) => {
-      const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-      if (typeof e.dtype !== 'string' || !(e.dtype in DTYPES)) {
-        throw new CorruptFileError(file, `tensor ${name}: unsupported dtype ${String(e.dtype)}`);
+
+  const raw = Object.entries(header).filter(([k]) => k !== '__metadata__');
+  const entries = raw
+    .map(([name, e]): Entry => {
+      const bad = (what: string) => new CorruptFileError(file, `tensor ${name}: ${what}`);
+      if (!isObject(e)) throw bad(`entry is ${kindOf(e)}, not an object`);
+      if (!isDType(e.dtype)) throw bad(`unsupported dtype ${String(e.dtype)}`);
+      const count = elementCount(e.shape);
+      if (count === undefined) throw bad('bad shape: dims must be safe integers >= 0 with a safe-integer product');
+      const off: unknown = e.data_offsets;
+      if (!Array.isArray(off) || off.length !== 2 || !(off as unknown[]).every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
+        throw bad('bad data_offsets');
       }
-      if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) {
-        throw new CorruptFileError(file, `tensor ${name}: bad shape`);
-      }
-      const off = e.data_offsets;
-      if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d))) {
-        throw new CorruptFileError(file, `tensor ${name}: bad data_offsets`);
-      }
-      return { name, dtype: e.dtype as DType, shape: e.shape as number[], begin: off[0] as number, end: off[1] as number };
+      return { name, dtype: e.dtype, shape: e.shape as number[], count, begin: off[0] as number, end: off[1] as number };
     })
-    .sort((a, b) => a.begin - b.begin);
+    // by begin, then end: a zero-size tensor may share its offset with the next one
+    .sort((a, b) => a.begin - b.begin || a.end - b.end);
+
+  // the tensors must tile the data section exactly: no gap, no overlap, nothing after the last
   let expected = 0;
-  const tensors = new Map<string, NamedTensor>();
   for (const e of entries) {
-    const Ctor = DTYPES[e.dtype];
     if (e.begin !== expected || e.end < e.begin) {
       throw new CorruptFileError(file, `tensor ${e.name}: data_offsets [${e.begin}, ${e.end}] are not contiguous`);
     }
     if (e.end > dataLen) {
       throw new CorruptFileError(file, `truncated: tensor ${e.name} ends at byte ${e.end}, data has ${dataLen}`);
     }
-    if ((e.end - e.begin) !== product(e.shape) * Ctor.BYTES_PER_ELEMENT) {
+    if (e.end - e.begin !== e.count * DTYPES[e.dtype].BYTES_PER_ELEMENT) {
       throw new CorruptFileError(file, `tensor ${e.name}: ${e.end - e.begin} bytes do not match shape [${e.shape}]`);
     }
-    const bytes = new Uint8Array(e.end - e.begin);
-    bytes.set(buf.subarray(dataStart + e.begin, dataStart + e.end));
-    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: new Ctor(bytes.buffer) });
     expected = e.end;
   }
   if (expected !== dataLen) {
     throw new CorruptFileError(file, `${dataLen - expected} trailing bytes after the last tensor`);
   }
-  return { tensors, metadata };
+  return { entries, raw, metadata: Object.fromEntries(metaEntries), digest };
+}
+
+/** Check the digest of a validated header and its data section, then copy the tensors into aligned arrays. */
+function assemble(h: Header, data: Uint8Array, file: string, opts: ReadOptions): SafetensorsFile {
+  if (h.digest === undefined) {
+    if (opts.requireDigest) throw new CorruptFileError(file, `has no ${DIGEST_KEY} (not written by ptmst, or an older version)`);
+  } else if (h.digest !== contentDigest(h.raw, h.metadata, [data])) {
+    throw new CorruptFileError(file, 'content digest mismatch: the file is corrupted or was edited');
+  }
+  const tensors = new Map<string, NamedTensor>();
+  for (const e of h.entries) {
+    const bytes = new Uint8Array(e.end - e.begin);
+    bytes.set(data.subarray(e.begin, e.end));
+    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: new DTYPES[e.dtype](bytes.buffer) });
+  }
+  return { tensors, metadata: h.metadata };
+}
+
+/** Parse a safetensors buffer; `file` names the source in every error. Copies data into aligned arrays. */
+export function decodeSafetensors(buf: Buffer, file: string, opts: ReadOptions = {}): SafetensorsFile {
+  if (buf.length < 8) throw noHeader(file, buf.length);
+  const n = headerLength(buf.readBigUInt64LE(0), buf.length, file);
+  const header = parseHeader(buf.subarray(8, 8 + n), buf.length - 8 - n, file);
+  return assemble(header, buf.subarray(8 + n), file, opts);
 }
 
 export async function writeSafetensors(
@@ -148,8 +266,46 @@ export async function writeSafetensors(
   return buf;
 }
 
-export async function readSafetensors(path: string): Promise<SafetensorsFile> {
-  return decodeSafetensors(await readFile(path), path);
+/** `length` bytes at `position`, or an error naming the file (read in chunks: one read() is capped near 2 GiB). */
+async function readExactly(fh: FileHandle, position: number, length: number, file: string): Promise<Buffer> {
+  if (length > constants.MAX_LENGTH) throw new CorruptFileError(file, `cannot read: ${length} bytes exceed the largest buffer`);
+  const buf = Buffer.alloc(length);
+  for (let done = 0; done < length; ) {
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await fh.read(buf, done, Math.min(length - done, 1 << 30), position + done));
+    } catch (e) {
+      throw new CorruptFileError(file, `cannot read (${(e as Error).message})`);
+    }
+    if (bytesRead === 0) throw new CorruptFileError(file, `truncated while reading: ends at byte ${position + done}`);
+    done += bytesRead;
+  }
+  return buf;
+}
+
+/**
+ * Read a safetensors file: the header length is checked against the file size and the cap before the
+ * header is read, and the header is validated in full before the data section is read.
+ */
+export async function readSafetensors(path: string, opts: ReadOptions = {}): Promise<SafetensorsFile> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new MissingFileError(path);
+    throw new CorruptFileError(path, `cannot read (${(e as Error).message})`);
+  }
+  try {
+    const stat = await fh.stat();
+    if (!stat.isFile()) throw new CorruptFileError(path, 'not a regular file');
+    if (stat.size < 8) throw noHeader(path, stat.size);
+    const n = headerLength((await readExactly(fh, 0, 8, path)).readBigUInt64LE(0), stat.size, path);
+    const dataLen = stat.size - 8 - n;
+    const header = parseHeader(await readExactly(fh, 8, n, path), dataLen, path);
+    return assemble(header, await readExactly(fh, 8 + n, dataLen, path), path, opts);
+  } finally {
+    await fh.close();
+  }
 }
 
 /** The named tensor, or an error naming the file and the tensor. */

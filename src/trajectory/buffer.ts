@@ -4,19 +4,34 @@
  * each finished expert, so an interrupted run resumes at the next unfinished expert.
  */
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
 import { BufferConfig, DataConfig, ModelConfig } from '../config/schemas';
+import { ConfigError, CorruptFileError } from '../errors';
 import type { LossName } from '../model/losses';
 import { prepareFeatureSets } from '../pipeline/data';
+import { ensureDir, sha256 } from '../store/atomic';
+import { withLock } from '../store/lock';
+import { type TensorRecord, readSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
 import type { ProgressSink } from '../util/progress';
 import { deriveSeed, rng } from '../util/random';
 import { runInWorkers } from '../util/workers';
-import { type ExpertOptions, trainExpert } from './expert';
-import { BUFFER_FORMAT, type BufferManifest, type ExpertEntry, readBufferManifest, writeBufferManifest, writeTrajectory } from './store';
+import { type ExpertOptions, type ExpertProgress, trainExpert } from './expert';
+import {
+  BUFFER_FORMAT,
+  type BufferManifest,
+  type ExpertEntry,
+  expertFileName,
+  readBufferManifest,
+  readTrajectory,
+  retrievalRows,
+  retrievalTensor,
+  writeBufferManifest,
+  writeTrajectory,
+} from './store';
 
 export const BufferStageConfig = z
   .object({
@@ -25,6 +40,8 @@ export const BufferStageConfig = z
     buffer: BufferConfig.default(BufferConfig.parse({})),
     /** output folder; default buffers/<dataset>-<imageEncoder>-<textEncoder>-d<dOut>-s<seed> */
     out: z.string().optional(),
+    /** retrain experts whose files fail verification (otherwise such a file is an error naming it) */
+    force: z.boolean().default(false),
   })
   .strict();
 export type BufferStageConfig = z.infer<typeof BufferStageConfig>;
@@ -36,8 +53,9 @@ export function defaultBufferDir(c: BufferStageConfig): string {
   );
 }
 
-export function expertOptions(c: BufferStageConfig): ExpertOptions {
+export function expertOptions(c: BufferStageConfig, index?: number): ExpertOptions {
   return {
+    ...(index !== undefined ? { label: `expert ${index}` } : {}),
     epochs: c.buffer.epochs,
     lrImg: c.buffer.lrImg,
     lrTxt: c.buffer.lrTxt,
@@ -56,9 +74,55 @@ export interface ExpertJob {
 }
 export type ExpertMessage =
   | { readonly type: 'progress'; readonly index: number; readonly epoch: number; readonly step: number; readonly steps: number; readonly loss?: number }
+  | { readonly type: 'warning'; readonly line: string }
   | { readonly type: 'done'; readonly entry: ExpertEntry };
 
-/** Train and store one expert; the body of both the in-process path and the worker. */
+const PROGRESS_FORMAT = 'ptmst.expert-progress/1';
+const progressFile = (dir: string, index: number) => join(dir, expertFileName(index).replace('.safetensors', '.partial.safetensors'));
+
+/** What an expert's trajectory depends on: a partial file made under another configuration is not resumed. */
+const progressKey = (config: BufferStageConfig, job: ExpertJob) =>
+  sha256(JSON.stringify({ config: expertConfig(config), seed: job.seed, index: job.index }));
+
+async function saveProgress(file: string, key: string, p: ExpertProgress): Promise<void> {
+  const tensors: TensorRecord = {
+    img: { shape: [p.epochs + 1, p.img.length / (p.epochs + 1)], data: p.img },
+    txt: { shape: [p.epochs + 1, p.txt.length / (p.epochs + 1)], data: p.txt },
+  };
+  if (p.retrieval.length > 0) tensors.retrieval = retrievalTensor(p.retrieval);
+  if (p.retrievalVal.length > 0) tensors.retrievalVal = retrievalTensor(p.retrievalVal);
+  await writeSafetensors(file, tensors, { format: PROGRESS_FORMAT, key, epochs: String(p.epochs), rng: String(p.rngState) });
+}
+
+/** The progress of an interrupted expert, or undefined (none, another configuration, or unreadable). */
+async function loadProgress(file: string, key: string, warn: (line: string) => void): Promise<ExpertProgress | undefined> {
+  if (!existsSync(file)) return undefined;
+  try {
+    const st = await readSafetensors(file, { requireDigest: true });
+    if (st.metadata.format !== PROGRESS_FORMAT || st.metadata.key !== key) return undefined;
+    const epochs = Number(st.metadata.epochs);
+    const img = tensorOf(st, 'img', file);
+    const txt = tensorOf(st, 'txt', file);
+    if (!(epochs >= 1) || img.shape[0] !== epochs + 1 || txt.shape[0] !== epochs + 1) throw new CorruptFileError(file, 'epoch count does not match the snapshots');
+    return {
+      epochs,
+      img: img.data as Float32Array,
+      txt: txt.data as Float32Array,
+      retrieval: retrievalRows(st.tensors.get('retrieval')),
+      retrievalVal: retrievalRows(st.tensors.get('retrievalVal')),
+      rngState: Number(st.metadata.rng),
+    };
+  } catch (e) {
+    warn(`[ptmst] warning: ${(e as Error).message}; the expert restarts from epoch 0`);
+    return undefined;
+  }
+}
+
+/**
+ * Train and store one expert; the body of both the in-process path and the worker. After every epoch its
+ * progress is saved (`expert-NNN.partial.safetensors`), so a killed run continues from the last finished
+ * epoch, bit-identically.
+ */
 export async function runExpertJob(
   config: BufferStageConfig,
   dir: string,
@@ -67,16 +131,31 @@ export async function runExpertJob(
 ): Promise<void> {
   const [train, val, test] = await prepareFeatureSets(config.data, ['train', 'val', 'test']);
   const t0 = performance.now();
-  const traj = await trainExpert(train!, { val: val!, test: test! }, expertOptions(config), rng(job.seed), (epoch, step, steps, loss) =>
-    post({ type: 'progress', index: job.index, epoch, step, steps, ...(loss !== undefined ? { loss } : {}) }),
+  const file = progressFile(dir, job.index);
+  const key = progressKey(config, job);
+  const from = await loadProgress(file, key, (line) => post({ type: 'warning', line }));
+  const traj = await trainExpert(
+    train!,
+    { val: val!, test: test! },
+    expertOptions(config, job.index),
+    rng(job.seed),
+    (epoch, step, steps, loss) => post({ type: 'progress', index: job.index, epoch, step, steps, ...(loss !== undefined ? { loss } : {}) }),
+    { ...(from ? { from } : {}), onEpoch: (p) => (p.epochs < config.buffer.epochs ? saveProgress(file, key, p) : Promise.resolve()) },
   );
   const written = await writeTrajectory(dir, job.index, { ...traj, snapshots: config.buffer.epochs + 1 }, {
     dataset: config.data.dataset,
     expert: String(job.index),
     seed: String(job.seed),
   });
+  await rm(file, { force: true });
   post({ type: 'done', entry: { ...written, seed: job.seed, wallSeconds: (performance.now() - t0) / 1000 } });
 }
+
+/** What determines each expert's trajectory (how many experts, and on how many threads, does not). */
+const expertConfig = (config: BufferStageConfig) => ({
+  model: config.model,
+  buffer: { ...config.buffer, numExperts: undefined, workers: undefined },
+});
 
 export interface BufferResult {
   readonly dir: string;
@@ -85,10 +164,24 @@ export interface BufferResult {
   readonly trained: number;
 }
 
-/** Validate, then train the experts that the buffer folder does not have yet. */
-export async function buildBuffer(input: unknown, onProgress?: ProgressSink): Promise<BufferResult> {
+/**
+ * Validate, then train the experts that the buffer folder does not have yet. Finished experts are verified
+ * (checksum and shape) first: a file that fails is an error naming it, or, with `force`, is retrained.
+ * The folder is locked while this runs, so a second process waits and then finds the work done.
+ */
+export async function buildBuffer(input: unknown, onProgress?: ProgressSink, log: (line: string) => void = () => undefined): Promise<BufferResult> {
   const config = parseConfig(BufferStageConfig, input, 'buffer config');
   const dir = defaultBufferDir(config);
+  await ensureDir(dir);
+  return withLock(dir, 'buffer', () => buildBufferLocked(config, dir, onProgress, log), log);
+}
+
+async function buildBufferLocked(
+  config: BufferStageConfig,
+  dir: string,
+  onProgress: ProgressSink | undefined,
+  log: (line: string) => void,
+): Promise<BufferResult> {
   const [train] = await prepareFeatureSets(config.data, ['train', 'val', 'test'], onProgress);
   const fresh: BufferManifest = {
     format: BUFFER_FORMAT,
@@ -99,8 +192,7 @@ export async function buildBuffer(input: unknown, onProgress?: ProgressSink): Pr
     dims: { img: train!.dImg, txt: train!.dTxt, out: config.model.dOut },
     epochs: config.buffer.epochs,
     seed: config.buffer.seed,
-    // what determines each expert's trajectory (how many experts, and on how many threads, does not)
-    config: { model: config.model, buffer: { ...config.buffer, numExperts: undefined, workers: undefined } },
+    config: expertConfig(config),
     numExperts: config.buffer.numExperts,
     experts: [],
   };
@@ -109,14 +201,21 @@ export async function buildBuffer(input: unknown, onProgress?: ProgressSink): Pr
     const old = await readBufferManifest(dir);
     const same = JSON.stringify({ ...old, experts: [], numExperts: 0 }) === JSON.stringify({ ...fresh, numExperts: 0 });
     if (!same) {
-      throw new Error(
-        `${dir} holds a buffer made with a different configuration; choose another --out or delete it`,
-      );
+      throw new ConfigError(`${dir} holds a buffer made with a different configuration; choose another --out or delete it`);
     }
-    // keep every finished expert: a config asking for fewer reads the first ones (readBuffer's limit)
-    manifest = { ...fresh, numExperts: Math.max(old.numExperts, fresh.numExperts), experts: old.experts };
+    // keep every finished expert that passes verification: a config asking for fewer reads the first ones
+    const kept: ExpertEntry[] = [];
+    for (const e of old.experts) {
+      try {
+        await readTrajectory(dir, old, e);
+        kept.push(e);
+      } catch (err) {
+        if (!config.force) throw new CorruptFileError(join(dir, e.file), `${(err as Error).message.replace(`${join(dir, e.file)}: `, '')}; rerun with --force to retrain this expert`);
+        log(`[ptmst] ${(err as Error).message}: retraining it (--force)`);
+      }
+    }
+    manifest = { ...fresh, numExperts: Math.max(old.numExperts, fresh.numExperts), experts: kept };
   }
-  await mkdir(dir, { recursive: true });
   await writeBufferManifest(dir, manifest);
   const done = new Set(manifest.experts.map((e) => e.index));
   const jobs: ExpertJob[] = [];
@@ -125,7 +224,8 @@ export async function buildBuffer(input: unknown, onProgress?: ProgressSink): Pr
   }
   const stepsDone = new Map<number, number>();
   const onMessage = async (m: ExpertMessage) => {
-    if (m.type === 'progress') {
+    if (m.type === 'warning') log(m.line);
+    else if (m.type === 'progress') {
       stepsDone.set(m.index, m.epoch * m.steps + m.step);
       const total = jobs.length * config.buffer.epochs * m.steps;
       const doneSteps = [...stepsDone.values()].reduce((a, b) => a + b, 0);

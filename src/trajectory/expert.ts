@@ -4,12 +4,14 @@
  * and the teacher's retrieval on an evaluation split at every snapshot.
  */
 import { tf } from '../backend';
+import { NonFiniteError } from '../errors';
 import { type Retrieval, evaluateRetrieval } from '../evaluate/retrieval';
 import type { FeatureSet } from '../features/feature-set';
-import { type DualParams, type DualShape, disposeDual, dualGrads, dualShape, flattenTower, initDual, sgdStep } from '../model/dual';
+import { type DualParams, type DualShape, disposeDual, dualGrads, dualShape, flattenTower, initDual, sgdStep, unflattenTower } from '../model/dual';
+import { allFinite, dualTensors } from '../model/finite';
 import { dropoutMask } from '../model/head';
 import type { LossName } from '../model/losses';
-import { type Rng, permutation } from '../util/random';
+import { type Rng, permutation, rng } from '../util/random';
 
 export interface ExpertOptions {
   readonly epochs: number;
@@ -20,6 +22,28 @@ export interface ExpertOptions {
   readonly loss: LossName;
   readonly dOut: number;
   readonly temperature: number;
+  /** names the expert in errors */
+  readonly label?: string;
+}
+
+/** An expert after some finished epochs: enough to continue it bit-identically (per-epoch resume). */
+export interface ExpertProgress {
+  /** finished epochs */
+  readonly epochs: number;
+  /** (epochs + 1) flattened snapshots per tower, row-major; the last one is the current parameters */
+  readonly img: Float32Array;
+  readonly txt: Float32Array;
+  readonly retrieval: readonly Retrieval[];
+  readonly retrievalVal: readonly Retrieval[];
+  /** the random stream's state after the last finished epoch */
+  readonly rngState: number;
+}
+
+export interface ExpertResume {
+  /** continue from here instead of a fresh start (the `rand` argument is then not used) */
+  readonly from?: ExpertProgress;
+  /** called after every finished epoch, before the next starts (persist it to resume after a crash) */
+  readonly onEpoch?: (p: ExpertProgress) => Promise<void>;
 }
 
 export interface ExpertTrajectory {
@@ -46,32 +70,58 @@ async function flatSnapshot(theta: DualParams): Promise<{ img: Float32Array; txt
   return out;
 }
 
-/** Train heads on every (caption, image) pair of `train` for `epochs` epochs. */
+const rows = (flat: Float32Array, count: number) => {
+  const len = flat.length / count;
+  return Array.from({ length: count }, (_, i) => flat.slice(i * len, (i + 1) * len));
+};
+
+/**
+ * Train heads on every (caption, image) pair of `train` for `epochs` epochs. A loss or parameter that
+ * becomes NaN or infinite stops the expert with a NonFiniteError naming it and the epoch.
+ */
 export async function trainExpert(
   train: FeatureSet,
   evalSets: ExpertEvalSets,
   opts: ExpertOptions,
   rand: Rng,
   onStep?: (epoch: number, step: number, stepsPerEpoch: number, loss: number | undefined) => void,
+  resume: ExpertResume = {},
 ): Promise<ExpertTrajectory> {
   const shape = dualShape(train.dImg, train.dTxt, opts.dOut);
-  const imgAll = tf.tensor2d(train.img, [train.numImages, train.dImg]);
-  const txtAll = tf.tensor2d(train.txt, [train.numCaptions, train.dTxt]);
+  const from = resume.from;
+  if (from) rand = rng(from.rngState);
   const u = () => rand.next();
-  let theta = initDual(shape, u);
-  const snapshots: { img: Float32Array; txt: Float32Array }[] = [await flatSnapshot(theta)];
-  const retrieval: Retrieval[] = [];
-  const retrievalVal: Retrieval[] = [];
+  let theta: DualParams;
+  const snapshots: { img: Float32Array; txt: Float32Array }[] = [];
+  const retrieval: Retrieval[] = [...(from?.retrieval ?? [])];
+  const retrievalVal: Retrieval[] = [...(from?.retrievalVal ?? [])];
   const record = async () => {
     if (evalSets.test) retrieval.push(await evaluateRetrieval(theta, evalSets.test));
     if (evalSets.val) retrievalVal.push(await evaluateRetrieval(theta, evalSets.val));
   };
-  await record();
+  if (from) {
+    const img = rows(from.img, from.epochs + 1);
+    const txt = rows(from.txt, from.epochs + 1);
+    img.forEach((_, i) => snapshots.push({ img: img[i]!, txt: txt[i]! }));
+    const last = snapshots[from.epochs]!;
+    theta = tf.tidy(() => ({
+      img: unflattenTower(tf.tensor1d(last.img), shape.img),
+      txt: unflattenTower(tf.tensor1d(last.txt), shape.txt),
+    }));
+  } else {
+    theta = initDual(shape, u);
+    snapshots.push(await flatSnapshot(theta));
+    await record();
+  }
+  const label = opts.label ?? 'expert';
+  const imgAll = tf.tensor2d(train.img, [train.numImages, train.dImg]);
+  const txtAll = tf.tensor2d(train.txt, [train.numCaptions, train.dTxt]);
   const n = train.numCaptions;
   const steps = Math.ceil(n / opts.batchSize);
   const eye = tf.eye(opts.batchSize);
   try {
-    for (let epoch = 0; epoch < opts.epochs; epoch++) {
+    for (let epoch = from?.epochs ?? 0; epoch < opts.epochs; epoch++) {
+      let lossSum = tf.scalar(0);
       const perm = permutation(rand, n);
       for (let s = 0; s < steps; s++) {
         const caps = perm.subarray(s * opts.batchSize, Math.min(n, (s + 1) * opts.batchSize));
@@ -94,11 +144,29 @@ export async function trainExpert(
         theta = next;
         const report = onStep !== undefined && (s === steps - 1 || s % 20 === 0);
         const lossValue = report ? (await lossT!.data())[0] : undefined;
+        const sum = tf.add(lossSum, lossT!) as tf.Scalar;
+        lossSum.dispose();
         lossT!.dispose();
+        lossSum = sum;
         if (report) onStep(epoch, s + 1, steps, lossValue);
+      }
+      const finite = await allFinite([lossSum, ...dualTensors(theta)]);
+      lossSum.dispose();
+      if (!finite) {
+        throw new NonFiniteError(`${label}: the training loss or the parameters became NaN or infinite in epoch ${epoch + 1}; stopped`);
       }
       snapshots.push(await flatSnapshot(theta));
       await record();
+      if (resume.onEpoch) {
+        await resume.onEpoch({
+          epochs: epoch + 1,
+          img: stack(snapshots, 'img'),
+          txt: stack(snapshots, 'txt'),
+          retrieval: [...retrieval],
+          retrievalVal: [...retrievalVal],
+          rngState: rand.state(),
+        });
+      }
     }
   } finally {
     disposeDual(theta);
@@ -106,11 +174,12 @@ export async function trainExpert(
     txtAll.dispose();
     eye.dispose();
   }
-  const stack = (k: 'img' | 'txt') => {
-    const len = snapshots[0]![k].length;
-    const out = new Float32Array(snapshots.length * len);
-    snapshots.forEach((s, i) => out.set(s[k], i * len));
-    return out;
-  };
-  return { shape, img: stack('img'), txt: stack('txt'), retrieval, retrievalVal };
+  return { shape, img: stack(snapshots, 'img'), txt: stack(snapshots, 'txt'), retrieval, retrievalVal };
+}
+
+function stack(snapshots: readonly { img: Float32Array; txt: Float32Array }[], k: 'img' | 'txt'): Float32Array {
+  const len = snapshots[0]![k].length;
+  const out = new Float32Array(snapshots.length * len);
+  snapshots.forEach((s, i) => out.set(s[k], i * len));
+  return out;
 }

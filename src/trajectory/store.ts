@@ -44,7 +44,9 @@ export const BufferManifest = z.object({
   source: z.object({ buffer: z.string(), start: z.number().int(), end: z.number().int() }).optional(),
   /** experts planned; `experts` lists the finished ones */
   numExperts: z.number().int().positive(),
-  experts: z.array(ExpertEntry),
+  experts: z.array(ExpertEntry).refine((es) => new Set(es.map((e) => e.index)).size === es.length, {
+    message: 'an expert index is listed twice',
+  }),
 });
 export type BufferManifest = z.infer<typeof BufferManifest>;
 
@@ -60,12 +62,12 @@ export interface Trajectory {
   readonly retrievalVal: readonly Retrieval[];
 }
 
-const retrievalTensor = (rs: readonly Retrieval[]) => ({
+export const retrievalTensor = (rs: readonly Retrieval[]) => ({
   shape: [rs.length, RECALL_KEYS.length + 1],
   data: Float64Array.from(rs.flatMap((r) => [...RECALL_KEYS.map((k) => r[k]), r.rMean])),
 });
 
-function retrievalRows(t: { shape: readonly number[]; data: ArrayLike<number> } | undefined): Retrieval[] {
+export function retrievalRows(t: { shape: readonly number[]; data: ArrayLike<number> } | undefined): Retrieval[] {
   if (!t) return [];
   const w = RECALL_KEYS.length + 1;
   return Array.from({ length: t.shape[0]! }, (_, i) => {
@@ -128,8 +130,18 @@ export async function readTrajectory(dir: string, m: BufferManifest, entry: Expe
   const img = tensorOf(st, 'img', path);
   const txt = tensorOf(st, 'txt', path);
   const snapshots = m.epochs + 1;
-  if (img.shape[0] !== snapshots || img.shape[1] !== paramCount(shape.img) || txt.shape[1] !== paramCount(shape.txt)) {
+  if (
+    img.dtype !== 'F32' || txt.dtype !== 'F32' || img.shape.length !== 2 || txt.shape.length !== 2 ||
+    img.shape[0] !== snapshots || txt.shape[0] !== snapshots ||
+    img.shape[1] !== paramCount(shape.img) || txt.shape[1] !== paramCount(shape.txt)
+  ) {
     throw new CorruptFileError(path, `trajectory shape img[${img.shape}] txt[${txt.shape}] does not match the manifest dims`);
+  }
+  for (const name of ['retrieval', 'retrievalVal']) {
+    const r = st.tensors.get(name);
+    if (r && (r.dtype !== 'F64' || r.shape.length !== 2 || r.shape[0] !== snapshots || r.shape[1] !== RECALL_KEYS.length + 1)) {
+      throw new CorruptFileError(path, `${name} has shape [${r.shape}], expected [${snapshots}, ${RECALL_KEYS.length + 1}]`);
+    }
   }
   return {
     shape,

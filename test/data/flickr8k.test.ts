@@ -1,9 +1,11 @@
 import { strict as assert } from 'node:assert';
 import { join } from 'node:path';
 import { preprocessCaption } from '../../src/data/dataset';
-import { parseCaptionsCsv, readFlickr8k } from '../../src/data/flickr8k';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { DatasetError } from '../../src/errors';
+import { parseCaptionsCsv, readCaptionsFolder, readFlickr8k } from '../../src/data/flickr8k';
 import { loadSplit } from '../../src/data/registry';
-import { dataRoot } from '../helpers';
+import { dataRoot, tempDir } from '../helpers';
 
 describe('data/flickr8k', () => {
   it('parses quoted CSV captions holding commas and quotes', () => {
@@ -50,6 +52,23 @@ describe('data/flickr8k', () => {
       assert.equal(caps.length, 5);
       for (const c of caps) assert.equal(test!.captionToImage[c], i);
     });
+  });
+
+  it('refuses a split whose listed images are missing (an unfinished copy), naming them', async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'images'));
+    writeFileSync(join(dir, 'captions.txt'), 'image,caption\na.jpg,one\nb.jpg,two\nc.jpg,three\n');
+    for (const f of ['a.jpg', 'b.jpg']) writeFileSync(join(dir, 'images', f), '');
+    writeFileSync(join(dir, 'train.txt'), 'a.jpg\nb.jpg\nc.jpg\n');
+    writeFileSync(join(dir, 'val.txt'), 'a.jpg\n');
+    writeFileSync(join(dir, 'test.txt'), 'b.jpg\n');
+    const files = { train: 'train.txt', val: 'val.txt', test: 'test.txt' };
+    await assert.rejects(readCaptionsFolder('toy', dir, 'train', files), (e: unknown) =>
+      e instanceof DatasetError && e.file === join(dir, 'train.txt') && /1 listed image\(s\) of split train are missing: c\.jpg \(no image file\)/.test(e.message),
+    );
+    // a dataset's documented gaps are skipped, nothing else
+    assert.equal((await readCaptionsFolder('toy', dir, 'train', files, ['c.jpg'])).images.length, 2);
+    rmSync(dir, { recursive: true });
   });
 
   it('names the missing folder when the data root is wrong', async () => {

@@ -1,10 +1,11 @@
 import { strict as assert } from 'node:assert';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ready, tf } from '../../src/backend';
 import { DistillConfig } from '../../src/config/schemas';
 import { emaUpdate } from '../../src/distill/ema';
-import { DistillError, distillPhase } from '../../src/distill/phase';
+import { distillPhase } from '../../src/distill/phase';
+import { NonFiniteError } from '../../src/errors';
 import type { FeatureSet } from '../../src/features/feature-set';
 import { dualShape } from '../../src/model/dual';
 import { trainExpert } from '../../src/trajectory/expert';
@@ -66,11 +67,30 @@ describe('distill: phase loop', function () {
     tf.dispose(Object.values(straight.state));
   });
 
+  it('a corrupted checkpoint is reported and the phase restarts, ending identical to an uninterrupted run', async () => {
+    const dir = tempDir();
+    const c = config();
+    const straight = await distillPhase(input(c, join(dir, 'a.ckpt')));
+    const first = await distillPhase(input(c, join(dir, 'b.ckpt'), 6));
+    tf.dispose(Object.values(first.state));
+    const bytes = readFileSync(join(dir, 'b.ckpt'));
+    bytes[bytes.length - 3]! ^= 0x40; // an exponent byte of the last float
+    writeFileSync(join(dir, 'b.ckpt'), bytes);
+    const warnings: string[] = [];
+    const resumed = await distillPhase({ ...input(c, join(dir, 'b.ckpt')), log: (l: string) => warnings.push(l) });
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /b\.ckpt: content digest mismatch.*phase 1 restarts from iteration 0/);
+    assert.deepEqual(values(resumed), values(straight));
+    tf.dispose(Object.values(resumed.state));
+    tf.dispose(Object.values(straight.state));
+    rmSync(dir, { recursive: true });
+  });
+
   it('stops on a NaN loss with an error and keeps the last good checkpoint', async () => {
     const dir = tempDir();
     const ckpt = join(dir, 'nan.ckpt');
     const c = config({ lrLr: 1e30 }); // the learned learning rates explode
-    await assert.rejects(distillPhase(input(c, ckpt)), (e: unknown) => e instanceof DistillError && /matching loss is NaN; stopped/.test((e as Error).message));
+    await assert.rejects(distillPhase(input(c, ckpt)), (e: unknown) => e instanceof NonFiniteError && /(matching loss is NaN|holds NaN or infinite values); stopped/.test((e as Error).message));
     assert.ok(existsSync(ckpt), 'the last good checkpoint is kept');
     rmSync(dir, { recursive: true });
   });

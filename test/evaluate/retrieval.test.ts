@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { retrievalFromScores } from '../../src/evaluate/retrieval';
+import { rankOf, retrievalFromScores } from '../../src/evaluate/retrieval';
 import { meanStd, select } from '../../src/evaluate/summary';
 import { rng } from '../../src/util/random';
 
@@ -55,5 +55,36 @@ describe('evaluate/retrieval', () => {
     const m = meanStd([1, 2, 3, 4]);
     assert.equal(m.mean, 2.5);
     assert.ok(Math.abs(m.std - Math.sqrt(5 / 3)) < 1e-12);
+  });
+});
+
+describe('evaluate/retrieval with NaN scores (a diverged student)', () => {
+  const nImg = 20;
+  const nCap = 100;
+  const captionToImage = Int32Array.from({ length: nCap }, (_, j) => Math.floor(j / 5));
+  const imageToCaptions = Array.from({ length: nImg }, (_, i) => [0, 1, 2, 3, 4].map((k) => i * 5 + k));
+
+  it('an all-NaN student scores 0 at every K, never 100 (NaN compares false with everything)', () => {
+    const r = retrievalFromScores(new Float32Array(nImg * nCap).fill(NaN), nImg, captionToImage, imageToCaptions);
+    for (const k of ['ir1', 'ir5', 'ir10', 'tr1', 'tr5', 'tr10', 'rMean'] as const) assert.equal(r[k], 0, k);
+  });
+
+  it('NaN anywhere never raises a score: each recall is at most the one with those entries set to -Infinity', () => {
+    const rand = rng(4);
+    for (let trial = 0; trial < 20; trial++) {
+      const scores = Float32Array.from({ length: nImg * nCap }, () => rand.next());
+      const poisoned = scores.map((v) => (rand.next() < 0.3 ? NaN : v));
+      const worst = poisoned.map((v) => (Number.isNaN(v) ? -Infinity : v));
+      const a = retrievalFromScores(poisoned, nImg, captionToImage, imageToCaptions);
+      const b = retrievalFromScores(worst, nImg, captionToImage, imageToCaptions);
+      for (const k of ['ir1', 'ir5', 'ir10', 'tr1', 'tr5', 'tr10'] as const) assert.ok(a[k] <= b[k], `${k}: ${a[k]} > ${b[k]}`);
+    }
+  });
+
+  it('rankOf: a NaN target ranks last; NaN competitors rank below every number', () => {
+    const at = (xs: number[]) => (k: number) => xs[k]!;
+    assert.equal(rankOf(at([0.1, NaN, 0.5]), 3, 1), 2);
+    assert.equal(rankOf(at([NaN, NaN, 0.1]), 3, 2), 0);
+    assert.equal(rankOf(at([NaN, 0.2, 0.1]), 3, 2), 1);
   });
 });

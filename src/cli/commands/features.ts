@@ -34,7 +34,7 @@ export function register(program: Command): void {
         const { config, outputs } = await computeFeatures(
           {
             dataset: o.dataset,
-            dataRoot: o.dataRoot ?? process.env.PTMST_DATA_ROOT,
+            dataRoot: o.dataRoot,
             cacheDir: o.cacheDir,
             imageEncoder: o.imageEncoder,
             textEncoder: o.textEncoder,

@@ -1,14 +1,17 @@
 /** CLI commands for the pipeline stages: buffer, convexify, distill, eval, repro. */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError } from '../../config/parse';
-import { distill } from '../../distill';
+import { DistillStageConfig, distill } from '../../distill';
 import { parityStep, writeExampleState } from '../../distill/parity';
+import { ConfigError, MissingFileError } from '../../errors';
 import { LOSS_NAMES, type LossName } from '../../model/losses';
-import { evaluateMethod } from '../../evaluate';
+import { EvalStageConfig, evaluateMethod } from '../../evaluate';
 import { SELECTION_LABELS } from '../../evaluate/summary';
 import { fmt } from '../../figures/tables';
-import { repro } from '../../pipeline/repro';
-import { buildBuffer } from '../../trajectory/buffer';
+import { ReproConfig, repro } from '../../pipeline/repro';
+import { BufferStageConfig, buildBuffer } from '../../trajectory/buffer';
 import { convexifyBuffer } from '../../trajectory/convexify';
 import { merge, num, readConfigFile } from '../config-file';
 import { type CommonOptions, runCommand } from '../run';
@@ -18,10 +21,21 @@ interface DataFlags {
   dataset?: string;
   dataRoot?: string;
   cacheDir?: string;
+  force?: boolean;
 }
 
 const withCommon = (c: Command) =>
   c.option('--json <path>', 'write a machine-readable summary here').option('--no-progress', 'no progress bars');
+
+const withForce = (c: Command) => c.option('--force', 'rebuild stored outputs that fail verification (instead of stopping)');
+
+/**
+ * The sections a config file may hold: every stage's schema's own keys (one config file serves several
+ * stages, each reading its sections). Anything else — a typo such as `modle` — is an error naming it.
+ */
+const KNOWN_SECTIONS = new Set(
+  [ReproConfig, DistillStageConfig, EvalStageConfig, BufferStageConfig].flatMap((schema) => Object.keys(schema.shape)),
+);
 
 const withData = (c: Command) =>
   c
@@ -34,7 +48,15 @@ function dataOverrides(o: DataFlags): Record<string, unknown> {
   return { data: { dataset: o.dataset, dataRoot: o.dataRoot, cacheDir: o.cacheDir } };
 }
 
-const base = (o: DataFlags) => (o.config ? readConfigFile(o.config) : {});
+function base(o: DataFlags): Record<string, unknown> {
+  if (!o.config) return {};
+  const c = readConfigFile(o.config);
+  const unknown = Object.keys(c).filter((k) => !KNOWN_SECTIONS.has(k));
+  if (unknown.length > 0) {
+    throw new ConfigError(`config ${o.config}: unknown section(s) ${unknown.join(', ')}; valid: ${[...KNOWN_SECTIONS].join(', ')}`);
+  }
+  return c;
+}
 
 /** Only the sections a stage's schema knows (a repro config holds more). */
 function pick(c: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
@@ -42,7 +64,7 @@ function pick(c: Record<string, unknown>, keys: readonly string[]): Record<strin
 }
 
 export function register(program: Command): void {
-  withCommon(
+  withCommon(withForce(
     withData(program.command('buffer').description('train expert trajectories (resumes at the next unfinished expert)'))
       .option('--experts <n>', 'number of experts')
       .option('--epochs <n>', 'epochs per expert')
@@ -50,15 +72,16 @@ export function register(program: Command): void {
       .option('--d <n>', 'head output size')
       .option('--workers <n>', 'worker threads')
       .option('--out <dir>', 'buffer folder'),
-  ).action((o: DataFlags & CommonOptions & { experts?: string; epochs?: string; seed?: string; d?: string; workers?: string; out?: string }) =>
+  )).action((o: DataFlags & CommonOptions & { experts?: string; epochs?: string; seed?: string; d?: string; workers?: string; out?: string }) =>
     runCommand('buffer', o, async ({ progress, log }) => {
       const cfg = merge(pick(base(o), ['data', 'model', 'buffer']), {
         ...dataOverrides(o),
         model: { dOut: num('--d', o.d) },
         buffer: { numExperts: num('--experts', o.experts), epochs: num('--epochs', o.epochs), seed: num('--seed', o.seed), workers: num('--workers', o.workers) },
         out: o.out,
+        force: o.force,
       });
-      const r = await buildBuffer(cfg, progress);
+      const r = await buildBuffer(cfg, progress, log);
       log(`${r.dir}: ${r.manifest.experts.length}/${r.manifest.numExperts} experts (${r.trained} trained now)`);
       return { dir: r.dir, trained: r.trained, manifest: r.manifest };
     }),
@@ -80,12 +103,12 @@ export function register(program: Command): void {
     }),
   );
 
-  withCommon(
+  withCommon(withForce(
     withData(program.command('distill').description('distil a synthetic set with phased teachers (resumable)'))
       .option('--iterations <n>', 'iterations of every phase')
       .option('--out <dir>', 'run folder (default runs/<name>)')
       .option('--workers <n>', 'worker threads (phases run side by side)'),
-  ).action((o: DataFlags & CommonOptions & { iterations?: string; out?: string; workers?: string }) =>
+  )).action((o: DataFlags & CommonOptions & { iterations?: string; out?: string; workers?: string }) =>
     runCommand('distill', o, async ({ progress, log }) => {
       const c = base(o);
       const its = num('--iterations', o.iterations);
@@ -95,44 +118,57 @@ export function register(program: Command): void {
         distill: its !== undefined && d.phases ? { phases: d.phases.map((p) => ({ ...p, iterations: its })) } : undefined,
         out: o.out,
         workers: num('--workers', o.workers),
+        force: o.force,
       });
-      const r = await distill(cfg, progress);
+      const r = await distill(cfg, progress, { log });
       log(`${r.file}: ${r.phases.map((p) => `${p.size} pairs (${p.iterations} its, loss ${p.finalLoss.toFixed(3)})`).join(' + ')}`);
       return r;
     }),
   );
 
-  withCommon(
+  withCommon(withForce(
     withData(program.command('eval').description('train fresh students on a training set and score retrieval'))
       .option('--synthetic <file>', 'a distilled set (synthetic.safetensors)')
       .option('--random <n>', 'a random coreset of n real pairs (a fresh draw per run)')
       .option('--indices <file>', 'a coreset given as a JSON array of caption indices')
       .option('--full', 'the full-data teacher (read from the expert buffer)')
-      .option('--runs <n>', 'students per method'),
-  ).action((o: DataFlags & CommonOptions & { synthetic?: string; random?: string; indices?: string; full?: boolean; runs?: string }) =>
+      .option('--runs <n>', 'students per method')
+      .option('--out <dir>', 'folder for per-run records, so an interrupted evaluation resumes (default runs/eval/<key>)'),
+  )).action((o: DataFlags & CommonOptions & { synthetic?: string; random?: string; indices?: string; full?: boolean; runs?: string; out?: string }) =>
     runCommand('eval', o, async ({ progress, log }) => {
       const picked = [o.synthetic, o.random, o.indices, o.full].filter((v) => v !== undefined);
-      if (picked.length !== 1) throw new Error('give exactly one of --synthetic, --random, --indices, --full');
+      if (picked.length !== 1) throw new ConfigError('give exactly one of --synthetic, --random, --indices, --full');
       const method = o.synthetic
         ? { kind: 'synthetic', file: o.synthetic }
         : o.random
           ? { kind: 'coreset', selection: 'random', size: num('--random', o.random) }
           : o.indices
-            ? { kind: 'coreset', selection: 'indices', indices: readConfigFile(o.indices) }
+            ? { kind: 'coreset', selection: 'indices', indices: readIndices(o.indices) }
             : { kind: 'full' };
-      const cfg = merge(pick(base(o), ['data', 'model', 'buffer', 'eval', 'realLoss']), { ...dataOverrides(o), eval: { runs: num('--runs', o.runs) }, method });
-      const r = await evaluateMethod(cfg, progress);
+      const cfg = merge(pick(base(o), ['data', 'model', 'buffer', 'eval', 'realLoss']), {
+        ...dataOverrides(o),
+        eval: { runs: num('--runs', o.runs) },
+        method,
+        force: o.force,
+      });
+      // per-run records under a folder named by what the runs depend on (the synthetic file's bytes, not its path)
+      const fingerprint = createHash('sha256')
+        .update(JSON.stringify({ ...cfg, eval: { ...(cfg.eval as object), runs: undefined }, force: undefined }))
+        .update(o.synthetic ? readFileOrFail(o.synthetic) : '')
+        .digest('hex')
+        .slice(0, 16);
+      const r = await evaluateMethod({ ...cfg, out: o.out ?? join('runs', 'eval', fingerprint) }, progress, log);
       for (const [sel, s] of Object.entries(r.selections)) log(`${SELECTION_LABELS[sel as keyof typeof SELECTION_LABELS]}: r_mean ${fmt(s.rMean)}`);
       return { method: r.method, runs: r.runs, pairs: r.pairs, selections: r.selections, checkpoints: r.checkpoints };
     }),
   );
 
-  withCommon(
+  withCommon(withForce(
     withData(program.command('repro').description('features → buffer → convexify → distill → eval for every method of a config, then the table'))
       .option('--workers <n>', 'worker threads'),
-  ).action((o: DataFlags & CommonOptions & { workers?: string }) =>
+  )).action((o: DataFlags & CommonOptions & { workers?: string }) =>
     runCommand('repro', o, async ({ progress, log }) => {
-      const cfg = merge(readConfigFile(o.config ?? 'shapes-quick'), { ...dataOverrides(o), workers: num('--workers', o.workers) });
+      const cfg = merge(readConfigFile(o.config ?? 'shapes-quick'), { ...dataOverrides(o), workers: num('--workers', o.workers), force: o.force });
       const r = await repro(cfg, progress, log);
       process.stdout.write(r.table + '\n');
       log(`results: ${r.json}, ${r.markdown}`);
@@ -162,9 +198,34 @@ export function registerStep(program: Command): void {
       if (!o.state || !o.out) throw new ConfigError('step needs --state FILE and --out FILE (or --example FILE)');
       if (!(LOSS_NAMES as string[]).includes(o.loss)) throw new ConfigError(`option --loss: "${o.loss}" is not one of ${LOSS_NAMES.join(', ')}`);
       if (o.mode !== 'tesla' && o.mode !== 'full') throw new ConfigError(`option --mode: "${o.mode}" is not tesla or full`);
-      const r = await parityStep(o.state, o.out, { loss: o.loss as LossName, mode: o.mode, temperature: num('--temperature', o.temperature)! });
+      const temperature = num('--temperature', o.temperature)!;
+      if (!(temperature > 0)) throw new ConfigError(`option --temperature: ${temperature} must be > 0 (logits are divided by it)`);
+      const r = await parityStep(o.state, o.out, { loss: o.loss as LossName, mode: o.mode, temperature });
       log(`matching loss ${r.loss}; gradients in ${o.out}`);
       return { state: o.state, out: o.out, loss: r.loss };
     }),
   );
+}
+
+/** `--indices FILE`: a JSON array of distinct caption indices. */
+function readIndices(file: string): number[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileOrFail(file).toString('utf8'));
+  } catch (e) {
+    if (e instanceof MissingFileError) throw e;
+    throw new ConfigError(`option --indices: ${file} is not valid JSON (${(e as Error).message})`);
+  }
+  if (!Array.isArray(v) || !v.every((i) => Number.isInteger(i) && i >= 0)) {
+    throw new ConfigError(`option --indices: ${file} must hold a JSON array of caption indices (non-negative integers)`);
+  }
+  return v as number[];
+}
+
+function readFileOrFail(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    throw new MissingFileError(file, `cannot read (${(e as Error).message})`);
+  }
 }

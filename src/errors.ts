@@ -1,0 +1,110 @@
+/**
+ * Every error a user can meet, in one place, each with the exit code the CLI returns for it
+ * (README "Exit codes"). Library code throws these; the CLI maps them with `exitCodeOf`.
+ *
+ *   2  usage: a bad option, config field or argument (ConfigError)
+ *   3  input: a missing or malformed dataset file or artefact (DatasetError, CorruptFileError)
+ *   4  diverged: a loss, parameter or score became NaN or infinite (NonFiniteError)
+ *   5  output: a file could not be written — full disk, permissions (WriteError)
+ *   1  anything else (a bug: please report it)
+ */
+
+export abstract class PtmstError extends Error {
+  abstract readonly exitCode: number;
+}
+
+/** A config or option that fails its schema or a range check: names the field and what was wrong. */
+export class ConfigError extends PtmstError {
+  readonly exitCode = 2;
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** A missing or malformed dataset file: names the file and what was expected. */
+export class DatasetError extends PtmstError {
+  readonly exitCode = 3;
+  constructor(
+    readonly file: string,
+    reason: string,
+  ) {
+    super(`${file}: ${reason}`);
+    this.name = 'DatasetError';
+  }
+}
+
+/** A non-finite loss, parameter or score: names the method, the run and the epoch or iteration. */
+export class NonFiniteError extends PtmstError {
+  readonly exitCode = 4;
+  constructor(message: string) {
+    super(message);
+    this.name = 'NonFiniteError';
+  }
+}
+
+/** A file that could not be written; nothing was left under its final name. */
+export class WriteError extends PtmstError {
+  readonly exitCode = 5;
+  constructor(
+    readonly file: string,
+    reason: string,
+  ) {
+    super(`cannot write ${file}: ${reason}`);
+    this.name = 'WriteError';
+  }
+}
+
+/** A file that is not a valid artefact, or not the one expected (checksum, shape, format): names it. */
+export class CorruptFileError extends PtmstError {
+  readonly exitCode = 3;
+  constructor(
+    readonly file: string,
+    reason: string,
+  ) {
+    super(`${file}: ${reason}`);
+    this.name = 'CorruptFileError';
+  }
+}
+
+/** A file that should exist and does not. */
+export class MissingFileError extends CorruptFileError {
+  constructor(file: string, reason = 'not found') {
+    super(file, reason);
+    this.name = 'MissingFileError';
+  }
+}
+
+/** Exit codes by class name: an error thrown in a worker thread reaches the parent as a plain Error. */
+const EXIT_CODES: Readonly<Record<string, number>> = {
+  ConfigError: 2,
+  DatasetError: 3,
+  CorruptFileError: 3,
+  MissingFileError: 3,
+  NonFiniteError: 4,
+  WriteError: 5,
+};
+
+/** The exit code for an error: its class's, 1 for anything unexpected. */
+export function exitCodeOf(e: unknown): number {
+  if (e instanceof PtmstError) return e.exitCode;
+  const name = (e as { name?: unknown } | null)?.name;
+  return typeof name === 'string' ? (EXIT_CODES[name] ?? 1) : 1;
+}
+
+/** A short reason for a Node system error (`ENOSPC` → "no space left on device (ENOSPC)"). */
+export function describeSystemError(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  const known: Record<string, string> = {
+    ENOSPC: 'no space left on device',
+    EDQUOT: 'disk quota exceeded',
+    EACCES: 'permission denied',
+    EPERM: 'operation not permitted',
+    EROFS: 'read-only file system',
+    ENOTDIR: 'a part of the path is a file, not a folder',
+    EISDIR: 'the path is a folder',
+    ENOENT: 'no such file or folder',
+  };
+  if (err?.code && known[err.code]) return `${known[err.code]} (${err.code})`;
+  return err?.message ?? String(e);
+}
