@@ -245,6 +245,7 @@ export async function evaluateMethod(input: unknown, onProgress?: ProgressSink, 
       else runs.push(run);
     }
     let done = ev.runs - runs.length;
+    if (done > 0) log(`[ptmst] eval: ${done} of ${ev.runs} runs already stored in ${dir}`);
     const record = async (run: number, c: Checkpoint[]) => {
       checkpoints[run] = c;
       if (dir !== undefined) {

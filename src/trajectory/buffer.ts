@@ -134,6 +134,7 @@ export async function runExpertJob(
   const file = progressFile(dir, job.index);
   const key = progressKey(config, job);
   const from = await loadProgress(file, key, (line) => post({ type: 'warning', line }));
+  if (from) post({ type: 'warning', line: `[ptmst] expert ${job.index} resumes after epoch ${from.epochs} (${file})` });
   const traj = await trainExpert(
     train!,
     { val: val!, test: test! },

@@ -136,9 +136,15 @@ describe('faults: kill, corrupt, poison and fill the disk on the shapes set', fu
     }
 
     it(`features (${KILLS} kill${KILLS > 1 ? 's' : ''}), while a second process asks for the same features`, async () => {
-      const cache = tempDir('ptmst-faults-cache-');
+      // fresh feature caches that share the generated photos (generating them takes ~20 s)
+      const freshCache = () => {
+        const dir = tempDir('ptmst-faults-cache-');
+        cpSync(join(sharedCache(), 'generated'), join(dir, 'generated'), { recursive: true });
+        return dir;
+      };
+      const cache = freshCache();
       const args = ['features', '--dataset', 'shapes', '--cache-dir', cache, '--splits', 'val', '--chunk-size', '16', '--workers', '1'];
-      const straightCache = tempDir('ptmst-faults-cache-');
+      const straightCache = freshCache();
       const s = ptmst(straight, ['features', '--dataset', 'shapes', '--cache-dir', straightCache, '--splits', 'val', '--chunk-size', '16', '--workers', '1']);
       assert.equal(s.code, 0, s.err);
       for (let k = 0; k < KILLS; k++) await killAfter(straight, args, (0.2 + 0.7 * rand.next()) * s.seconds * 1000);
@@ -274,6 +280,14 @@ describe('faults: kill, corrupt, poison and fill the disk on the shapes set', fu
         assert.match(r.err, message);
       });
     }
+
+    it('an evaluation asked for more runs trains only the missing ones', () => {
+      const a = ptmst(cwd, ['eval', '--config', 'faults.json', '--random', '20', '--runs', '2', '--out', 'more']);
+      assert.equal(a.code, 0, a.err);
+      const b = ptmst(cwd, ['eval', '--config', 'faults.json', '--random', '20', '--runs', '3', '--out', 'more']);
+      assert.equal(b.code, 0, b.err);
+      assert.match(b.err, /eval: 2 of 3 runs already stored in more/);
+    });
 
     it('features of the shapes set need no data root; a JSON array of indices is a coreset', () => {
       assert.equal(ptmst(cwd, ['features', '--dataset', 'shapes', '--cache-dir', sharedCache()]).code, 0);
