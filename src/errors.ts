@@ -75,6 +75,16 @@ export class MissingFileError extends CorruptFileError {
   }
 }
 
+/**
+ * A stored artefact failed verification: the same error with what to do about it appended
+ * (`…: checksum mismatch; rerun with --force to recompute it`). Anything else is rethrown as it is.
+ */
+export function unusable(e: unknown, file: string, remedy: string): never {
+  if (!(e instanceof CorruptFileError)) throw e;
+  const reason = e.file === file ? e.message.slice(file.length + 2) : e.message;
+  throw new CorruptFileError(file, `${reason}; ${remedy}`);
+}
+
 /** Exit codes by class name: an error thrown in a worker thread reaches the parent as a plain Error. */
 const EXIT_CODES: Readonly<Record<string, number>> = {
   ConfigError: 2,

@@ -7,6 +7,7 @@
  * `PTMST_BACKEND=tensorflow|wasm|cpu` forces one; the choice is logged once to stderr.
  */
 import * as tf from '@tensorflow/tfjs';
+import { ConfigError } from '../errors';
 
 export { tf };
 
@@ -49,7 +50,7 @@ async function activate(name: BackendName): Promise<string | undefined> {
 function parseForced(value: string | undefined): BackendName | undefined {
   if (value === undefined || value === '') return undefined;
   if ((BACKENDS as readonly string[]).includes(value)) return value as BackendName;
-  throw new Error(`PTMST_BACKEND=${value} is not a backend; valid values: ${BACKENDS.join(', ')}`);
+  throw new ConfigError(`PTMST_BACKEND=${value} is not a backend; valid values: ${BACKENDS.join(', ')}`);
 }
 
 async function choose(log: (line: string) => void): Promise<BackendInfo> {

@@ -13,7 +13,7 @@ import { tf } from '../backend';
 import { parseConfig } from '../config/parse';
 import { BufferConfig, DataConfig, DistillConfig, ModelConfig, type PhaseConfig, SafeName } from '../config/schemas';
 import { prepareFeatureSets } from '../pipeline/data';
-import { CorruptFileError } from '../errors';
+import { CorruptFileError, unusable } from '../errors';
 import { ensureDir, sha256, writeJsonAtomic } from '../store/atomic';
 import { withLock } from '../store/lock';
 import { type SafetensorsFile, readSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
@@ -155,8 +155,8 @@ async function phaseDone(c: DistillStageConfig, dir: string, k: number): Promise
     const st = await readPhaseFile(c, f, k);
     return st.metadata.key === phaseKey(c, k);
   } catch (e) {
-    if (c.force) return false;
-    throw new CorruptFileError(f, `${(e as Error).message.replace(`${f}: `, '')}; rerun with --force to distil this phase again`);
+    if (c.force && e instanceof CorruptFileError) return false;
+    unusable(e, f, 'rerun with --force to distil this phase again');
   }
 }
 

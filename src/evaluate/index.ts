@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { parseConfig } from '../config/parse';
 import { BufferConfig, DataConfig, EvalConfig, ModelConfig } from '../config/schemas';
 import { readSyntheticSet } from '../distill/synthetic-file';
-import { ConfigError, CorruptFileError } from '../errors';
+import { ConfigError, CorruptFileError, unusable } from '../errors';
 import type { FeatureSet } from '../features/feature-set';
 import { type DualShape, dualShape } from '../model/dual';
 import { LOSS_NAMES, type LossName } from '../model/losses';
@@ -213,8 +213,8 @@ async function readRun(dir: string, run: number, key: string, force: boolean): P
     if (r.run !== run) throw new CorruptFileError(file, `holds run ${r.run}, expected ${run}`);
     return r.key === key ? r.checkpoints : undefined;
   } catch (e) {
-    if (force) return undefined;
-    throw new CorruptFileError(file, `${(e as Error).message.replace(`${file}: `, '')}; rerun with --force to recompute it`);
+    if (force && e instanceof CorruptFileError) return undefined;
+    unusable(e, file, 'rerun with --force to recompute it');
   }
 }
 

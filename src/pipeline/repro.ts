@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
-import { ConfigError, CorruptFileError } from '../errors';
+import { ConfigError, CorruptFileError, unusable } from '../errors';
 import { BufferConfig, DataConfig, DistillConfig, EvalConfig, ModelConfig, SafeName } from '../config/schemas';
 import { distill } from '../distill';
 import { type EvalResult, evaluateMethod } from '../evaluate';
@@ -87,7 +87,7 @@ async function cached<T>(
       }
       if (old.key === key) return { value: old.value as T, reused: true, wallSeconds: old.wallSeconds ?? NaN };
     } catch (e) {
-      if (!force) throw new CorruptFileError(path, `${(e as Error).message.replace(`${path}: `, '')}; rerun with --force to recompute it`);
+      if (!force || !(e instanceof CorruptFileError)) unusable(e, path, 'rerun with --force to recompute it');
     }
   }
   const value = await make();

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
 import { BufferConfig, DataConfig, ModelConfig } from '../config/schemas';
-import { ConfigError, CorruptFileError } from '../errors';
+import { ConfigError, CorruptFileError, unusable } from '../errors';
 import type { LossName } from '../model/losses';
 import { prepareFeatureSets } from '../pipeline/data';
 import { ensureDir, sha256 } from '../store/atomic';
@@ -211,7 +211,7 @@ async function buildBufferLocked(
         await readTrajectory(dir, old, e);
         kept.push(e);
       } catch (err) {
-        if (!config.force) throw new CorruptFileError(join(dir, e.file), `${(err as Error).message.replace(`${join(dir, e.file)}: `, '')}; rerun with --force to retrain this expert`);
+        if (!config.force || !(err instanceof CorruptFileError)) unusable(err, join(dir, e.file), 'rerun with --force to retrain this expert');
         log(`[ptmst] ${(err as Error).message}: retraining it (--force)`);
       }
     }

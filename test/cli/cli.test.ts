@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO, dataRoot, tempDir } from '../helpers';
+import { REPO, realData, tempDir } from '../helpers';
 
 function ptmst(...args: string[]) {
   const r = spawnSync(process.execPath, [join(REPO, 'dist', 'src', 'cli', 'main.js'), ...args], {
@@ -22,7 +22,7 @@ describe('cli', function () {
   });
 
   it('rejects an ill-typed option, naming the field', () => {
-    const r = ptmst('features', '--data-root', dataRoot(), '--workers', 'two');
+    const r = ptmst('features', '--data-root', tempDir(), '--workers', 'two');
     assert.equal(r.code, 2);
     assert.match(r.err, /field workers: .*expected number/);
   });
@@ -34,10 +34,11 @@ describe('cli', function () {
     assert.match(r.err, /\/nonexistent\/flickr8k: dataset folder not found/);
   });
 
-  it('extracts caption features and writes the --json summary', () => {
+  it('extracts caption features and writes the --json summary', function () {
+    const root = realData(this);
     const dir = tempDir();
     const json = join(dir, 'summary.json');
-    const r = ptmst('features', '--data-root', dataRoot(), '--cache-dir', dir, '--splits', 'rest', '--text-encoder', 'wink-sg-100d', '--image-encoder', 'mobilenet_v2', '--json', json, '--workers', '1');
+    const r = ptmst('features', '--data-root', root, '--cache-dir', dir, '--splits', 'rest', '--text-encoder', 'wink-sg-100d', '--image-encoder', 'mobilenet_v2', '--json', json, '--workers', '1');
     assert.equal(r.code, 0, r.err);
     const summary = JSON.parse(readFileSync(json, 'utf8'));
     assert.equal(summary.command, 'features');

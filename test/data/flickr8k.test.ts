@@ -5,7 +5,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { DatasetError } from '../../src/errors';
 import { parseCaptionsCsv, readCaptionsFolder, readFlickr8k } from '../../src/data/flickr8k';
 import { loadSplit } from '../../src/data/registry';
-import { dataRoot, tempDir } from '../helpers';
+import { realData, tempDir } from '../helpers';
 
 describe('data/flickr8k', () => {
   it('parses quoted CSV captions holding commas and quotes', () => {
@@ -34,8 +34,8 @@ describe('data/flickr8k', () => {
     assert.equal(preprocessCaption(long).split(' ')[29], 'w29');
   });
 
-  it('reads the official split: 6,000/1,000/1,000 listed, 5,999 train present, 5 captions each', async () => {
-    const root = dataRoot();
+  it('reads the official split: 6,000/1,000/1,000 listed, 5,999 train present, 5 captions each', async function () {
+    const root = realData(this);
     const [train, val, test, rest] = await Promise.all(
       (['train', 'val', 'test', 'rest'] as const).map((s) => readFlickr8k(join(root, 'flickr8k'), s)),
     );
@@ -73,6 +73,6 @@ describe('data/flickr8k', () => {
 
   it('names the missing folder when the data root is wrong', async () => {
     await assert.rejects(loadSplit('/nonexistent-root', 'flickr8k', 'test'), /nonexistent-root\/flickr8k: dataset folder not found/);
-    await assert.rejects(loadSplit(dataRoot(), 'flickr9k', 'test'), /unknown dataset "flickr9k"; valid: flickr8k/);
+    await assert.rejects(loadSplit(tempDir(), 'flickr9k', 'test'), /unknown dataset "flickr9k"; valid: flickr8k/);
   });
 });

@@ -4,19 +4,27 @@ import { join } from 'node:path';
 import { ready, tf } from '../../src/backend';
 import { IMAGE_ENCODERS, lookup } from '../../src/encoders/registry';
 import type { ImageEncoder } from '../../src/encoders/types';
-import { dataRoot } from '../helpers';
+import { realData } from '../helpers';
+
+describe('encoders/registry', () => {
+  it('names an unknown encoder and lists the valid ones', () => {
+    assert.throws(() => lookup(IMAGE_ENCODERS, 'image encoder', 'clip'), /unknown image encoder "clip"; valid: mobilenet_v2, inception_v3/);
+    assert.throws(() => lookup(IMAGE_ENCODERS, 'image encoder', 'constructor'), /unknown image encoder "constructor"/);
+  });
+});
 
 describe('encoders/mobilenet_v2 (nsfwjs)', function () {
   this.timeout(120000);
   let enc: ImageEncoder;
   let files: string[];
-  before(async () => {
+  before(async function () {
+    const root = realData(this);
     await ready(() => undefined);
     enc = await IMAGE_ENCODERS.mobilenet_v2!.load();
-    const dir = join(dataRoot(), 'flickr8k', 'images');
+    const dir = join(root, 'flickr8k', 'images');
     files = readdirSync(dir).sort().slice(0, 3).map((f) => join(dir, f));
   });
-  after(() => enc.dispose());
+  after(() => enc?.dispose());
 
   it('gives 1280-d pooled features, identical for the same image twice, distinct for different ones', async () => {
     const before = tf.memory().numTensors;
@@ -33,11 +41,7 @@ describe('encoders/mobilenet_v2 (nsfwjs)', function () {
     assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
   });
 
-  it('names an unknown encoder and lists the valid ones', () => {
-    assert.throws(() => lookup(IMAGE_ENCODERS, 'image encoder', 'clip'), /unknown image encoder "clip"; valid: mobilenet_v2, inception_v3/);
-  });
-
-  it('names an image that is not a JPEG', async () => {
-    await assert.rejects(enc.encode([join(dataRoot(), 'flickr8k', 'captions.txt')]), /captions\.txt: not a decodable JPEG/);
+  it('names an image that is not a JPEG', async function () {
+    await assert.rejects(enc.encode([join(realData(this), 'flickr8k', 'captions.txt')]), /captions\.txt: not a decodable JPEG/);
   });
 });

@@ -7,14 +7,15 @@ import { loadSplit } from '../../src/data/registry';
 import { encodeChunk, extractFeatures, featurePaths, loadFeatures, partialChunks, sourceHash } from '../../src/features';
 import { IMAGE_ENCODERS } from '../../src/encoders/registry';
 import { CorruptFileError } from '../../src/store/safetensors';
-import { dataRoot, tempDir } from '../helpers';
+import { realData, tempDir } from '../helpers';
 
 describe('features: cache, manifest, resume', function () {
   this.timeout(180000);
   let split: ImageCaptionSplit;
-  before(async () => {
+  before(async function () {
+    const root = realData(this);
     await ready(() => undefined);
-    split = takeImages(await loadSplit(dataRoot(), 'flickr8k', 'test'), 6);
+    split = takeImages(await loadSplit(root, 'flickr8k', 'test'), 6);
   });
 
   it('writes features with a manifest, then reuses the cache', async () => {

@@ -4,7 +4,7 @@ import { takeImages } from '../../src/data/dataset';
 import { loadSplit } from '../../src/data/registry';
 import { extractFeatures, loadFeatures } from '../../src/features';
 import { contentWords, neighbourAgreement } from '../../src/features/sanity';
-import { dataRoot, tempDir } from '../helpers';
+import { realData, tempDir } from '../helpers';
 
 describe('features: do image features carry meaning?', function () {
   this.timeout(240000);
@@ -13,9 +13,10 @@ describe('features: do image features carry meaning?', function () {
     assert.deepEqual([...contentWords('a black dog is running on the grass')], ['dog', 'grass']);
   });
 
-  it('nearest images by MobileNetV2 features share caption nouns well above chance (300 test images)', async () => {
+  it('nearest images by MobileNetV2 features share caption nouns well above chance (300 test images)', async function () {
+    const root = realData(this);
     await ready(() => undefined);
-    const split = takeImages(await loadSplit(dataRoot(), 'flickr8k', 'test'), 300);
+    const split = takeImages(await loadSplit(root, 'flickr8k', 'test'), 300);
     const r = await extractFeatures({ split, modality: 'image', encoder: 'mobilenet_v2', cacheDir: tempDir() });
     const f = await loadFeatures(r.paths);
     const a = neighbourAgreement(split, f.data, f.dim);
