@@ -9,10 +9,10 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { tf } from '../backend';
+import { ready, tf } from '../backend';
 import { parseConfig } from '../config/parse';
 import { BufferConfig, DataConfig, DistillConfig, ModelConfig, type PhaseConfig, SafeName } from '../config/schemas';
-import { prepareFeatureSets } from '../pipeline/data';
+import { prepareFeatureSets } from '../features/load';
 import { CorruptFileError, unusable } from '../errors';
 import { ensureDir, sha256, writeJsonAtomic } from '../store/atomic';
 import { withLock } from '../store/lock';
@@ -169,6 +169,7 @@ export async function distill(
   onProgress?: ProgressSink,
   opts: { stopAfter?: number; log?: (line: string) => void } = {},
 ): Promise<DistillResult> {
+  await ready(); // library verbs pick the fastest backend themselves (wasm, not plain JS)
   const config = parseConfig(DistillStageConfig, input, 'distill config');
   const dir = runDir(config);
   await ensureDir(dir);

@@ -8,7 +8,7 @@
  * the phase starts afresh (same seed, so the same result).
  */
 import { existsSync } from 'node:fs';
-import { tf } from '../backend';
+import { ready, tf } from '../backend';
 import type { DistillConfig, PhaseConfig } from '../config/schemas';
 import { ConfigError, CorruptFileError, NonFiniteError } from '../errors';
 import type { FeatureSet } from '../features/feature-set';
@@ -184,6 +184,7 @@ export function checkPhase(input: Pick<PhaseInput, 'index' | 'phase' | 'config' 
 
 /** Run (or resume) one phase. */
 export async function distillPhase(input: PhaseInput): Promise<PhaseOutput> {
+  await ready(); // library verbs pick the fastest backend themselves (wasm, not plain JS)
   checkPhase(input);
   const { config, phase } = input;
   const spec = similaritySpec(config);

@@ -6,6 +6,7 @@
  *   - `full`: the full-data teacher, read from the expert buffer (each expert is one run; no extra work).
  */
 import { existsSync } from 'node:fs';
+import { ready } from '../backend';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -16,7 +17,7 @@ import { ConfigError, CorruptFileError, unusable } from '../errors';
 import type { FeatureSet } from '../features/feature-set';
 import { type DualShape, dualShape } from '../model/dual';
 import { LOSS_NAMES, type LossName } from '../model/losses';
-import { prepareFeatureSets } from '../pipeline/data';
+import { prepareFeatureSets } from '../features/load';
 import { ensureDir, sha256, writeJsonAtomic } from '../store/atomic';
 import { readJsonFile } from '../store/json';
 import { withLock } from '../store/lock';
@@ -223,6 +224,7 @@ async function readRun(dir: string, run: number, key: string, force: boolean): P
  * folder locked while this runs), so an interrupted evaluation continues at the first missing run.
  */
 export async function evaluateMethod(input: unknown, onProgress?: ProgressSink, log: (line: string) => void = () => undefined): Promise<EvalResult> {
+  await ready(); // library verbs pick the fastest backend themselves (wasm, not plain JS)
   const config = parseConfig(EvalStageConfig, input, 'eval config');
   const { method, eval: ev } = config;
   if (method.kind === 'full') {

@@ -5,7 +5,7 @@
  * `decayEpoch`; retrieval on the validation and test splits after 0, evalEvery, 2·evalEvery, … and after
  * the last epoch of every subset (reference: 0, 10, …, 100, i.e. 11 checkpoints a subset).
  */
-import { tf } from '../backend';
+import { ready, tf } from '../backend';
 import type { EvalConfig, ModelConfig } from '../config/schemas';
 import { NonFiniteError } from '../errors';
 import type { FeatureSet } from '../features/feature-set';
@@ -14,7 +14,7 @@ import { allFinite, dualTensors } from '../model/finite';
 import { PARAM_NAMES, dropoutMask } from '../model/head';
 import type { LossName } from '../model/losses';
 import { type Rng, permutation } from '../util/random';
-import { type Retrieval, evaluateRetrieval } from './retrieval';
+import { type Retrieval, evaluateRetrieval } from '../model/retrieval';
 
 /** One block of training data: a synthetic subset (with its learned S and rates) or real pairs (S = I). */
 export interface TrainingSubset {
@@ -55,6 +55,7 @@ export async function trainStudent(
   rand: Rng,
   label = 'student',
 ): Promise<StudentRun> {
+  await ready();
   const u = () => rand.next();
   let theta: DualParams = initDual(shape, u);
   let velocity = tf.tidy(() => ({

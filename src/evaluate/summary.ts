@@ -6,7 +6,7 @@
  *    reported only under this label.
  * Runs are summarised as mean and sample standard deviation.
  */
-import { RECALL_KEYS, type Retrieval } from './retrieval';
+import { RECALL_KEYS, type Retrieval } from '../model/retrieval';
 import type { Checkpoint } from './student';
 
 export const SELECTIONS = ['final', 'val', 'test'] as const;

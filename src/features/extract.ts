@@ -8,6 +8,7 @@
  * partial folder is removed.
  */
 import { existsSync } from 'node:fs';
+import { ready } from '../backend';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -147,6 +148,7 @@ async function extractImageMatrix(
  * locked while this runs: a second process waits, then finds the cache valid and reuses it.
  */
 export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResult> {
+  await ready(); // library verbs pick the fastest backend themselves (wasm, not plain JS)
   const paths = featurePaths(opts.cacheDir, opts.split.dataset, opts.split.split, opts.modality, opts.encoder);
   const entry = opts.modality === 'image'
     ? lookup(IMAGE_ENCODERS, 'image encoder', opts.encoder)

@@ -1,5 +1,6 @@
 /** The feature stage: every split of a dataset through the frozen image and text encoders. */
 import { FeaturesConfig } from '../config/features';
+import { ready } from '../backend';
 import { parseConfig } from '../config/parse';
 import { datasetEntry, loadSplit, resolveDataRoot } from '../data/registry';
 import { EncoderPool } from '../encoders/registry';
@@ -17,6 +18,7 @@ export interface FeatureStageResult {
 
 /** Validate the config, then extract (or reuse) image and caption features for each split. */
 export async function computeFeatures(input: unknown, onProgress?: ProgressSink): Promise<FeatureStageResult> {
+  await ready(); // library verbs pick the fastest backend themselves (wasm, not plain JS)
   const config = parseConfig(FeaturesConfig, input, 'features config');
   const dataRoot = await resolveDataRoot(config.dataset, config.dataRoot, config.cacheDir);
   const splits = config.splits ?? datasetEntry(config.dataset).splits;

@@ -5,6 +5,7 @@
  * redoes only what is missing.
  */
 import { existsSync } from 'node:fs';
+import { ready } from '../backend';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -97,6 +98,7 @@ async function cached<T>(
 }
 
 export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: string) => void = () => undefined): Promise<ReproResult> {
+  await ready(); // library verbs pick the fastest backend themselves (wasm, not plain JS)
   const config = parseConfig(ReproConfig, input, 'repro config');
   const names = new Set<string>();
   for (const m of config.methods) {

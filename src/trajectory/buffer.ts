@@ -4,6 +4,7 @@
  * each finished expert, so an interrupted run resumes at the next unfinished expert.
  */
 import { existsSync } from 'node:fs';
+import { ready } from '../backend';
 import { rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { parseConfig } from '../config/parse';
 import { BufferConfig, DataConfig, ModelConfig } from '../config/schemas';
 import { ConfigError, CorruptFileError, unusable } from '../errors';
 import type { LossName } from '../model/losses';
-import { prepareFeatureSets } from '../pipeline/data';
+import { prepareFeatureSets } from '../features/load';
 import { ensureDir, sha256 } from '../store/atomic';
 import { withLock } from '../store/lock';
 import { type TensorRecord, readSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
@@ -171,6 +172,7 @@ export interface BufferResult {
  * The folder is locked while this runs, so a second process waits and then finds the work done.
  */
 export async function buildBuffer(input: unknown, onProgress?: ProgressSink, log: (line: string) => void = () => undefined): Promise<BufferResult> {
+  await ready(); // library verbs pick the fastest backend themselves (wasm, not plain JS)
   const config = parseConfig(BufferStageConfig, input, 'buffer config');
   const dir = defaultBufferDir(config);
   await ensureDir(dir);

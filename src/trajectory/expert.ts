@@ -3,9 +3,9 @@
  * symmetric contrastive loss, a snapshot of all head parameters at epoch 0 and after every epoch,
  * and the teacher's retrieval on an evaluation split at every snapshot.
  */
-import { tf } from '../backend';
+import { ready, tf } from '../backend';
 import { NonFiniteError } from '../errors';
-import { type Retrieval, evaluateRetrieval } from '../evaluate/retrieval';
+import { type Retrieval, evaluateRetrieval } from '../model/retrieval';
 import type { FeatureSet } from '../features/feature-set';
 import { type DualParams, type DualShape, disposeDual, dualGrads, dualShape, flattenTower, initDual, sgdStep, unflattenTower } from '../model/dual';
 import { allFinite, dualTensors } from '../model/finite';
@@ -87,6 +87,7 @@ export async function trainExpert(
   onStep?: (epoch: number, step: number, stepsPerEpoch: number, loss: number | undefined) => void,
   resume: ExpertResume = {},
 ): Promise<ExpertTrajectory> {
+  await ready();
   const shape = dualShape(train.dImg, train.dTxt, opts.dOut);
   const from = resume.from;
   if (from) rand = rng(from.rngState);

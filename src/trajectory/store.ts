@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { RECALL_KEYS, type Retrieval } from '../evaluate/retrieval';
+import { RECALL_KEYS, type Retrieval } from '../model/retrieval';
 import { type DualShape, dualShape } from '../model/dual';
 import { paramCount } from '../model/head';
 import { sha256, writeJsonAtomic } from '../store/atomic';

@@ -7,11 +7,10 @@
  * below every other item, a NaN competitor below every number, so a diverged student scores 0, never
  * above chance (NaN compares false with everything, and a `>` test alone would rank it first).
  */
-import { tf } from '../backend';
-import { mm } from '../model/linalg';
-import type { FeatureSet } from '../features/feature-set';
-import type { DualParams } from '../model/dual';
-import { embed } from '../model/head';
+import { ready, tf } from '../backend';
+import type { DualParams } from './dual';
+import { embed } from './head';
+import { mm } from './linalg';
 
 export const RECALL_KEYS = ['ir1', 'ir5', 'ir10', 'tr1', 'tr5', 'tr10'] as const;
 export type RecallKey = (typeof RECALL_KEYS)[number];
@@ -67,8 +66,22 @@ export function retrievalFromScores(
   return { ...r, rMean: RECALL_KEYS.reduce((a, k) => a + r[k], 0) / RECALL_KEYS.length };
 }
 
+/** What retrieval needs of a split (a FeatureSet is one): both feature matrices and the caption maps. */
+export interface RetrievalSplit {
+  readonly numImages: number;
+  readonly numCaptions: number;
+  readonly dImg: number;
+  readonly dTxt: number;
+  /** row-major numImages × dImg and numCaptions × dTxt */
+  readonly img: Float32Array;
+  readonly txt: Float32Array;
+  readonly captionToImage: Int32Array;
+  readonly imageToCaptions: readonly (readonly number[])[];
+}
+
 /** Embed a split with trained heads and score retrieval over it. */
-export async function evaluateRetrieval(theta: DualParams, data: FeatureSet): Promise<Retrieval> {
+export async function evaluateRetrieval(theta: DualParams, data: RetrievalSplit): Promise<Retrieval> {
+  await ready(); // library verbs pick the fastest backend themselves (wasm, not plain JS)
   const scores = tf.tidy(() => {
     const u = embed(theta.img, tf.tensor2d(data.img, [data.numImages, data.dImg]));
     const v = embed(theta.txt, tf.tensor2d(data.txt, [data.numCaptions, data.dTxt]));

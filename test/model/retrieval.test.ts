@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { rankOf, retrievalFromScores } from '../../src/evaluate/retrieval';
+import { rankOf, retrievalFromScores } from '../../src/model/retrieval';
 import { meanStd, select } from '../../src/evaluate/summary';
 import { rng } from '../../src/util/random';
 

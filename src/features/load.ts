@@ -4,15 +4,10 @@
  */
 import type { DataConfig } from '../config/schemas';
 import type { SplitName } from '../data/dataset';
-import { loadSplit, resolveDataRoot as resolveRoot } from '../data/registry';
-import { computeFeatures } from '../features';
-import { type FeatureSet, loadFeatureSet } from '../features/feature-set';
+import { loadSplit, resolveDataRoot } from '../data/registry';
+import { type FeatureSet, loadFeatureSet } from './feature-set';
+import { computeFeatures } from './index';
 import type { ProgressSink } from '../util/progress';
-
-/** The folder holding `<dataset>/` for this config. */
-export function resolveDataRoot(data: DataConfig): Promise<string> {
-  return resolveRoot(data.dataset, data.dataRoot, data.cacheDir);
-}
 
 /** Load (computing first if needed) the feature sets of the given splits. */
 export async function prepareFeatureSets(
@@ -20,7 +15,7 @@ export async function prepareFeatureSets(
   splits: readonly SplitName[],
   onProgress?: ProgressSink,
 ): Promise<FeatureSet[]> {
-  const dataRoot = await resolveDataRoot(data);
+  const dataRoot = await resolveDataRoot(data.dataset, data.dataRoot, data.cacheDir);
   await computeFeatures(
     {
       dataset: data.dataset,

@@ -1,0 +1,59 @@
+/**
+ * The public API of ptmst: what a notebook, a script or another package imports (`require('ptmst')`,
+ * `import { … } from 'ptmst'`). Stages (features → experts → shortcut trajectories → distillation →
+ * evaluation) are verbs that validate a zod config and await the tfjs backend themselves; their cores
+ * (one expert, one phase, one iteration, one student, retrieval) are exported beside them.
+ */
+
+// backend and errors
+export { BACKENDS, type BackendInfo, type BackendName, ready, tf } from './backend';
+export * from './errors';
+
+// configs: every default in one place
+export { parseConfig } from './config/parse';
+export { BufferConfig, DataConfig, DistillConfig, EvalConfig, ModelConfig, PhaseConfig, SafeName } from './config/schemas';
+export { FeaturesConfig } from './config/features';
+
+// data and encoders
+export { type ImageCaptionSplit, SPLITS, type SplitName, preprocessCaption, takeImages } from './data/dataset';
+export { DATASETS, type DatasetEntry, datasetEntry, loadSplit, resolveDataRoot } from './data/registry';
+export { SHAPES_DATASET, ensureShapes } from './data/shapes';
+export { EncoderPool, IMAGE_ENCODERS, TEXT_ENCODERS } from './encoders/registry';
+
+// features
+export { type FeatureStageResult, computeFeatures, extractFeatures, loadFeatures } from './features';
+export { type FeatureSet, loadFeatureSet } from './features/feature-set';
+export { prepareFeatureSets } from './features/load';
+
+// model: dual encoder, losses, retrieval
+export { type DualParams, type DualShape, TOWERS, dualGrads, dualShape, initDual } from './model/dual';
+export { LOSSES, LOSS_NAMES, type LossName } from './model/losses';
+export { RECALL_KEYS, type Retrieval, type RetrievalSplit, evaluateRetrieval, retrievalFromScores } from './model/retrieval';
+
+// trajectories: experts, buffers, shortcut trajectories
+export { type ExpertOptions, type ExpertProgress, type ExpertTrajectory, trainExpert } from './trajectory/expert';
+export { BufferStageConfig, buildBuffer } from './trajectory/buffer';
+export { type BufferManifest, type Trajectory, readBuffer } from './trajectory/store';
+export { convexifyBuffer, convexifyFlat, convexifyTrajectory } from './trajectory/convexify';
+
+// distillation
+export { DistillStageConfig, type DistillResult, distill } from './distill';
+export { type PhaseInput, type PhaseOutput, distillPhase } from './distill/phase';
+export { type IterationResult, type Teacher, type UnrollStep, distillIteration } from './distill/iteration';
+export { lrGradient, matchingLoss } from './distill/matching';
+export { emaUpdate } from './distill/ema';
+export { type SyntheticState, initSynthetic } from './distill/synthetic';
+export { type SyntheticSet, readSyntheticSet, writeSyntheticSet } from './distill/synthetic-file';
+
+// evaluation
+export { EvalStageConfig, type EvalResult, type MethodSpec, evaluateMethod } from './evaluate';
+export { type Checkpoint, type TrainingSubset, trainStudent } from './evaluate/student';
+export { SELECTIONS, SELECTION_LABELS, type Selection, select, summariseRuns } from './evaluate/summary';
+
+// the whole pipeline and its tables
+export { ReproConfig, type ReproResult, repro } from './pipeline/repro';
+export { resultsMarkdown } from './figures/tables';
+
+// randomness and progress
+export { type Rng, deriveSeed, rng } from './util/random';
+export type { ProgressEvent, ProgressSink } from './util/progress';
