@@ -1,6 +1,7 @@
 /** Options of the feature stage. Defaults are the project's reference choices (see README "Encoders"). */
 import { z } from 'zod';
 import { SPLITS } from '../data/dataset';
+import { Workspace } from './schemas';
 
 export const FeaturesConfig = z
   .object({
@@ -22,6 +23,7 @@ export const FeaturesConfig = z
     chunkSize: z.coerce.number().int().positive().default(256),
     /** recompute even if the cache is valid */
     force: z.boolean().default(false),
+    workspace: Workspace,
   })
   .strict();
 export type FeaturesConfig = z.infer<typeof FeaturesConfig>;

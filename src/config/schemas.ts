@@ -3,6 +3,7 @@
  * unless a comment says why this project's CPU default differs; `configs/*.json` name the reference
  * values where they differ. Unknown fields are errors.
  */
+import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
 import { LOSS_NAMES } from '../model/losses';
 
@@ -16,6 +17,18 @@ export const SafeName = z
   .string()
   .max(100)
   .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'use letters, digits, _ . - only, not starting with a dot');
+
+/**
+ * The folder every stage writes under (features in `data/`, `buffers/`, `runs/`, `figures/`); relative
+ * paths in a config are relative to it. Default: the current directory.
+ */
+export const Workspace = z.string().min(1).default('.');
+
+/** `path` inside the workspace, unless it is absolute. */
+export const inWorkspace = (workspace: string, path: string): string => (isAbsolute(path) ? path : join(workspace, path));
+
+/** The data section with its cache folder resolved against the workspace (what stages and workers use). */
+export const resolveData = (data: DataConfig, workspace: string): DataConfig => ({ ...data, cacheDir: inWorkspace(workspace, data.cacheDir) });
 
 export const DataConfig = z
   .object({

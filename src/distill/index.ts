@@ -1,25 +1,27 @@
 /**
- * The distillation stage (`ptmst distill`): plan (validate the config, make sure the expert buffer and
- * every phase's shortcut trajectories exist), distil each phase (phases are independent sub-problems,
- * so they run on worker threads side by side), then write their union, in order, as one synthetic set.
- * Each phase writes `phase-<k>.safetensors` when done and checkpoints while running, so a rerun skips
- * finished phases and resumes unfinished ones.
+ * The distillation stage (`ptmst distill`): given the training features and an expert buffer (a folder
+ * `ptmst buffer` made; this stage never trains experts), distil each phase — its teachers are the experts'
+ * trajectories or their shortcut trajectories over the phase's slice, made in memory — then write the
+ * phases' union, in order, as one synthetic set. Phases are independent sub-problems, so they run on worker
+ * threads side by side. Each phase writes `phase-<k>.safetensors` when done and checkpoints while running,
+ * so a rerun skips finished phases and resumes unfinished ones.
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { z } from 'zod';
 import { ready, tf } from '../backend';
 import { parseConfig } from '../config/parse';
-import { BufferConfig, DataConfig, DistillConfig, ModelConfig, type PhaseConfig, SafeName } from '../config/schemas';
-import { prepareFeatureSets } from '../features/load';
+import { DataConfig, DistillConfig, ModelConfig, SafeName, Workspace, inWorkspace, resolveData } from '../config/schemas';
 import { CorruptFileError, unusable } from '../errors';
-import { ensureDir, sha256, writeJsonAtomic } from '../store/atomic';
+import type { FeatureSet } from '../features/feature-set';
+import { loadFeatureSets } from '../features/load';
+import { ensureDir, writeJsonAtomic } from '../store/atomic';
+import { artefactKey } from '../store/key';
 import { withLock } from '../store/lock';
 import { type SafetensorsFile, readSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
-import { buildBuffer } from '../trajectory/buffer';
-import { convexifiedDir, convexifyBuffer } from '../trajectory/convexify';
-import { bufferShape, readBuffer, readBufferManifest } from '../trajectory/store';
+import { convexifyTrajectory } from '../trajectory/convexify';
+import { type BufferManifest, bufferShape, manifestPath, readBuffer, readBufferManifest } from '../trajectory/store';
 import type { ProgressSink } from '../util/progress';
 import { runInWorkers } from '../util/workers';
 import { distillPhase, similaritySpec } from './phase';
@@ -30,11 +32,15 @@ export const DistillStageConfig = z
   .object({
     /** run name; the output folder is runs/<name> unless `out` is given */
     name: SafeName.default('distill'),
+    /** the training features (the dataset and encoders the experts were trained on) */
     data: DataConfig.default(DataConfig.parse({})),
-    model: ModelConfig.default(ModelConfig.parse({})),
-    buffer: BufferConfig.default(BufferConfig.parse({})),
+    /** the expert buffer folder (made by `ptmst buffer`); the heads' size and temperature come from it */
+    expertBuffer: z.string().min(1),
+    /** use the first N finished experts of the buffer (default: all) */
+    numExperts: z.number().int().positive().optional(),
     distill: DistillConfig,
     out: z.string().optional(),
+    workspace: Workspace,
     /** worker threads for phases; default: cores, at most 2 */
     workers: z.number().int().positive().optional(),
     /** redo phases whose output file fails verification (otherwise such a file is an error naming it) */
@@ -50,52 +56,56 @@ export interface DistillResult {
   readonly phases: readonly { readonly size: number; readonly iterations: number; readonly finalLoss: number; readonly source: string }[];
 }
 
-export const runDir = (c: DistillStageConfig) => c.out ?? join('runs', c.name);
+export const runDir = (c: Pick<DistillStageConfig, 'out' | 'name' | 'workspace'>) => inWorkspace(c.workspace, c.out ?? join('runs', c.name));
 const phaseFile = (dir: string, k: number) => join(dir, `phase-${k}.safetensors`);
 const checkpointFile = (dir: string, k: number) => join(dir, `phase-${k}.checkpoint.safetensors`);
 
-/** The buffer folder a phase's teachers come from (creating shortcut trajectories when needed). */
-async function phaseSource(expertDir: string, phase: PhaseConfig): Promise<string> {
-  if (phase.source === 'experts') return expertDir;
-  const [s, e] = phase.source;
-  const dir = convexifiedDir(expertDir, s, e);
-  if (existsSync(join(dir, 'manifest.json'))) {
-    const m = await readBufferManifest(dir);
-    const src = await readBufferManifest(expertDir);
-    if (m.source?.start === s && m.source.end === e && m.experts.length === src.experts.length) return dir;
-  }
-  return (await convexifyBuffer(expertDir, s, e, dir)).dir;
-}
+/** The expert buffer as provenance shows it: relative to the workspace, so the record does not depend on where it ran. */
+const shownBuffer = (c: DistillStageConfig) => relative(resolve(c.workspace), resolve(c.expertBuffer)) || '.';
+
+/** What phase k's teachers are, in words (for provenance). */
+const sourceLabel = (expertDir: string, source: DistillConfig['phases'][number]['source']) =>
+  source === 'experts' ? expertDir : `${expertDir}, shortcut trajectories over [${source[0]}, ${source[1]})`;
 
 export interface PhaseJob {
   readonly index: number;
-  readonly source: string;
+  /** what the phase file must match to be reused */
+  readonly key: string;
 }
 export type PhaseMessage =
   | { readonly type: 'progress'; readonly index: number; readonly done: number; readonly total: number; readonly loss: number }
   | { readonly type: 'warning'; readonly line: string }
   | { readonly type: 'done'; readonly index: number };
 
-/** Distil one phase and write its output file; the body of both the in-process path and the worker. */
+/** The experts' model section (temperature, dropout) as recorded in the buffer manifest. */
+const expertModel = (m: BufferManifest): ModelConfig => ModelConfig.parse((m.config as { model?: unknown }).model ?? {});
+
+/**
+ * Distil one phase and write its output file; the body of both the in-process path and the worker.
+ * `config` is resolved (absolute buffer folder, data cache resolved against the workspace).
+ */
 export async function runPhaseJob(
   config: DistillStageConfig,
   dir: string,
   job: PhaseJob,
   post: (m: PhaseMessage) => void,
+  train: FeatureSet,
   stopAfter?: number,
 ): Promise<void> {
-  const [train] = await prepareFeatureSets(config.data, ['train']);
-  const { manifest, trajectories } = await readBuffer(job.source, config.buffer.numExperts);
+  const { manifest, trajectories } = await readBuffer(config.expertBuffer, config.numExperts);
   const phase = config.distill.phases[job.index]!;
+  const source = phase.source;
+  const teachers = source === 'experts' ? trajectories : trajectories.map((t) => convexifyTrajectory(t, source[0], source[1]));
+  const model = expertModel(manifest);
   const out = await distillPhase({
     index: job.index,
     phase,
     config: config.distill,
-    train: train!,
-    trajectories,
+    train,
+    trajectories: teachers,
     shape: bufferShape(manifest),
-    temperature: config.model.temperature,
-    dropout: config.distill.unrollDropout ?? config.model.dropout,
+    temperature: model.temperature,
+    dropout: config.distill.unrollDropout ?? model.dropout,
     checkpoint: checkpointFile(dir, job.index),
     onProgress: (e) => post({ type: 'progress', index: job.index, done: e.done, total: e.total, loss: Number(e.info?.loss) }),
     log: (line) => post({ type: 'warning', line }),
@@ -116,7 +126,7 @@ export async function runPhaseJob(
         losses: { shape: [out.losses.length], data: out.losses },
         initPairs: { shape: [out.initPairs.length], data: out.initPairs },
       },
-      { key: phaseKey(config, job.index), source: job.source },
+      { key: job.key, source: sourceLabel(shownBuffer(config), source) },
     );
     s.dispose();
   } finally {
@@ -125,9 +135,16 @@ export async function runPhaseJob(
   post({ type: 'done', index: job.index });
 }
 
-/** What a finished phase file must match to be reused. */
-function phaseKey(c: DistillStageConfig, k: number): string {
-  return sha256(JSON.stringify({ data: { ...c.data, dataRoot: undefined }, model: c.model, buffer: { ...c.buffer, workers: 0 }, distill: { ...c.distill, checkpointEvery: 0, phases: undefined }, phase: c.distill.phases[k], k }));
+/** What a finished phase file depends on: the features, the very experts used (by checksum), the phase. */
+function phaseFileKey(c: DistillStageConfig, experts: BufferManifest, k: number): string {
+  const used = experts.experts.filter((e) => e.index < (c.numExperts ?? Infinity)).map((e) => e.sha256);
+  return artefactKey({
+    data: { ...c.data, dataRoot: undefined, cacheDir: undefined },
+    experts: { config: experts.config, dims: experts.dims, epochs: experts.epochs, files: used },
+    distill: { ...c.distill, checkpointEvery: undefined, phases: undefined },
+    phase: c.distill.phases[k],
+    k,
+  });
 }
 
 const PHASE_TENSORS = ['x', 'y', 's', 'lrImg', 'lrTxt', 'losses', 'initPairs'] as const;
@@ -148,12 +165,12 @@ async function readPhaseFile(c: DistillStageConfig, f: string, k: number): Promi
 }
 
 /** Whether phase k is finished: its file exists, verifies, and was made by this configuration. */
-async function phaseDone(c: DistillStageConfig, dir: string, k: number): Promise<boolean> {
+async function phaseDone(c: DistillStageConfig, dir: string, k: number, key: string): Promise<boolean> {
   const f = phaseFile(dir, k);
   if (!existsSync(f)) return false;
   try {
     const st = await readPhaseFile(c, f, k);
-    return st.metadata.key === phaseKey(c, k);
+    return st.metadata.key === key;
   } catch (e) {
     if (c.force && e instanceof CorruptFileError) return false;
     unusable(e, f, 'rerun with --force to distil this phase again');
@@ -164,14 +181,20 @@ async function phaseDone(c: DistillStageConfig, dir: string, k: number): Promise
  * Validate, build what is missing upstream, distil every unfinished phase, write the union. The run folder
  * is locked while this runs, so a second process on the same run waits and then finds the work done.
  */
+/**
+ * Validate, check the expert buffer, distil every unfinished phase, write the union. The run folder is
+ * locked while this runs, so a second process on the same run waits and then finds the work done.
+ */
 export async function distill(
   input: unknown,
   onProgress?: ProgressSink,
   opts: { stopAfter?: number; log?: (line: string) => void } = {},
 ): Promise<DistillResult> {
   await ready(); // library verbs pick the fastest backend themselves (wasm, not plain JS)
-  const config = parseConfig(DistillStageConfig, input, 'distill config');
-  const dir = runDir(config);
+  const parsed = parseConfig(DistillStageConfig, input, 'distill config');
+  const dir = runDir(parsed);
+  // resolved once, here: workers get absolute folders and never resolve anything again
+  const config = { ...parsed, data: resolveData(parsed.data, parsed.workspace), expertBuffer: inWorkspace(parsed.workspace, parsed.expertBuffer), out: dir };
   await ensureDir(dir);
   return withLock(dir, 'distill', () => distillLocked(config, dir, onProgress, opts), opts.log);
 }
@@ -183,30 +206,39 @@ async function distillLocked(
   opts: { stopAfter?: number; log?: (line: string) => void },
 ): Promise<DistillResult> {
   const log = opts.log ?? (() => undefined);
-  const { dir: expertDir } = await buildBuffer({ data: config.data, model: config.model, buffer: config.buffer }, onProgress, log);
-  const sources = [];
-  for (const p of config.distill.phases) sources.push(await phaseSource(expertDir, p));
+  const experts = await readBufferManifest(config.expertBuffer);
+  if (experts.kind !== 'experts') throw new CorruptFileError(manifestPath(config.expertBuffer), 'is a shortcut-trajectory buffer; give the expert buffer (phases make their own shortcuts)');
+  if (experts.dataset !== config.data.dataset || experts.imageEncoder !== config.data.imageEncoder || experts.textEncoder !== config.data.textEncoder) {
+    throw new CorruptFileError(
+      manifestPath(config.expertBuffer),
+      `experts were trained on ${experts.dataset} (${experts.imageEncoder} + ${experts.textEncoder}), the config asks for ` +
+        `${config.data.dataset} (${config.data.imageEncoder} + ${config.data.textEncoder})`,
+    );
+  }
+  const [train] = await loadFeatureSets(config.data, ['train']);
+  const count = config.distill.phases.length;
+  const keys = config.distill.phases.map((_, k) => phaseFileKey(config, experts, k));
   const jobs: PhaseJob[] = [];
-  for (let k = 0; k < sources.length; k++) if (!(await phaseDone(config, dir, k))) jobs.push({ index: k, source: sources[k]! });
+  for (let k = 0; k < count; k++) if (!(await phaseDone(config, dir, k, keys[k]!))) jobs.push({ index: k, key: keys[k]! });
   const onMessage = (m: PhaseMessage) => {
     if (m.type === 'warning') log(m.line);
-    else if (m.type === 'progress') onProgress?.({ label: `phase ${m.index + 1}/${sources.length}`, done: m.done, total: m.total, info: { loss: m.loss } });
+    else if (m.type === 'progress') onProgress?.({ label: `phase ${m.index + 1}/${count}`, done: m.done, total: m.total, info: { loss: m.loss } });
   };
   const workers = Math.max(1, Math.min(config.workers ?? Math.min(2, availableParallelism()), jobs.length));
   if (opts.stopAfter !== undefined || workers === 1) {
-    for (const job of jobs) await runPhaseJob(config, dir, job, onMessage, opts.stopAfter);
+    for (const job of jobs) await runPhaseJob(config, dir, job, onMessage, train!, opts.stopAfter);
     if (opts.stopAfter !== undefined) {
-      const finished = await Promise.all(sources.map((_, k) => phaseDone(config, dir, k)));
+      const finished = await Promise.all(keys.map((key, k) => phaseDone(config, dir, k, key)));
       if (!finished.every(Boolean)) return { dir, file: '', reused: false, phases: [] };
     }
   } else {
-    await runInWorkers(join(__dirname, 'distill-worker.js'), jobs, workers, onMessage, { config, dir });
+    await runInWorkers(join(__dirname, 'distill-worker.js'), jobs, workers, onMessage, { config, dir, train });
   }
   // the union, in phase order
   const phases = [];
   const info = [];
   let dims = { img: 0, txt: 0 };
-  for (let k = 0; k < sources.length; k++) {
+  for (let k = 0; k < count; k++) {
     const f = phaseFile(dir, k);
     const st = await readPhaseFile(config, f, k);
     const x = tensorOf(st, 'x', f);
@@ -226,7 +258,7 @@ async function distillLocked(
       size: p.size,
       iterations: losses.length,
       finalLoss: losses[losses.length - 1] ?? NaN,
-      source: sources[k]!,
+      source: sourceLabel(shownBuffer(config), p.source),
       start: p.start,
       slice: p.source,
       lrImg: phases[k]!.lrImg,
@@ -234,9 +266,10 @@ async function distillLocked(
     });
   }
   if (phases.length === 0) throw new CorruptFileError(dir, 'no phase output');
-  // provenance holds what determines the set, not how it was run (threads, --force), so reruns are byte-identical
-  const recorded = { ...config, workers: undefined, force: undefined };
-  const set: SyntheticSet = { dImg: dims.img, dTxt: dims.txt, phases, provenance: { config: recorded, phases: info, expertBuffer: expertDir } };
+  // provenance holds what determines the set, not how or where it was run (threads, --force, folders),
+  // so reruns are byte-identical
+  const recorded = { ...config, data: { ...config.data, dataRoot: undefined, cacheDir: undefined }, workers: undefined, force: undefined, workspace: undefined, out: undefined };
+  const set: SyntheticSet = { dImg: dims.img, dTxt: dims.txt, phases, provenance: { config: { ...recorded, expertBuffer: shownBuffer(config) }, phases: info } };
   const file = join(dir, 'synthetic.safetensors');
   const digest = await writeSyntheticSet(file, set);
   await writeJsonAtomic(join(dir, 'synthetic.json'), { file: 'synthetic.safetensors', sha256: digest, phases: info, config: recorded });

@@ -23,6 +23,8 @@ export function sgdMomentumStep(
     for (const [k, p] of Object.entries(state)) {
       const g = grads[k];
       const lr = opt.lr[k];
+      // a tensor with a gradient must have a step size: never drop a gradient silently
+      if (g !== undefined && lr === undefined) throw new Error(`optimizer: no step size for state tensor "${k}" (a bug: please report it)`);
       if (g === undefined || lr === undefined) {
         s[k] = tf.clone(p);
         v[k] = tf.clone(velocity[k]!);

@@ -15,7 +15,7 @@ import type { FeatureSet } from '../features/feature-set';
 import { type DualShape, type Tower, TOWERS, disposeDual, unflattenTower } from '../model/dual';
 import { dropoutMask } from '../model/head';
 import type { LossName } from '../model/losses';
-import { sha256 } from '../store/atomic';
+import { artefactKey } from '../store/key';
 import { readSafetensors, writeSafetensors } from '../store/safetensors';
 import type { Trajectory } from '../trajectory/store';
 import type { ProgressSink } from '../util/progress';
@@ -34,8 +34,11 @@ export interface PhaseInput {
   readonly shape: DualShape;
   readonly temperature: number;
   readonly dropout: number;
-  /** checkpoint file of this phase */
-  readonly checkpoint: string;
+  /**
+   * checkpoint file of this phase: written every `checkpointEvery` iterations, resumed from when present.
+   * Without it the phase runs in memory only (a notebook cell), with the same results.
+   */
+  readonly checkpoint?: string;
   readonly onProgress?: ProgressSink;
   /** stop after this many iterations in total (tests of resume); the checkpoint is written first */
   readonly stopAfter?: number;
@@ -64,7 +67,8 @@ function stepSizes(c: DistillConfig): Record<string, number> {
   return lr;
 }
 
-function teacherAt(traj: Trajectory, shape: DualShape, t: number, m: number): Teacher {
+/** The teacher of one iteration: snapshot t of a trajectory (the student's start) and snapshot t + m (θ*). */
+export function teacherAt(traj: Trajectory, shape: DualShape, t: number, m: number): Teacher {
   return tf.tidy(() => {
     const row = (tower: Tower, i: number) => {
       const p = traj[tower].length / traj.snapshots;
@@ -79,7 +83,7 @@ function teacherAt(traj: Trajectory, shape: DualShape, t: number, m: number): Te
   });
 }
 
-function disposeTeacher(t: Teacher): void {
+export function disposeTeacher(t: Teacher): void {
   disposeDual(t.theta0);
   for (const tw of TOWERS) {
     t.start[tw].dispose();
@@ -97,9 +101,33 @@ const firstNonFinite = (arrays: Record<string, { data: Float32Array }>): string 
   Object.entries(arrays).find(([, a]) => !a.data.every(Number.isFinite))?.[0];
 
 /** A fingerprint of everything that determines the phase's random stream and results. */
-function phaseKey(input: PhaseInput): string {
+function checkpointKey(input: PhaseInput): string {
   const { config, phase, index } = input;
-  return sha256(JSON.stringify({ config: { ...config, checkpointEvery: 0 }, phase, index, shape: input.shape, dropout: input.dropout }));
+  return artefactKey({ config: { ...config, checkpointEvery: undefined }, phase, index, shape: input.shape, dropout: input.dropout });
+}
+
+/** One iteration's draws: which expert, which start epoch, and each unrolled step's batch and dropout masks. */
+export interface UnrollDraw {
+  readonly expert: number;
+  readonly start: number;
+  readonly steps: UnrollStep[];
+}
+
+/** Draw one iteration's expert, start epoch and unrolled steps from the phase's random stream. */
+export function sampleUnroll(
+  rand: Rng,
+  input: Pick<PhaseInput, 'phase' | 'config' | 'trajectories' | 'shape' | 'dropout'>,
+): UnrollDraw {
+  const { phase, config } = input;
+  const batch = Math.min(config.batchSyn, phase.size);
+  const expert = randInt(rand, input.trajectories.length);
+  const start = phase.start[0] + randInt(rand, phase.start[1] - phase.start[0] + 1);
+  const steps: UnrollStep[] = Array.from({ length: config.synSteps }, () => ({
+    batch: sampleWithoutReplacement(rand, phase.size, batch).slice(),
+    maskImg: dropoutMask(batch, input.shape.img.dOut, input.dropout, () => rand.next()),
+    maskTxt: dropoutMask(batch, input.shape.txt.dOut, input.dropout, () => rand.next()),
+  }));
+  return { expert, start, steps };
 }
 
 interface Resumed {
@@ -111,7 +139,7 @@ interface Resumed {
   losses: number[];
 }
 
-async function loadCheckpoint(input: PhaseInput, key: string): Promise<Resumed | undefined> {
+async function loadCheckpoint(input: PhaseInput & { checkpoint: string }, key: string): Promise<Resumed | undefined> {
   if (!existsSync(input.checkpoint)) return undefined;
   let st: Awaited<ReturnType<typeof readSafetensors>>;
   try {
@@ -146,16 +174,16 @@ async function loadCheckpoint(input: PhaseInput, key: string): Promise<Resumed |
   };
 }
 
-/** Write the checkpoint; a non-finite state is never written (the last good checkpoint stays). */
+const keptAt = (input: PhaseInput) => (input.checkpoint ? `The last good checkpoint is kept at ${input.checkpoint}` : 'No checkpoint file (an in-memory run)');
+
+/** Check the state is finite and write the checkpoint (if the phase has one); a non-finite state is never written. */
 async function saveCheckpoint(input: PhaseInput, key: string, r: Resumed): Promise<void> {
   const arrays = { ...(await toArrays(r.state, 'state.')), ...(await toArrays(r.velocity, 'velocity.')), ...(await toArrays(r.ema, 'ema.')) };
   const bad = firstNonFinite(arrays);
   if (bad !== undefined) {
-    throw new NonFiniteError(
-      `phase ${input.index + 1}, iteration ${r.losses.length}: ${bad} holds NaN or infinite values; stopped. ` +
-        `The last good checkpoint is kept at ${input.checkpoint}`,
-    );
+    throw new NonFiniteError(`phase ${input.index + 1}, iteration ${r.losses.length}: ${bad} holds NaN or infinite values; stopped. ${keptAt(input)}`);
   }
+  if (input.checkpoint === undefined) return;
   await writeSafetensors(
     input.checkpoint,
     {
@@ -188,8 +216,8 @@ export async function distillPhase(input: PhaseInput): Promise<PhaseOutput> {
   checkPhase(input);
   const { config, phase } = input;
   const spec = similaritySpec(config);
-  const key = phaseKey(input);
-  let r = await loadCheckpoint(input, key);
+  const key = checkpointKey(input);
+  let r = input.checkpoint === undefined ? undefined : await loadCheckpoint({ ...input, checkpoint: input.checkpoint }, key);
   if (r === undefined) {
     const phaseRand = rng(deriveSeed(config.seed, 'phase', input.index));
     const { state, pairs } = initSynthetic(
@@ -208,20 +236,13 @@ export async function distillPhase(input: PhaseInput): Promise<PhaseOutput> {
     await saveCheckpoint(input, key, r); // iteration 0: there is always a good checkpoint to fall back to
   }
   const opt = { momentum: config.momentum, lr: stepSizes(config) };
-  const batch = Math.min(config.batchSyn, phase.size);
   const label = `phase ${input.index + 1} (${phase.size} pairs)`;
   const stop = Math.min(phase.iterations, input.stopAfter ?? Infinity);
   try {
     while (r.losses.length < stop) {
       const it = r.losses.length;
-      const expert = randInt(r.rand, input.trajectories.length);
-      const t = phase.start[0] + randInt(r.rand, phase.start[1] - phase.start[0] + 1);
-      const steps: UnrollStep[] = Array.from({ length: config.synSteps }, () => ({
-        batch: sampleWithoutReplacement(r!.rand, phase.size, batch).slice(),
-        maskImg: dropoutMask(batch, input.shape.img.dOut, input.dropout, () => r!.rand.next()),
-        maskTxt: dropoutMask(batch, input.shape.txt.dOut, input.dropout, () => r!.rand.next()),
-      }));
-      const teacher = teacherAt(input.trajectories[expert]!, input.shape, t, config.expertStep);
+      const { expert, start, steps } = sampleUnroll(r.rand, input);
+      const teacher = teacherAt(input.trajectories[expert]!, input.shape, start, config.expertStep);
       const res = await distillIteration(r.state, teacher, steps, {
         loss: config.loss as LossName,
         temperature: input.temperature,
@@ -237,8 +258,8 @@ export async function distillPhase(input: PhaseInput): Promise<PhaseOutput> {
       if (!Number.isFinite(loss)) {
         for (const g of Object.values(res.grads)) g.dispose();
         throw new NonFiniteError(
-          `phase ${input.index + 1}, iteration ${it + 1}: matching loss is ${loss}; stopped. The last good ` +
-            `checkpoint (iteration ${Math.floor(it / config.checkpointEvery) * config.checkpointEvery}) is kept at ${input.checkpoint}`,
+          `phase ${input.index + 1}, iteration ${it + 1}: matching loss is ${loss}; stopped. ${keptAt(input)}` +
+            (input.checkpoint ? ` (iteration ${Math.floor(it / config.checkpointEvery) * config.checkpointEvery})` : ''),
         );
       }
       const next = sgdMomentumStep(r.state, r.velocity, res.grads, opt);

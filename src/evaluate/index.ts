@@ -11,17 +11,16 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
-import { BufferConfig, DataConfig, EvalConfig, ModelConfig } from '../config/schemas';
+import { DataConfig, EvalConfig, ModelConfig, Workspace, inWorkspace, resolveData } from '../config/schemas';
 import { readSyntheticSet } from '../distill/synthetic-file';
 import { ConfigError, CorruptFileError, unusable } from '../errors';
 import type { FeatureSet } from '../features/feature-set';
 import { type DualShape, dualShape } from '../model/dual';
 import { LOSS_NAMES, type LossName } from '../model/losses';
-import { prepareFeatureSets } from '../features/load';
+import { loadFeatureSets } from '../features/load';
 import { ensureDir, sha256, writeJsonAtomic } from '../store/atomic';
 import { readJsonFile } from '../store/json';
 import { withLock } from '../store/lock';
-import { buildBuffer } from '../trajectory/buffer';
 import { readBuffer } from '../trajectory/store';
 import type { ProgressSink } from '../util/progress';
 import { deriveSeed, rng, sampleWithoutReplacement } from '../util/random';
@@ -40,7 +39,15 @@ export const MethodSpec = z.discriminatedUnion('kind', [
       indices: z.array(z.number().int().nonnegative()).optional(),
     })
     .strict(),
-  z.object({ kind: z.literal('full') }).strict(),
+  z
+    .object({
+      kind: z.literal('full'),
+      /** the expert buffer folder: each expert is one run, read from its retrieval records (no training) */
+      buffer: z.string().min(1),
+      /** the first N finished experts (default: all) */
+      numExperts: z.number().int().positive().optional(),
+    })
+    .strict(),
 ]);
 export type MethodSpec = z.infer<typeof MethodSpec>;
 
@@ -48,8 +55,6 @@ export const EvalStageConfig = z
   .object({
     data: DataConfig.default(DataConfig.parse({})),
     model: ModelConfig.default(ModelConfig.parse({})),
-    /** the expert buffer (for `full`) */
-    buffer: BufferConfig.default(BufferConfig.parse({})),
     eval: EvalConfig.default(EvalConfig.parse({})),
     method: MethodSpec,
     /** loss students on real pairs train with (experts use InfoNCE) */
@@ -61,6 +66,7 @@ export const EvalStageConfig = z
      * crash trains only the missing ones. No records when absent.
      */
     out: z.string().optional(),
+    workspace: Workspace,
     /** recompute records that fail verification (otherwise such a record is an error naming it) */
     force: z.boolean().default(false),
   })
@@ -110,10 +116,17 @@ function realSubset(train: FeatureSet, captions: Int32Array, lr: number, loss: L
   return { n, x, y, lrImg: lr, lrTxt: lr, loss };
 }
 
+/** The verified feature sets an evaluation reads (loaded once by the stage, shared with workers). */
+export interface EvalSets {
+  readonly train: FeatureSet;
+  readonly val: FeatureSet;
+  readonly test: FeatureSet;
+}
+
 /** The training subsets of each run of a non-`full` method (shared by the main thread and the workers). */
 export async function planRuns(
   config: EvalStageConfig,
-  onProgress?: ProgressSink,
+  sets: EvalSets,
 ): Promise<{
   subsetsFor: (run: number) => TrainingSubset[];
   pairs: number;
@@ -124,16 +137,16 @@ export async function planRuns(
 }> {
   const { method, eval: ev } = config;
   if (method.kind === 'full') throw new ConfigError('planRuns: the full-data teacher has no training subsets');
-  const [train, val, test] = await prepareFeatureSets(config.data, ['train', 'val', 'test'], onProgress);
-  const shape = dualShape(train!.dImg, train!.dTxt, config.model.dOut);
+  const { train, val, test } = sets;
+  const shape = dualShape(train.dImg, train.dTxt, config.model.dOut);
   let subsetsFor: (run: number) => TrainingSubset[];
   let pairs: number;
   let digest = '';
   if (method.kind === 'synthetic') {
     const set = await readSyntheticSet(method.file);
     digest = set.digest;
-    if (set.dImg !== train!.dImg || set.dTxt !== train!.dTxt) {
-      throw new CorruptFileError(method.file, `synthetic vectors are ${set.dImg}/${set.dTxt}-d, the features are ${train!.dImg}/${train!.dTxt}-d`);
+    if (set.dImg !== train.dImg || set.dTxt !== train.dTxt) {
+      throw new CorruptFileError(method.file, `synthetic vectors are ${set.dImg}/${set.dTxt}-d, the features are ${train.dImg}/${train.dTxt}-d`);
     }
     const distilled = (set.provenance.config as { distill?: { loss?: LossName } } | undefined)?.distill?.loss ?? 'wbce';
     const last = set.phases[set.phases.length - 1]!;
@@ -152,30 +165,30 @@ export async function planRuns(
     const loss = config.realLoss as LossName;
     if (method.selection === 'indices') {
       if (!method.indices?.length) throw new ConfigError('method.indices: give the caption indices of the coreset');
-      const bad = method.indices.find((i) => i >= train!.numCaptions);
-      if (bad !== undefined) throw new ConfigError(`method.indices: ${bad} is out of range (${train!.numCaptions} training pairs)`);
+      const bad = method.indices.find((i) => i >= train.numCaptions);
+      if (bad !== undefined) throw new ConfigError(`method.indices: ${bad} is out of range (${train.numCaptions} training pairs)`);
       if (new Set(method.indices).size !== method.indices.length) throw new ConfigError('method.indices: an index is listed twice');
-      const fixed = realSubset(train!, Int32Array.from(method.indices), ev.realLr, loss);
+      const fixed = realSubset(train, Int32Array.from(method.indices), ev.realLr, loss);
       subsetsFor = () => [fixed];
       pairs = method.indices.length;
     } else {
       if (!method.size) throw new ConfigError('method.size: a random coreset needs its size');
       const size = method.size;
-      if (size > train!.numCaptions) {
-        throw new ConfigError(`method.size: a coreset of ${size} pairs is larger than the ${train!.numCaptions} training pairs`);
+      if (size > train.numCaptions) {
+        throw new ConfigError(`method.size: a coreset of ${size} pairs is larger than the ${train.numCaptions} training pairs`);
       }
       subsetsFor = (run) =>
-        [realSubset(train!, sampleWithoutReplacement(rng(deriveSeed(ev.seed, 'coreset', run)), train!.numCaptions, size), ev.realLr, loss)];
+        [realSubset(train, sampleWithoutReplacement(rng(deriveSeed(ev.seed, 'coreset', run)), train.numCaptions, size), ev.realLr, loss)];
       pairs = size;
     }
   }
-  return { subsetsFor, pairs, sets: { train: train!, val: val!, test: test! }, shape, digest };
+  return { subsetsFor, pairs, sets: { train: train, val: val, test: test }, shape, digest };
 }
 
 /** Label of a method in messages: `random coreset (40 pairs)`, `synthetic runs/x/synthetic.safetensors`. */
 export function methodLabel(method: MethodSpec): string {
   if (method.kind === 'synthetic') return `synthetic set ${method.file}`;
-  if (method.kind === 'full') return 'full data';
+  if (method.kind === 'full') return `full data (${method.buffer})`;
   return method.selection === 'random' ? `random coreset (${method.size} pairs)` : `coreset (${method.indices?.length ?? 0} given pairs)`;
 }
 
@@ -225,17 +238,29 @@ async function readRun(dir: string, run: number, key: string, force: boolean): P
  */
 export async function evaluateMethod(input: unknown, onProgress?: ProgressSink, log: (line: string) => void = () => undefined): Promise<EvalResult> {
   await ready(); // library verbs pick the fastest backend themselves (wasm, not plain JS)
-  const config = parseConfig(EvalStageConfig, input, 'eval config');
+  const parsed = parseConfig(EvalStageConfig, input, 'eval config');
+  // resolved once, here: workers get absolute folders and never resolve anything again
+  const m = parsed.method;
+  const config: EvalStageConfig = {
+    ...parsed,
+    data: resolveData(parsed.data, parsed.workspace),
+    method:
+      m.kind === 'synthetic' ? { ...m, file: inWorkspace(parsed.workspace, m.file) }
+      : m.kind === 'full' ? { ...m, buffer: inWorkspace(parsed.workspace, m.buffer) }
+      : m,
+    ...(parsed.out !== undefined ? { out: inWorkspace(parsed.workspace, parsed.out) } : {}),
+  };
   const { method, eval: ev } = config;
   if (method.kind === 'full') {
-    const { dir } = await buildBuffer({ data: config.data, model: config.model, buffer: config.buffer }, onProgress, log);
-    const { trajectories } = await readBuffer(dir, config.buffer.numExperts);
+    const { trajectories } = await readBuffer(method.buffer, method.numExperts);
     const checkpoints = trajectories.map((t) =>
       t.retrieval.map((test, epoch) => ({ subset: 0, epoch, test, val: t.retrievalVal[epoch] ?? test })),
     );
     return { method, runs: checkpoints.length, selections: summariseRuns(checkpoints), checkpoints, pairs: -1 };
   }
-  const plan = await planRuns(config, onProgress);
+  const [train, val, test] = await loadFeatureSets(config.data, ['train', 'val', 'test']);
+  const sets: EvalSets = { train: train!, val: val!, test: test! };
+  const plan = await planRuns(config, sets);
   const body = async () => {
     const dir = config.out;
     const key = runKey(config, plan.digest);
@@ -261,7 +286,7 @@ export async function evaluateMethod(input: unknown, onProgress?: ProgressSink, 
     } else if (workers === 1) {
       for (const run of runs) await record(run, await runStudent(config, plan, run));
     } else {
-      await runInWorkers(join(__dirname, 'eval-worker.js'), runs, workers, (m: { run: number; checkpoints: Checkpoint[] }) => record(m.run, m.checkpoints), { config });
+      await runInWorkers(join(__dirname, 'eval-worker.js'), runs, workers, (m: { run: number; checkpoints: Checkpoint[] }) => record(m.run, m.checkpoints), { config, sets });
     }
     return { method, runs: ev.runs, selections: summariseRuns(checkpoints), checkpoints, pairs: plan.pairs };
   };

@@ -2,6 +2,7 @@
 import { FeaturesConfig } from '../config/features';
 import { ready } from '../backend';
 import { parseConfig } from '../config/parse';
+import { inWorkspace } from '../config/schemas';
 import { datasetEntry, loadSplit, resolveDataRoot } from '../data/registry';
 import { EncoderPool } from '../encoders/registry';
 import type { ProgressSink } from '../util/progress';
@@ -19,7 +20,8 @@ export interface FeatureStageResult {
 /** Validate the config, then extract (or reuse) image and caption features for each split. */
 export async function computeFeatures(input: unknown, onProgress?: ProgressSink): Promise<FeatureStageResult> {
   await ready(); // library verbs pick the fastest backend themselves (wasm, not plain JS)
-  const config = parseConfig(FeaturesConfig, input, 'features config');
+  const parsed = parseConfig(FeaturesConfig, input, 'features config');
+  const config = { ...parsed, cacheDir: inWorkspace(parsed.workspace, parsed.cacheDir) };
   const dataRoot = await resolveDataRoot(config.dataset, config.dataRoot, config.cacheDir);
   const splits = config.splits ?? datasetEntry(config.dataset).splits;
   const outputs: FeatureStageResult['outputs'][number][] = [];

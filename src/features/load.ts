@@ -1,25 +1,51 @@
 /**
- * From a DataConfig to feature sets: resolves the data root (generating the `shapes` set when asked),
- * computes any missing features through the feature stage, and loads them.
+ * From a DataConfig to feature sets. `loadFeatureSets` is what a stage does: read the cached features of
+ * the splits it needs, verified (checksum, counts) — it never computes them; a missing cache is an error
+ * naming the file and the command that makes it. `prepareFeatureSets` is what the planner (`repro`) does:
+ * compute whatever is missing or stale first (the feature stage), then load.
  */
-import type { DataConfig } from '../config/schemas';
+import { existsSync } from 'node:fs';
+import type { z } from 'zod';
+import { parseConfig } from '../config/parse';
+import { DataConfig } from '../config/schemas';
 import type { SplitName } from '../data/dataset';
 import { loadSplit, resolveDataRoot } from '../data/registry';
-import { type FeatureSet, loadFeatureSet } from './feature-set';
-import { computeFeatures } from './index';
+import { MissingFileError } from '../errors';
 import type { ProgressSink } from '../util/progress';
+import { type FeatureSet, featureSetPaths, loadFeatureSet } from './feature-set';
+import { computeFeatures } from './index';
 
-/** Load (computing first if needed) the feature sets of the given splits. */
+/** A data section as written in a config (defaults filled in by the schema). */
+export type DataInput = z.input<typeof DataConfig>;
+
+/** Load the cached, verified feature sets of `splits`; never computes. */
+export async function loadFeatureSets(input: DataInput, splits: readonly SplitName[]): Promise<FeatureSet[]> {
+  const data = parseConfig(DataConfig, input, 'data config');
+  const dataRoot = await resolveDataRoot(data.dataset, data.dataRoot, data.cacheDir);
+  return Promise.all(
+    splits.map(async (s) => {
+      const p = featureSetPaths(data.cacheDir, data.dataset, s, data.imageEncoder, data.textEncoder);
+      for (const f of [p.img.manifest, p.txt.manifest]) {
+        if (!existsSync(f)) {
+          throw new MissingFileError(f, `features not found: run \`ptmst features --dataset ${data.dataset} --cache-dir ${data.cacheDir}\` first`);
+        }
+      }
+      return loadFeatureSet(data.cacheDir, await loadSplit(dataRoot, data.dataset, s), data.imageEncoder, data.textEncoder);
+    }),
+  );
+}
+
+/** Compute the features of `splits` where missing or stale (the feature stage), then load them. */
 export async function prepareFeatureSets(
-  data: DataConfig,
+  input: DataInput,
   splits: readonly SplitName[],
   onProgress?: ProgressSink,
 ): Promise<FeatureSet[]> {
-  const dataRoot = await resolveDataRoot(data.dataset, data.dataRoot, data.cacheDir);
+  const data = parseConfig(DataConfig, input, 'data config');
   await computeFeatures(
     {
       dataset: data.dataset,
-      dataRoot,
+      dataRoot: data.dataRoot,
       cacheDir: data.cacheDir,
       imageEncoder: data.imageEncoder,
       textEncoder: data.textEncoder,
@@ -27,9 +53,5 @@ export async function prepareFeatureSets(
     },
     onProgress,
   );
-  return Promise.all(
-    splits.map(async (s) =>
-      loadFeatureSet(data.cacheDir, await loadSplit(dataRoot, data.dataset, s), data.imageEncoder, data.textEncoder),
-    ),
-  );
+  return loadFeatureSets(data, splits);
 }

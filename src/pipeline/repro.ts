@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
 import { ConfigError, CorruptFileError, unusable } from '../errors';
-import { BufferConfig, DataConfig, DistillConfig, EvalConfig, ModelConfig, SafeName } from '../config/schemas';
+import { BufferConfig, DataConfig, DistillConfig, EvalConfig, ModelConfig, SafeName, Workspace, inWorkspace } from '../config/schemas';
+import { prepareFeatureSets } from '../features/load';
+import { buildBuffer } from '../trajectory/buffer';
 import { distill } from '../distill';
 import { type EvalResult, evaluateMethod } from '../evaluate';
 import type { MetricSummary, Selection } from '../evaluate/summary';
@@ -19,6 +21,7 @@ import { type TableRow, resultsMarkdown } from '../figures/tables';
 import { LOSS_NAMES } from '../model/losses';
 import { sha256, writeAtomic, writeJsonAtomic } from '../store/atomic';
 import { readJsonFile } from '../store/json';
+import { artefactKey } from '../store/key';
 import type { ProgressSink } from '../util/progress';
 
 export const ReproMethod = z.discriminatedUnion('kind', [
@@ -41,6 +44,7 @@ export const ReproConfig = z
     methods: z.array(ReproMethod).min(1),
     /** where the table goes: figures/<results>.json and .md; default the config name */
     results: SafeName.optional(),
+    workspace: Workspace,
     workers: z.number().int().positive().optional(),
     /** recompute stored results that fail verification (otherwise such a file is an error naming it) */
     force: z.boolean().default(false),
@@ -105,16 +109,24 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
     if (names.has(m.name)) throw new ConfigError(`methods: the name "${m.name}" is used twice`);
     names.add(m.name);
   }
-  const base = { data: config.data, model: config.model, buffer: config.buffer };
+  const { workspace } = config;
+  const workers = config.workers ? { workers: config.workers } : {};
+  // the planner chains the stages: features, then experts (when a method needs them), then each method
+  const data = { ...config.data, cacheDir: inWorkspace(workspace, config.data.cacheDir) };
+  await prepareFeatureSets(data, ['train', 'val', 'test'], onProgress);
+  const needsExperts = config.methods.some((m) => m.kind !== 'coreset');
+  const experts = needsExperts
+    ? await buildBuffer({ data, model: config.model, buffer: config.buffer, workspace, force: config.force }, onProgress, log)
+    : undefined;
   const results: MethodResult[] = [];
   for (const m of config.methods) {
-    const dir = join('runs', config.name, m.name);
+    const dir = inWorkspace(workspace, join('runs', config.name, m.name));
     const t0 = performance.now();
     let distilled: Awaited<ReturnType<typeof distill>> | undefined;
     let method: unknown;
     if (m.kind === 'distill') {
       distilled = await distill(
-        { ...base, name: `${config.name}-${m.name}`, distill: m.distill, out: dir, force: config.force, ...(config.workers ? { workers: config.workers } : {}) },
+        { data, expertBuffer: experts!.dir, numExperts: config.buffer.numExperts, name: `${config.name}-${m.name}`, distill: m.distill, out: dir, force: config.force, ...workers },
         onProgress,
         { log },
       );
@@ -122,18 +134,27 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
     } else if (m.kind === 'coreset') {
       method = { kind: 'coreset', selection: 'random', size: m.size };
     } else {
-      method = { kind: 'full' };
+      method = { kind: 'full', buffer: experts!.dir, numExperts: config.buffer.numExperts };
     }
-    const evalInput = { ...base, eval: config.eval, method, realLoss: config.realLoss };
+    const evalInput = { data, model: config.model, eval: config.eval, method, realLoss: config.realLoss };
     const synthDigest = distilled ? sha256(await readFile(distilled.file)) : '';
     // the method's wall time (distillation + evaluation) as measured when its result was computed
     const { value: ev, reused, wallSeconds } = await cached<EvalResult>(
       join(dir, 'eval.json'),
-      sha256(JSON.stringify({ evalInput: { ...evalInput, data: { ...evalInput.data, dataRoot: undefined } }, synthDigest })),
+      // what the result depends on (not where the files are): the method, data, model, protocol, experts, set
+      artefactKey({
+        method: { ...m, name: undefined },
+        data: { ...data, dataRoot: undefined, cacheDir: undefined },
+        model: config.model,
+        eval: config.eval,
+        realLoss: config.realLoss,
+        experts: m.kind === 'full' ? experts!.manifest.experts.filter((e) => e.index < config.buffer.numExperts).map((e) => e.sha256) : [],
+        synthDigest,
+      }),
       config.force,
       () =>
         evaluateMethod(
-          { ...evalInput, out: join(dir, 'eval-runs'), force: config.force, ...(config.workers ? { workers: config.workers } : {}) },
+          { ...evalInput, out: join(dir, 'eval-runs'), force: config.force, ...workers },
           onProgress,
           log,
         ),
@@ -160,8 +181,8 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
   ].filter((l) => l.length > 0);
   const table = resultsMarkdown(`Results: ${config.name}`, provenance, rows);
   const stem = config.results ?? config.name;
-  const json = join('figures', `${stem}.json`);
-  const markdown = join('figures', `${stem}.md`);
+  const json = inWorkspace(workspace, join('figures', `${stem}.json`));
+  const markdown = inWorkspace(workspace, join('figures', `${stem}.md`));
   await writeJsonAtomic(json, { name: config.name, provenance, config, methods: results });
   await writeAtomic(markdown, table);
   return { config, methods: results, json, markdown, table };

@@ -10,10 +10,11 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
-import { BufferConfig, DataConfig, ModelConfig } from '../config/schemas';
+import { BufferConfig, DataConfig, ModelConfig, Workspace, inWorkspace, resolveData } from '../config/schemas';
 import { ConfigError, CorruptFileError, unusable } from '../errors';
 import type { LossName } from '../model/losses';
-import { prepareFeatureSets } from '../features/load';
+import type { FeatureSet } from '../features/feature-set';
+import { loadFeatureSets } from '../features/load';
 import { ensureDir, sha256 } from '../store/atomic';
 import { withLock } from '../store/lock';
 import { type TensorRecord, readSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
@@ -41,16 +42,18 @@ export const BufferStageConfig = z
     buffer: BufferConfig.default(BufferConfig.parse({})),
     /** output folder; default buffers/<dataset>-<imageEncoder>-<textEncoder>-d<dOut>-s<seed> */
     out: z.string().optional(),
+    workspace: Workspace,
     /** retrain experts whose files fail verification (otherwise such a file is an error naming it) */
     force: z.boolean().default(false),
   })
   .strict();
 export type BufferStageConfig = z.infer<typeof BufferStageConfig>;
 
-export function defaultBufferDir(c: BufferStageConfig): string {
-  return (
-    c.out ??
-    join('buffers', `${c.data.dataset}-${c.data.imageEncoder}-${c.data.textEncoder}-d${c.model.dOut}-s${c.buffer.seed}`)
+/** The buffer folder of a configuration (inside its workspace). */
+export function defaultBufferDir(c: Pick<BufferStageConfig, 'data' | 'model' | 'buffer' | 'out' | 'workspace'>): string {
+  return inWorkspace(
+    c.workspace,
+    c.out ?? join('buffers', `${c.data.dataset}-${c.data.imageEncoder}-${c.data.textEncoder}-d${c.model.dOut}-s${c.buffer.seed}`),
   );
 }
 
@@ -66,6 +69,13 @@ export function expertOptions(c: BufferStageConfig, index?: number): ExpertOptio
     dOut: c.model.dOut,
     temperature: c.model.temperature,
   };
+}
+
+/** The verified feature sets an expert trains and is scored on (loaded once by the stage, shared with workers). */
+export interface ExpertSets {
+  readonly train: FeatureSet;
+  readonly val: FeatureSet;
+  readonly test: FeatureSet;
 }
 
 /** What a worker (or the main thread) does for one expert. */
@@ -129,16 +139,17 @@ export async function runExpertJob(
   dir: string,
   job: ExpertJob,
   post: (m: ExpertMessage) => void,
+  sets: ExpertSets,
 ): Promise<void> {
-  const [train, val, test] = await prepareFeatureSets(config.data, ['train', 'val', 'test']);
+  const { train, val, test } = sets;
   const t0 = performance.now();
   const file = progressFile(dir, job.index);
   const key = progressKey(config, job);
   const from = await loadProgress(file, key, (line) => post({ type: 'warning', line }));
   if (from) post({ type: 'warning', line: `[ptmst] expert ${job.index} resumes after epoch ${from.epochs} (${file})` });
   const traj = await trainExpert(
-    train!,
-    { val: val!, test: test! },
+    train,
+    { val, test },
     expertOptions(config, job.index),
     rng(job.seed),
     (epoch, step, steps, loss) => post({ type: 'progress', index: job.index, epoch, step, steps, ...(loss !== undefined ? { loss } : {}) }),
@@ -173,8 +184,9 @@ export interface BufferResult {
  */
 export async function buildBuffer(input: unknown, onProgress?: ProgressSink, log: (line: string) => void = () => undefined): Promise<BufferResult> {
   await ready(); // library verbs pick the fastest backend themselves (wasm, not plain JS)
-  const config = parseConfig(BufferStageConfig, input, 'buffer config');
-  const dir = defaultBufferDir(config);
+  const parsed = parseConfig(BufferStageConfig, input, 'buffer config');
+  const dir = defaultBufferDir(parsed);
+  const config = { ...parsed, data: resolveData(parsed.data, parsed.workspace), out: dir };
   await ensureDir(dir);
   return withLock(dir, 'buffer', () => buildBufferLocked(config, dir, onProgress, log), log);
 }
@@ -185,7 +197,8 @@ async function buildBufferLocked(
   onProgress: ProgressSink | undefined,
   log: (line: string) => void,
 ): Promise<BufferResult> {
-  const [train] = await prepareFeatureSets(config.data, ['train', 'val', 'test'], onProgress);
+  const [train, val, test] = await loadFeatureSets(config.data, ['train', 'val', 'test']);
+  const sets: ExpertSets = { train: train!, val: val!, test: test! };
   const fresh: BufferManifest = {
     format: BUFFER_FORMAT,
     kind: 'experts',
@@ -248,11 +261,12 @@ async function buildBufferLocked(
     if (workers === 1) {
       for (const job of jobs) {
         const pending: Promise<void>[] = [];
-        await runExpertJob(config, dir, job, (m) => pending.push(onMessage(m)));
+        await runExpertJob(config, dir, job, (m) => pending.push(onMessage(m)), sets);
         await Promise.all(pending);
       }
     } else {
-      await runInWorkers(join(__dirname, 'buffer-worker.js'), jobs, workers, onMessage, { config, dir });
+      // the feature sets travel to the workers (copied once), which never read or verify the data again
+      await runInWorkers(join(__dirname, 'buffer-worker.js'), jobs, workers, onMessage, { config, dir, sets });
     }
   }
   return { dir, manifest: await readBufferManifest(dir), trained: jobs.length };

@@ -67,6 +67,20 @@ describe('distill: phase loop', function () {
     tf.dispose(Object.values(straight.state));
   });
 
+  it('runs in memory without a checkpoint file, with the same result', async () => {
+    const dir = tempDir();
+    const c = config();
+    const withFile = await distillPhase(input(c, join(dir, 'a.ckpt')));
+    const { checkpoint: _none, ...inMemory } = input(c, '');
+    const before = tf.memory().numTensors;
+    const plain = await distillPhase(inMemory);
+    assert.deepEqual(values(plain), values(withFile));
+    assert.deepEqual(Array.from(plain.losses), Array.from(withFile.losses));
+    tf.dispose(Object.values(plain.state));
+    assert.equal(tf.memory().numTensors, before);
+    tf.dispose(Object.values(withFile.state));
+  });
+
   it('a corrupted checkpoint is reported and the phase restarts, ending identical to an uninterrupted run', async () => {
     const dir = tempDir();
     const c = config();

@@ -2,20 +2,24 @@ import { strict as assert } from 'node:assert';
 import { join } from 'node:path';
 import { ready } from '../../src/backend';
 import { distill } from '../../src/distill';
+import { prepareFeatureSets } from '../../src/features/load';
+import { buildBuffer } from '../../src/trajectory/buffer';
 import { readSyntheticSet } from '../../src/distill/synthetic-file';
 import { sharedCache, tempDir } from '../helpers';
 
 /** MTT-VL, LoRS and PTM-ST are configurations of one distiller; each runs and writes a valid set. */
 describe('distill: method variants on the shapes set', function () {
   this.timeout(600000);
-  // buffers/ and runs/ are written relative to the working folder
-  const home = process.cwd();
+  // buffers/ and runs/ go to the workspace; the planner's part (features, experts) is done here first
+  const workspace = tempDir();
+  const data = { dataset: 'shapes', cacheDir: sharedCache() };
+  let base: Record<string, unknown>;
   before(async () => {
     await ready(() => undefined);
-    process.chdir(tempDir());
+    await prepareFeatureSets(data, ['train', 'val', 'test']);
+    const experts = await buildBuffer({ data, model: { dOut: 32 }, buffer: { numExperts: 2, epochs: 3, workers: 1 }, workspace });
+    base = { data, expertBuffer: experts.dir, workspace, workers: 1 };
   });
-  after(() => process.chdir(home));
-  const base = { data: { dataset: 'shapes', cacheDir: sharedCache() }, model: { dOut: 32 }, buffer: { numExperts: 2, epochs: 3, workers: 1 }, workers: 1 };
   const variants: Record<string, Record<string, unknown>> = {
     'mtt-vl': { phases: [{ start: [0, 1], size: 12, iterations: 3 }], similarity: 'none', gradient: 'full', ema: 0 },
     lors: { phases: [{ start: [0, 1], size: 12, iterations: 3 }], similarity: 'lowrank', rank: 4, ema: 0 },
@@ -28,7 +32,7 @@ describe('distill: method variants on the shapes set', function () {
   };
   for (const [name, d] of Object.entries(variants)) {
     it(`${name} writes a synthetic set with provenance`, async () => {
-      const out = join(tempDir(), name);
+      const out = join('runs', name);
       const r = await distill({ ...base, name, distill: { batchSyn: 4, synSteps: 2, ...d }, out });
       const set = await readSyntheticSet(r.file);
       assert.equal(set.phases.reduce((a, p) => a + p.n, 0), 12);

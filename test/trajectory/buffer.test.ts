@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ready, tf } from '../../src/backend';
+import { prepareFeatureSets } from '../../src/features/load';
 import { buildBuffer } from '../../src/trajectory/buffer';
 import { readBuffer } from '../../src/trajectory/store';
 import { CorruptFileError } from '../../src/store/safetensors';
@@ -9,7 +10,10 @@ import { sharedCache, tempDir } from '../helpers';
 
 describe('trajectory/buffer on the shapes set', function () {
   this.timeout(600000);
-  before(() => ready(() => undefined));
+  before(async () => {
+    await ready(() => undefined);
+    await prepareFeatureSets({ dataset: 'shapes', cacheDir: sharedCache() }, ['train', 'val', 'test']);
+  });
 
   const config = (out: string, numExperts: number) => ({
     data: { dataset: 'shapes', cacheDir: sharedCache() },

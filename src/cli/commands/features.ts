@@ -12,6 +12,7 @@ interface Options extends CommonOptions {
   workers?: string;
   chunkSize?: string;
   force?: boolean;
+  workspace?: string;
 }
 
 export function register(program: Command): void {
@@ -21,6 +22,7 @@ export function register(program: Command): void {
     .option('--dataset <name>', 'dataset in the registry', 'flickr8k')
     .option('--data-root <dir>', 'folder holding <dataset>/ (default: $PTMST_DATA_ROOT)')
     .option('--cache-dir <dir>', 'where features/ is written', 'data')
+    .option('--workspace <dir>', 'the folder --cache-dir is relative to (default: the current folder)')
     .option('--image-encoder <name>', 'image encoder', 'mobilenet_v2')
     .option('--text-encoder <name>', 'text encoder', 'wink-sg-100d')
     .option('--splits <list>', 'comma-separated splits (default: all)')
@@ -42,6 +44,7 @@ export function register(program: Command): void {
             workers: o.workers,
             chunkSize: o.chunkSize,
             force: o.force ?? false,
+            workspace: o.workspace,
           },
           progress,
         );

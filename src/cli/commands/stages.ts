@@ -6,12 +6,13 @@ import type { Command } from 'commander';
 import { DistillStageConfig, distill } from '../../distill';
 import { parityStep, writeExampleState } from '../../distill/parity';
 import { ConfigError, MissingFileError } from '../../errors';
+import { parseConfig } from '../../config/parse';
 import { LOSS_NAMES, type LossName } from '../../model/losses';
 import { EvalStageConfig, evaluateMethod } from '../../evaluate';
 import { SELECTION_LABELS } from '../../evaluate/summary';
 import { fmt } from '../../figures/tables';
 import { ReproConfig, repro } from '../../pipeline/repro';
-import { BufferStageConfig, buildBuffer } from '../../trajectory/buffer';
+import { BufferStageConfig, buildBuffer, defaultBufferDir } from '../../trajectory/buffer';
 import { convexifyBuffer } from '../../trajectory/convexify';
 import { merge, num, readConfigFile } from '../config-file';
 import { type CommonOptions, runCommand } from '../run';
@@ -21,6 +22,7 @@ interface DataFlags {
   dataset?: string;
   dataRoot?: string;
   cacheDir?: string;
+  workspace?: string;
   force?: boolean;
 }
 
@@ -42,10 +44,20 @@ const withData = (c: Command) =>
     .option('--config <file>', 'JSON config (a path, or a name in configs/)')
     .option('--dataset <name>', 'dataset (flickr8k, flickr30k, coco, shapes)')
     .option('--data-root <dir>', 'folder holding <dataset>/ (default: $PTMST_DATA_ROOT)')
-    .option('--cache-dir <dir>', 'features and generated data (default: data)');
+    .option('--cache-dir <dir>', 'features and generated data (default: data)')
+    .option('--workspace <dir>', 'where data/, buffers/, runs/ and figures/ go (default: the current folder)');
 
 function dataOverrides(o: DataFlags): Record<string, unknown> {
-  return { data: { dataset: o.dataset, dataRoot: o.dataRoot, cacheDir: o.cacheDir } };
+  return { data: { dataset: o.dataset, dataRoot: o.dataRoot, cacheDir: o.cacheDir }, workspace: o.workspace };
+}
+
+/**
+ * The expert buffer a config's sections name (`data`, `model`, `buffer`: the folder `ptmst buffer` made
+ * for them), or `--buffer DIR`; and how many of its experts to use.
+ */
+function expertBufferOf(c: Record<string, unknown>, flag: string | undefined): { dir: string; numExperts: number } {
+  const b = parseConfig(BufferStageConfig, pick(c, ['data', 'model', 'buffer', 'workspace']), 'config');
+  return { dir: flag ?? defaultBufferDir(b), numExperts: b.buffer.numExperts };
 }
 
 function base(o: DataFlags): Record<string, unknown> {
@@ -106,15 +118,18 @@ export function register(program: Command): void {
   withCommon(withForce(
     withData(program.command('distill').description('distil a synthetic set with phased teachers (resumable)'))
       .option('--iterations <n>', 'iterations of every phase')
+      .option('--buffer <dir>', 'the expert buffer (default: the one `ptmst buffer` makes for this config)')
       .option('--out <dir>', 'run folder (default runs/<name>)')
       .option('--workers <n>', 'worker threads (phases run side by side)'),
-  )).action((o: DataFlags & CommonOptions & { iterations?: string; out?: string; workers?: string }) =>
+  )).action((o: DataFlags & CommonOptions & { iterations?: string; buffer?: string; out?: string; workers?: string }) =>
     runCommand('distill', o, async ({ progress, log }) => {
-      const c = base(o);
+      const c = merge(base(o), dataOverrides(o));
       const its = num('--iterations', o.iterations);
       const d = (c.distill ?? {}) as { phases?: Record<string, unknown>[] };
-      const cfg = merge(pick(c, ['name', 'data', 'model', 'buffer', 'distill']), {
-        ...dataOverrides(o),
+      const experts = expertBufferOf(c, o.buffer);
+      const cfg = merge(pick(c, ['name', 'data', 'distill', 'workspace']), {
+        expertBuffer: experts.dir,
+        numExperts: experts.numExperts,
         distill: its !== undefined && d.phases ? { phases: d.phases.map((p) => ({ ...p, iterations: its })) } : undefined,
         out: o.out,
         workers: num('--workers', o.workers),
@@ -132,9 +147,10 @@ export function register(program: Command): void {
       .option('--random <n>', 'a random coreset of n real pairs (a fresh draw per run)')
       .option('--indices <file>', 'a coreset given as a JSON array of caption indices')
       .option('--full', 'the full-data teacher (read from the expert buffer)')
+      .option('--buffer <dir>', 'with --full: the expert buffer (default: the one `ptmst buffer` makes for this config)')
       .option('--runs <n>', 'students per method')
       .option('--out <dir>', 'folder for per-run records, so an interrupted evaluation resumes (default runs/eval/<key>)'),
-  )).action((o: DataFlags & CommonOptions & { synthetic?: string; random?: string; indices?: string; full?: boolean; runs?: string; out?: string }) =>
+  )).action((o: DataFlags & CommonOptions & { synthetic?: string; random?: string; indices?: string; full?: boolean; buffer?: string; runs?: string; out?: string }) =>
     runCommand('eval', o, async ({ progress, log }) => {
       const picked = [o.synthetic, o.random, o.indices, o.full].filter((v) => v !== undefined);
       if (picked.length !== 1) throw new ConfigError('give exactly one of --synthetic, --random, --indices, --full');
@@ -144,8 +160,8 @@ export function register(program: Command): void {
           ? { kind: 'coreset', selection: 'random', size: num('--random', o.random) }
           : o.indices
             ? { kind: 'coreset', selection: 'indices', indices: readIndices(o.indices) }
-            : { kind: 'full' };
-      const cfg = merge(pick(base(o), ['data', 'model', 'buffer', 'eval', 'realLoss']), {
+            : { kind: 'full', ...(({ dir, numExperts }) => ({ buffer: dir, numExperts }))(expertBufferOf(merge(base(o), dataOverrides(o)), o.buffer)) };
+      const cfg = merge(pick(base(o), ['data', 'model', 'eval', 'realLoss', 'workspace']), {
         ...dataOverrides(o),
         eval: { runs: num('--runs', o.runs) },
         method,
