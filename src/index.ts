@@ -11,8 +11,7 @@ export * from './errors';
 
 // configs: every default in one place
 export { parseConfig } from './config/parse';
-export { BufferConfig, DataConfig, DistillConfig, EvalConfig, ModelConfig, PhaseConfig, SafeName } from './config/schemas';
-export { FeaturesConfig } from './config/features';
+export { BufferConfig, DataConfig, DistillConfig, EvalConfig, FeaturesConfig, ModelConfig, PhaseConfig, SafeName, Workspace } from './config/schemas';
 
 // data and encoders
 export { type ImageCaptionSplit, SPLITS, type SplitName, preprocessCaption, takeImages } from './data/dataset';

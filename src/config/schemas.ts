@@ -5,6 +5,7 @@
  */
 import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
+import { SPLITS } from '../data/dataset';
 import { LOSS_NAMES } from '../model/losses';
 
 const loss = z.enum(LOSS_NAMES as [string, ...string[]]);
@@ -32,13 +33,15 @@ export const resolveData = (data: DataConfig, workspace: string): DataConfig => 
 
 export const DataConfig = z
   .object({
-    /** dataset in the registry, or `shapes` for the generated set */
+    /** dataset in the registry (src/data/registry.ts), or `shapes` for the generated set */
     dataset: z.string().default('flickr8k'),
     /** folder holding `<dataset>/`; PTMST_DATA_ROOT when absent; not needed for `shapes` */
-    dataRoot: z.string().optional(),
-    /** generated artefacts (features, generated datasets); git-ignored */
+    dataRoot: z.string().min(1).optional(),
+    /** generated artefacts (features, generated datasets), relative to the workspace; git-ignored */
     cacheDir: z.string().default('data'),
+    /** MobileNetV2 from nsfwjs: the fast offline image encoder (InceptionV3 is ~8x slower; README "Encoders") */
     imageEncoder: z.string().default('mobilenet_v2'),
+    /** mean-pooled GloVe-derived word vectors: the one offline text encoder on npm */
     textEncoder: z.string().default('wink-sg-100d'),
   })
   .strict();
@@ -119,11 +122,11 @@ export const DistillConfig = z
      */
     lrX: z.number().positive().default(30),
     lrY: z.number().positive().default(30),
-    lrLr: z.number().positive().default(1e-5),
+    lrAlpha: z.number().positive().default(1e-5),
     lrS: z.number().positive().default(0.03),
     momentum: z.number().min(0).max(1).default(0.5),
     /** initial learned learning rate of each tower */
-    lrInit: z.number().positive().default(0.1),
+    alphaInit: z.number().positive().default(0.1),
     /** EMA decay of the synthetic state; 0 turns the EMA off */
     ema: z.number().min(0).max(1).default(0.99),
     /** dropout inside the unroll (masks reused by the re-pass); default: the model's */
@@ -158,3 +161,17 @@ export const EvalConfig = z
   })
   .strict();
 export type EvalConfig = z.infer<typeof EvalConfig>;
+
+/** The feature stage: a data section plus what to extract and how. */
+export const FeaturesConfig = DataConfig.extend({
+  /** splits to extract; default all of the dataset's */
+  splits: z.array(z.enum(SPLITS)).optional(),
+  /** image worker threads: one per core (tfjs-wasm is single-threaded), at most 2 */
+  workers: z.coerce.number().int().positive().optional(),
+  /** images per resumable chunk */
+  chunkSize: z.coerce.number().int().positive().default(256),
+  /** recompute even if the cache is valid */
+  force: z.boolean().default(false),
+  workspace: Workspace,
+}).strict();
+export type FeaturesConfig = z.infer<typeof FeaturesConfig>;

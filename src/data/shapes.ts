@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { stringify } from 'csv-stringify/sync';
 import jpeg from 'jpeg-js';
 import { WriteError, describeSystemError } from '../errors';
 import { ensureDir } from '../store/atomic';
@@ -101,7 +102,6 @@ function scene(r: Rng): Group[] {
   return [first, { colour, shape: SHAPES[randInt(r, 3)]!, count: 1 + randInt(r, 2) }];
 }
 
-const csvField = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
 
 /**
  * Generate the set under `<root>/shapes/` unless a complete copy is there. Safe under concurrent runs:
@@ -131,7 +131,7 @@ export async function ensureShapes(root: string, seed = 0): Promise<string> {
 async function generate(tmp: string, seed: number): Promise<void> {
   await mkdir(join(tmp, 'images'));
   const r = rng(seed);
-  const rows = ['image,caption'];
+  const rows: [string, string][] = [['image', 'caption']];
   for (const [split, n] of Object.entries(SHAPES_SIZES)) {
     const names: string[] = [];
     for (let i = 0; i < n; i++) {
@@ -140,10 +140,10 @@ async function generate(tmp: string, seed: number): Promise<void> {
       const data = render(groups, r);
       await writeFile(join(tmp, 'images', name), jpeg.encode({ data, width: SIZE, height: SIZE }, 90).data);
       names.push(name);
-      for (const c of captions(groups)) rows.push(`${name},${csvField(c)}`);
+      for (const c of captions(groups)) rows.push([name, c]);
     }
     await writeFile(join(tmp, SHAPES_SPLIT_FILES[split as keyof typeof SHAPES_SPLIT_FILES]), names.join('\n') + '\n');
   }
-  await writeFile(join(tmp, 'captions.txt'), rows.join('\n') + '\n');
+  await writeFile(join(tmp, 'captions.txt'), stringify(rows));
   await writeFile(join(tmp, 'VERSION'), `${VERSION} seed ${seed}\n`);
 }

@@ -62,7 +62,7 @@ export function similaritySpec(c: DistillConfig): SimilaritySpec {
 }
 
 function stepSizes(c: DistillConfig): Record<string, number> {
-  const lr: Record<string, number> = { x: c.lrX, y: c.lrY, lrImg: c.lrLr, lrTxt: c.lrLr };
+  const lr: Record<string, number> = { x: c.lrX, y: c.lrY, lrImg: c.lrAlpha, lrTxt: c.lrAlpha };
   for (const k of similarityKeys(similaritySpec(c))) lr[k] = c.lrS;
   return lr;
 }
@@ -222,7 +222,7 @@ export async function distillPhase(input: PhaseInput): Promise<PhaseOutput> {
     const phaseRand = rng(deriveSeed(config.seed, 'phase', input.index));
     const { state, pairs } = initSynthetic(
       input.train,
-      { size: phase.size, init: config.init, similarity: spec, lrInit: config.lrInit },
+      { size: phase.size, init: config.init, similarity: spec, alphaInit: config.alphaInit },
       phaseRand,
     );
     r = {

@@ -29,7 +29,7 @@ export interface InitOptions {
   readonly size: number;
   readonly init: 'real' | 'noise';
   readonly similarity: SimilaritySpec;
-  readonly lrInit: number;
+  readonly alphaInit: number;
 }
 
 /** Initialise from N random real pairs (a caption and its image) or from matching Gaussian noise. */
@@ -63,8 +63,8 @@ export function initSynthetic(train: FeatureSet, o: InitOptions, rand: Rng): { s
   const state: Record<string, tf.Tensor> = {
     x: tf.tensor2d(x, [n, train.dImg]),
     y: tf.tensor2d(y, [n, train.dTxt]),
-    lrImg: tf.scalar(o.lrInit),
-    lrTxt: tf.scalar(o.lrInit),
+    lrImg: tf.scalar(o.alphaInit),
+    lrTxt: tf.scalar(o.alphaInit),
   };
   const s = o.similarity;
   if (s.kind === 'full') state.sFull = tf.eye(n);

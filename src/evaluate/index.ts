@@ -11,7 +11,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
-import { DataConfig, EvalConfig, ModelConfig, Workspace, inWorkspace, resolveData } from '../config/schemas';
+import { DataConfig, DistillConfig, EvalConfig, ModelConfig, Workspace, inWorkspace, resolveData } from '../config/schemas';
 import { readSyntheticSet } from '../distill/synthetic-file';
 import { ConfigError, CorruptFileError, unusable } from '../errors';
 import type { FeatureSet } from '../features/feature-set';
@@ -148,7 +148,9 @@ export async function planRuns(
     if (set.dImg !== train.dImg || set.dTxt !== train.dTxt) {
       throw new CorruptFileError(method.file, `synthetic vectors are ${set.dImg}/${set.dTxt}-d, the features are ${train.dImg}/${train.dTxt}-d`);
     }
-    const distilled = (set.provenance.config as { distill?: { loss?: LossName } } | undefined)?.distill?.loss ?? 'wbce';
+    // the loss the set was distilled with trains its students (a set without provenance: the schema's default)
+    const distilled = ((set.provenance.config as { distill?: { loss?: LossName } } | undefined)?.distill?.loss ??
+      DistillConfig.shape.loss.parse(undefined)) as LossName;
     const last = set.phases[set.phases.length - 1]!;
     const subsets = set.phases.map((p) => ({
       n: p.n,

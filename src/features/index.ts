@@ -1,8 +1,8 @@
 /** The feature stage: every split of a dataset through the frozen image and text encoders. */
-import { FeaturesConfig } from '../config/features';
+
 import { ready } from '../backend';
 import { parseConfig } from '../config/parse';
-import { inWorkspace } from '../config/schemas';
+import { FeaturesConfig, inWorkspace } from '../config/schemas';
 import { datasetEntry, loadSplit, resolveDataRoot } from '../data/registry';
 import { EncoderPool } from '../encoders/registry';
 import type { ProgressSink } from '../util/progress';

@@ -7,9 +7,6 @@ import { mm } from './linalg';
 import { type HeadParams, type HeadShape, type ParamName, PARAM_NAMES, headBackward, headForward, initHead, paramShapes } from './head';
 import { LOSSES, type LossName } from './losses';
 
-/** Reference temperature. */
-export const TEMPERATURE = 0.07;
-
 export const TOWERS = ['img', 'txt'] as const;
 export type Tower = (typeof TOWERS)[number];
 
@@ -43,7 +40,7 @@ export function dualGrads(
   theta: DualParams,
   input: StepInput,
   loss: LossName,
-  temperature = TEMPERATURE,
+  temperature: number,
 ): { loss: tf.Scalar; grads: DualGrads } {
   const ci = headForward(theta.img, input.x, input.maskImg);
   const ct = headForward(theta.txt, input.y, input.maskTxt);

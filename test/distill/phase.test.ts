@@ -43,7 +43,7 @@ describe('distill: phase loop', function () {
   });
 
   const config = (extra: Record<string, unknown> = {}) =>
-    DistillConfig.parse({ phases: [{ start: [0, 1], size: 12, iterations: 10 }], batchSyn: 6, synSteps: 3, lrX: 1, lrY: 1, lrS: 0.01, lrLr: 1e-4, checkpointEvery: 3, ...extra });
+    DistillConfig.parse({ phases: [{ start: [0, 1], size: 12, iterations: 10 }], batchSyn: 6, synSteps: 3, lrX: 1, lrY: 1, lrS: 0.01, lrAlpha: 1e-4, checkpointEvery: 3, ...extra });
   const input = (c: DistillConfig, checkpoint: string, stopAfter?: number) => ({
     index: 0, phase: c.phases[0]!, config: c, train, trajectories, shape, temperature: 0.07, dropout: 0.1, checkpoint,
     ...(stopAfter !== undefined ? { stopAfter } : {}),
@@ -103,7 +103,7 @@ describe('distill: phase loop', function () {
   it('stops on a NaN loss with an error and keeps the last good checkpoint', async () => {
     const dir = tempDir();
     const ckpt = join(dir, 'nan.ckpt');
-    const c = config({ lrLr: 1e30 }); // the learned learning rates explode
+    const c = config({ lrAlpha: 1e30 }); // the learned learning rates explode
     await assert.rejects(distillPhase(input(c, ckpt)), (e: unknown) => e instanceof NonFiniteError && /(matching loss is NaN|holds NaN or infinite values); stopped/.test((e as Error).message));
     assert.ok(existsSync(ckpt), 'the last good checkpoint is kept');
     rmSync(dir, { recursive: true });

@@ -70,7 +70,7 @@ describe('model: hand-written gradients', function () {
       const s = tf.add(tf.eye(6), tf.randomUniform([6, 6], 0, 0.2, 'float32', 3)) as tf.Tensor2D;
       const mi = dropoutMask(6, 5, 0.3, u);
       const mt = dropoutMask(6, 5, 0.3, u);
-      const { grads } = dualGrads(theta, { x, y, s, maskImg: mi, maskTxt: mt }, loss);
+      const { grads } = dualGrads(theta, { x, y, s, maskImg: mi, maskTxt: mt }, loss, 0.07);
       for (const tower of ['img', 'txt'] as const) {
         const names = [...PARAM_NAMES];
         const auto = tf.grads((...ps: tf.Tensor[]) => {

@@ -3,11 +3,11 @@ import { computeFeatures } from '../../features';
 import { type CommonOptions, runCommand } from '../run';
 
 interface Options extends CommonOptions {
-  dataset: string;
+  dataset?: string;
   dataRoot?: string;
-  cacheDir: string;
-  imageEncoder: string;
-  textEncoder: string;
+  cacheDir?: string;
+  imageEncoder?: string;
+  textEncoder?: string;
   splits?: string;
   workers?: string;
   chunkSize?: string;
@@ -19,15 +19,15 @@ export function register(program: Command): void {
   program
     .command('features')
     .description('encode every split of a dataset with the frozen image and text encoders (cached, resumable)')
-    .option('--dataset <name>', 'dataset in the registry', 'flickr8k')
+    .option('--dataset <name>', 'dataset in the registry (default flickr8k)')
     .option('--data-root <dir>', 'folder holding <dataset>/ (default: $PTMST_DATA_ROOT)')
-    .option('--cache-dir <dir>', 'where features/ is written', 'data')
+    .option('--cache-dir <dir>', 'where features/ is written (default data)')
     .option('--workspace <dir>', 'the folder --cache-dir is relative to (default: the current folder)')
-    .option('--image-encoder <name>', 'image encoder', 'mobilenet_v2')
-    .option('--text-encoder <name>', 'text encoder', 'wink-sg-100d')
+    .option('--image-encoder <name>', 'image encoder (default mobilenet_v2)')
+    .option('--text-encoder <name>', 'text encoder (default wink-sg-100d)')
     .option('--splits <list>', 'comma-separated splits (default: all)')
     .option('--workers <n>', 'image worker threads (default: cores, at most 2)')
-    .option('--chunk-size <n>', 'images per resumable chunk', '256')
+    .option('--chunk-size <n>', 'images per resumable chunk (default 256)')
     .option('--force', 'recompute even when the cache is valid')
     .option('--json <path>', 'write a machine-readable summary here')
     .option('--no-progress', 'no progress bars')

@@ -7,6 +7,7 @@ import { DistillStageConfig, distill } from '../../distill';
 import { parityStep, writeExampleState } from '../../distill/parity';
 import { ConfigError, MissingFileError } from '../../errors';
 import { parseConfig } from '../../config/parse';
+import { DistillConfig, ModelConfig } from '../../config/schemas';
 import { LOSS_NAMES, type LossName } from '../../model/losses';
 import { EvalStageConfig, evaluateMethod } from '../../evaluate';
 import { SELECTION_LABELS } from '../../evaluate/summary';
@@ -193,6 +194,13 @@ export function register(program: Command): void {
   );
 }
 
+/** The step hook's defaults are the distiller's and the model's (config/schemas.ts), never copies. */
+const STEP_DEFAULTS = {
+  loss: DistillConfig.shape.loss.parse(undefined),
+  gradient: DistillConfig.shape.gradient.parse(undefined),
+  temperature: ModelConfig.shape.temperature.parse(undefined),
+};
+
 export function registerStep(program: Command): void {
   withCommon(
     program
@@ -201,10 +209,10 @@ export function registerStep(program: Command): void {
       .option('--state <file>', 'state file (see src/distill/parity.ts for its tensors)')
       .option('--out <file>', 'where the loss and gradients go')
       .option('--example <file>', 'write a small example state file and exit')
-      .option('--loss <name>', 'loss', 'wbce')
-      .option('--mode <mode>', 'tesla or full', 'tesla')
-      .option('--temperature <t>', 'logit temperature', '0.07'),
-  ).action((o: CommonOptions & { state?: string; out?: string; example?: string; loss: string; mode: string; temperature: string }) =>
+      .option('--loss <name>', `loss (default ${STEP_DEFAULTS.loss}, the distillation default; the reference distils with wbce)`)
+      .option('--mode <mode>', `tesla or full (default ${STEP_DEFAULTS.gradient})`)
+      .option('--temperature <t>', `logit temperature (default ${STEP_DEFAULTS.temperature})`),
+  ).action((o: CommonOptions & { state?: string; out?: string; example?: string; loss?: string; mode?: string; temperature?: string }) =>
     runCommand('step', o, async ({ log }) => {
       if (o.example) {
         await writeExampleState(o.example);
@@ -212,11 +220,13 @@ export function registerStep(program: Command): void {
         return { example: o.example };
       }
       if (!o.state || !o.out) throw new ConfigError('step needs --state FILE and --out FILE (or --example FILE)');
-      if (!(LOSS_NAMES as string[]).includes(o.loss)) throw new ConfigError(`option --loss: "${o.loss}" is not one of ${LOSS_NAMES.join(', ')}`);
-      if (o.mode !== 'tesla' && o.mode !== 'full') throw new ConfigError(`option --mode: "${o.mode}" is not tesla or full`);
-      const temperature = num('--temperature', o.temperature)!;
+      const loss = o.loss ?? STEP_DEFAULTS.loss;
+      const mode = o.mode ?? STEP_DEFAULTS.gradient;
+      if (!(LOSS_NAMES as string[]).includes(loss)) throw new ConfigError(`option --loss: "${loss}" is not one of ${LOSS_NAMES.join(', ')}`);
+      if (mode !== 'tesla' && mode !== 'full') throw new ConfigError(`option --mode: "${mode}" is not tesla or full`);
+      const temperature = num('--temperature', o.temperature) ?? STEP_DEFAULTS.temperature;
       if (!(temperature > 0)) throw new ConfigError(`option --temperature: ${temperature} must be > 0 (logits are divided by it)`);
-      const r = await parityStep(o.state, o.out, { loss: o.loss as LossName, mode: o.mode, temperature });
+      const r = await parityStep(o.state, o.out, { loss: loss as LossName, mode, temperature });
       log(`matching loss ${r.loss}; gradients in ${o.out}`);
       return { state: o.state, out: o.out, loss: r.loss };
     }),
