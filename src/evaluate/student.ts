@@ -9,11 +9,12 @@ import { ready, tf } from '../backend';
 import type { EvalConfig, ModelConfig } from '../config/schemas';
 import { NonFiniteError } from '../errors';
 import type { FeatureSet } from '../features/feature-set';
-import { type DualParams, type DualShape, TOWERS, disposeDual, dualGrads, initDual } from '../model/dual';
+import { type DualParams, type DualShape, disposeDual, initDual } from '../model/dual';
+import { type HeadsState, type PairSource, trainEpoch } from '../model/train';
 import { allFinite, dualTensors } from '../model/finite';
-import { PARAM_NAMES, dropoutMask } from '../model/head';
+import { PARAM_NAMES } from '../model/head';
 import type { LossName } from '../model/losses';
-import { type Rng, permutation } from '../util/random';
+import type { Rng } from '../util/random';
 import { type Retrieval, evaluateRetrieval } from '../model/retrieval';
 
 /** One block of training data: a synthetic subset (with its learned S and rates) or real pairs (S = I). */
@@ -56,72 +57,54 @@ export async function trainStudent(
   label = 'student',
 ): Promise<StudentRun> {
   await ready();
-  const u = () => rand.next();
-  let theta: DualParams = initDual(shape, u);
-  let velocity = tf.tidy(() => ({
-    img: Object.fromEntries(PARAM_NAMES.map((n) => [n, tf.zerosLike(theta.img[n])])),
-    txt: Object.fromEntries(PARAM_NAMES.map((n) => [n, tf.zerosLike(theta.txt[n])])),
+  const state: HeadsState = { theta: initDual(shape, () => rand.next()) };
+  state.velocity = tf.tidy(() => ({
+    img: Object.fromEntries(PARAM_NAMES.map((n) => [n, tf.zerosLike(state.theta.img[n])])),
+    txt: Object.fromEntries(PARAM_NAMES.map((n) => [n, tf.zerosLike(state.theta.txt[n])])),
   })) as unknown as DualParams;
   const checkpoints: Checkpoint[] = [];
   const evaluate = async (subset: number, epoch: number) =>
     checkpoints.push({
       subset,
       epoch,
-      val: await evaluateRetrieval(theta, evalSets.val),
-      test: await evaluateRetrieval(theta, evalSets.test),
+      val: await evaluateRetrieval(state.theta, evalSets.val),
+      test: await evaluateRetrieval(state.theta, evalSets.test),
     });
   try {
     for (const [si, sub] of subsets.entries()) {
       const x = tf.tensor2d(sub.x, [sub.n, shape.img.dIn]);
       const y = tf.tensor2d(sub.y, [sub.n, shape.txt.dIn]);
       const s = sub.s ? tf.tensor2d(sub.s, [sub.n, sub.n]) : tf.eye(sub.n);
-      const steps = Math.ceil(sub.n / cfg.batchSize);
+      const pairs: PairSource = {
+        n: sub.n,
+        batch: (idx) => {
+          const bi = tf.tensor1d(idx, 'int32');
+          return {
+            x: tf.gather(x, bi) as tf.Tensor2D,
+            y: tf.gather(y, bi) as tf.Tensor2D,
+            s: tf.gather(tf.gather(s, bi, 0), bi, 1) as tf.Tensor2D,
+          };
+        },
+      };
       try {
         for (let epoch = 0; epoch < cfg.epochs; epoch++) {
           if (epoch % cfg.evalEvery === 0) await evaluate(si, epoch);
           const decay = epoch >= cfg.decayEpoch ? 0.1 : 1;
-          const lr = { img: sub.lrImg * decay, txt: sub.lrTxt * decay };
-          const perm = permutation(rand, sub.n);
-          let lossSum = tf.scalar(0);
-          for (let k = 0; k < steps; k++) {
-            const idx = perm.subarray(k * cfg.batchSize, Math.min(sub.n, (k + 1) * cfg.batchSize));
-            const b = idx.length;
-            const maskImg = dropoutMask(b, shape.img.dOut, model.dropout, u);
-            const maskTxt = dropoutMask(b, shape.txt.dOut, model.dropout, u);
-            const next = tf.tidy(() => {
-              const bi = tf.tensor1d(idx, 'int32');
-              const sb = tf.gather(tf.gather(s, bi, 0), bi, 1) as tf.Tensor2D;
-              const { loss, grads } = dualGrads(
-                theta,
-                { x: tf.gather(x, bi) as tf.Tensor2D, y: tf.gather(y, bi) as tf.Tensor2D, s: sb, maskImg, maskTxt },
-                sub.loss,
-                model.temperature,
-              );
-              // PyTorch SGD: g += wd·θ; v = μ v + g; θ -= lr·v
-              const step = (t: (typeof TOWERS)[number]) => {
-                const v = Object.fromEntries(
-                  PARAM_NAMES.map((n) => [
-                    n,
-                    tf.add(tf.mul(velocity[t][n], cfg.momentum), tf.add(grads[t][n], tf.mul(theta[t][n], cfg.weightDecay))),
-                  ]),
-                );
-                const p = Object.fromEntries(PARAM_NAMES.map((n) => [n, tf.sub(theta[t][n], tf.mul(v[n]!, lr[t]))]));
-                return { v, p };
-              };
-              const i = step('img');
-              const t = step('txt');
-              return { theta: { img: i.p, txt: t.p }, velocity: { img: i.v, txt: t.v }, lossSum: tf.add(lossSum, loss) };
-            }) as unknown as { theta: DualParams; velocity: DualParams; lossSum: tf.Scalar };
-            maskImg?.dispose();
-            maskTxt?.dispose();
-            disposeDual(theta);
-            disposeDual(velocity);
-            theta = next.theta;
-            velocity = next.velocity;
-            lossSum.dispose();
-            lossSum = next.lossSum;
-          }
-          const finite = await allFinite([lossSum, ...dualTensors(theta)]);
+          const lossSum = await trainEpoch(
+            state,
+            pairs,
+            {
+              shape,
+              batchSize: cfg.batchSize,
+              dropout: model.dropout,
+              loss: sub.loss,
+              temperature: model.temperature,
+              lr: { img: sub.lrImg * decay, txt: sub.lrTxt * decay },
+              sgd: { momentum: cfg.momentum, weightDecay: cfg.weightDecay },
+            },
+            rand,
+          );
+          const finite = await allFinite([lossSum, ...dualTensors(state.theta)]);
           lossSum.dispose();
           if (!finite) {
             throw new NonFiniteError(
@@ -138,8 +121,8 @@ export async function trainStudent(
       }
     }
   } finally {
-    disposeDual(theta);
-    disposeDual(velocity);
+    disposeDual(state.theta);
+    disposeDual(state.velocity!);
   }
   return { checkpoints };
 }

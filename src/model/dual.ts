@@ -6,6 +6,7 @@ import { tf } from '../backend';
 import { mm } from './linalg';
 import { type HeadParams, type HeadShape, type ParamName, PARAM_NAMES, headBackward, headForward, initHead, paramShapes } from './head';
 import { LOSSES, type LossName } from './losses';
+import { sgd } from './sgd';
 
 export const TOWERS = ['img', 'txt'] as const;
 export type Tower = (typeof TOWERS)[number];
@@ -51,10 +52,9 @@ export function dualGrads(
   return { loss: out.loss, grads: { img: headBackward(theta.img, ci, gU), txt: headBackward(theta.txt, ct, gV) } };
 }
 
-/** θ − lr·g per tower (lr may be a scalar tensor, e.g. a learned learning rate). */
+/** θ − lr·g per tower (lr may be a scalar tensor, e.g. a learned learning rate): the unrolled student's step. */
 export function sgdStep(theta: DualParams, grads: DualGrads, lr: Readonly<Record<Tower, tf.Scalar | number>>): DualParams {
-  const step = (t: Tower) =>
-    Object.fromEntries(PARAM_NAMES.map((n) => [n, tf.sub(theta[t][n], tf.mul(grads[t][n], lr[t]))])) as HeadParams;
+  const step = (t: Tower) => sgd(theta[t], grads[t], undefined, () => lr[t], { momentum: 0, weightDecay: 0 }).params as HeadParams;
   return { img: step('img'), txt: step('txt') };
 }
 

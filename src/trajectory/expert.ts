@@ -7,11 +7,11 @@ import { ready, tf } from '../backend';
 import { NonFiniteError } from '../errors';
 import { type Retrieval, evaluateRetrieval } from '../model/retrieval';
 import type { FeatureSet } from '../features/feature-set';
-import { type DualParams, type DualShape, disposeDual, dualGrads, dualShape, flattenTower, initDual, sgdStep, unflattenTower } from '../model/dual';
+import { type DualParams, type DualShape, disposeDual, dualShape, flattenTower, initDual, unflattenTower } from '../model/dual';
+import { type HeadsState, type PairSource, trainEpoch } from '../model/train';
 import { allFinite, dualTensors } from '../model/finite';
-import { dropoutMask } from '../model/head';
 import type { LossName } from '../model/losses';
-import { type Rng, permutation, rng } from '../util/random';
+import { type Rng, rng } from '../util/random';
 
 export interface ExpertOptions {
   readonly epochs: number;
@@ -84,7 +84,7 @@ export async function trainExpert(
   evalSets: ExpertEvalSets,
   opts: ExpertOptions,
   rand: Rng,
-  onStep?: (epoch: number, step: number, stepsPerEpoch: number, loss: number | undefined) => void,
+  onStep?: (epoch: number, step: number, stepsPerEpoch: number, loss: number) => void,
   resume: ExpertResume = {},
 ): Promise<ExpertTrajectory> {
   await ready();
@@ -117,40 +117,35 @@ export async function trainExpert(
   const label = opts.label ?? 'expert';
   const imgAll = tf.tensor2d(train.img, [train.numImages, train.dImg]);
   const txtAll = tf.tensor2d(train.txt, [train.numCaptions, train.dTxt]);
-  const n = train.numCaptions;
-  const steps = Math.ceil(n / opts.batchSize);
-  const eye = tf.eye(opts.batchSize);
+  const eye = tf.eye(opts.batchSize) as tf.Tensor2D;
+  // every (caption, its image) is a pair; real pairs have the identity as their target S
+  const pairs: PairSource = {
+    n: train.numCaptions,
+    batch: (caps) => ({
+      x: tf.gather(imgAll, Int32Array.from(caps, (c) => train.captionToImage[c]!)) as tf.Tensor2D,
+      y: tf.gather(txtAll, caps) as tf.Tensor2D,
+      s: caps.length === opts.batchSize ? eye : (tf.eye(caps.length) as tf.Tensor2D),
+    }),
+  };
+  const state: HeadsState = { theta };
   try {
     for (let epoch = from?.epochs ?? 0; epoch < opts.epochs; epoch++) {
-      let lossSum = tf.scalar(0);
-      const perm = permutation(rand, n);
-      for (let s = 0; s < steps; s++) {
-        const caps = perm.subarray(s * opts.batchSize, Math.min(n, (s + 1) * opts.batchSize));
-        const b = caps.length;
-        const imgs = Int32Array.from(caps, (c) => train.captionToImage[c]!);
-        const maskImg = dropoutMask(b, opts.dOut, opts.dropout, u);
-        const maskTxt = dropoutMask(b, opts.dOut, opts.dropout, u);
-        let lossT: tf.Scalar | undefined;
-        const next = tf.tidy(() => {
-          const x = tf.gather(imgAll, imgs) as tf.Tensor2D;
-          const y = tf.gather(txtAll, caps) as tf.Tensor2D;
-          const sId = (b === opts.batchSize ? eye : tf.eye(b)) as tf.Tensor2D;
-          const { loss, grads } = dualGrads(theta, { x, y, s: sId, maskImg, maskTxt }, opts.loss, opts.temperature);
-          lossT = tf.keep(loss);
-          return sgdStep(theta, grads, { img: opts.lrImg, txt: opts.lrTxt });
-        });
-        maskImg?.dispose();
-        maskTxt?.dispose();
-        disposeDual(theta);
-        theta = next;
-        const report = onStep !== undefined && (s === steps - 1 || s % 20 === 0);
-        const lossValue = report ? (await lossT!.data())[0] : undefined;
-        const sum = tf.add(lossSum, lossT!) as tf.Scalar;
-        lossSum.dispose();
-        lossT!.dispose();
-        lossSum = sum;
-        if (report) onStep(epoch, s + 1, steps, lossValue);
-      }
+      const lossSum = await trainEpoch(
+        state,
+        pairs,
+        {
+          shape,
+          batchSize: opts.batchSize,
+          dropout: opts.dropout,
+          loss: opts.loss,
+          temperature: opts.temperature,
+          lr: { img: opts.lrImg, txt: opts.lrTxt },
+          sgd: { momentum: 0, weightDecay: 0 }, // SPEC §3: plain SGD
+          ...(onStep ? { onStep: (step: number, steps: number, loss: number) => onStep(epoch, step, steps, loss) } : {}),
+        },
+        rand,
+      );
+      theta = state.theta;
       const finite = await allFinite([lossSum, ...dualTensors(theta)]);
       lossSum.dispose();
       if (!finite) {
@@ -170,7 +165,7 @@ export async function trainExpert(
       }
     }
   } finally {
-    disposeDual(theta);
+    disposeDual(state.theta);
     imgAll.dispose();
     txtAll.dispose();
     eye.dispose();

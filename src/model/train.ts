@@ -1,0 +1,86 @@
+/**
+ * The one mini-batch training loop for dual-encoder heads: experts (SPEC §3) and evaluation students
+ * (SPEC §6) both run it. One epoch = a fresh permutation of the pairs, ⌈n / batch⌉ steps, each with its own
+ * dropout masks, the loss against the batch's block of S, and one SGD step per tower. The random draws
+ * (permutation, then per step the image mask and the text mask) are the same for both callers, so a run
+ * is reproducible from its seed and resumable at any epoch from the random stream's state.
+ */
+import { tf } from '../backend';
+import type { Rng } from '../util/random';
+import { permutation } from '../util/random';
+import { type DualParams, type DualShape, TOWERS, type Tower, dualGrads } from './dual';
+import { type HeadParams, dropoutMask } from './head';
+import type { LossName } from './losses';
+import { type SgdOptions, sgd } from './sgd';
+
+/** Training pairs as the loop sees them: how many, and the tensors of one batch given its pair indices. */
+export interface PairSource {
+  readonly n: number;
+  /** x (b × dImg), y (b × dTxt) and the target block S (b × b) of these pairs; called inside tf.tidy */
+  batch(pairs: Int32Array): { x: tf.Tensor2D; y: tf.Tensor2D; s: tf.Tensor2D };
+}
+
+export interface EpochOptions {
+  readonly shape: DualShape;
+  readonly batchSize: number;
+  readonly dropout: number;
+  readonly loss: LossName;
+  readonly temperature: number;
+  /** step size per tower for this epoch */
+  readonly lr: Readonly<Record<Tower, number>>;
+  readonly sgd: SgdOptions;
+  /** hears step k of `steps` every `reportEvery` steps and at the last one, with the batch loss read back */
+  readonly onStep?: (step: number, steps: number, loss: number) => void;
+  readonly reportEvery?: number;
+}
+
+export interface HeadsState {
+  theta: DualParams;
+  /** the momentum buffer; absent for plain SGD */
+  velocity?: DualParams;
+}
+
+/**
+ * One epoch over `data`; replaces `state.theta` (and `state.velocity`) by the new tensors, disposing the old
+ * ones, and returns the sum of the batch losses as a scalar tensor (the caller checks it and disposes it).
+ */
+export async function trainEpoch(state: HeadsState, data: PairSource, o: EpochOptions, rand: Rng): Promise<tf.Scalar> {
+  const u = () => rand.next();
+  const steps = Math.ceil(data.n / o.batchSize);
+  const perm = permutation(rand, data.n);
+  let lossSum = tf.scalar(0);
+  for (let k = 0; k < steps; k++) {
+    const pairs = perm.subarray(k * o.batchSize, Math.min(data.n, (k + 1) * o.batchSize));
+    const b = pairs.length;
+    const maskImg = dropoutMask(b, o.shape.img.dOut, o.dropout, u);
+    const maskTxt = dropoutMask(b, o.shape.txt.dOut, o.dropout, u);
+    const { theta, velocity } = state;
+    const next = tf.tidy(() => {
+      const { x, y, s } = data.batch(pairs);
+      const { loss, grads } = dualGrads(theta, { x, y, s, maskImg, maskTxt }, o.loss, o.temperature);
+      const step = (t: Tower) => sgd(theta[t], grads[t], velocity?.[t], () => o.lr[t], o.sgd);
+      const img = step('img');
+      const txt = step('txt');
+      return {
+        theta: { img: img.params, txt: txt.params },
+        velocity: img.velocity && txt.velocity ? { img: img.velocity, txt: txt.velocity } : undefined,
+        loss: tf.keep(loss),
+      };
+    }) as { theta: DualParams; velocity?: Record<Tower, HeadParams>; loss: tf.Scalar };
+    maskImg?.dispose();
+    maskTxt?.dispose();
+    for (const t of TOWERS) {
+      tf.dispose(Object.values(theta[t]));
+      if (velocity) tf.dispose(Object.values(velocity[t]));
+    }
+    state.theta = next.theta;
+    if (next.velocity) state.velocity = next.velocity;
+    const report = o.onStep !== undefined && (k === steps - 1 || k % (o.reportEvery ?? 20) === 0);
+    if (report) o.onStep!(k + 1, steps, (await next.loss.data())[0]!);
+    const sum = tf.add(lossSum, next.loss) as tf.Scalar;
+    lossSum.dispose();
+    next.loss.dispose();
+    lossSum = sum;
+  }
+  return lossSum;
+}
