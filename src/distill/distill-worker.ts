@@ -1,8 +1,8 @@
-/** Worker thread of the distillation stage: distils its share of phases (see index.ts). */
+/** Pool worker of the distillation stage: distils one phase per job (see index.ts). */
 import type { FeatureSet } from '../features/feature-set';
-import { workerMain } from '../util/workers';
-import { type DistillStageConfig, type PhaseJob, runPhaseJob } from './index';
+import { poolWorker } from '../util/pool';
+import { type DistillStageConfig, type PhaseJob, type PhaseMessage, runPhaseJob } from './index';
 
-workerMain<{ config: DistillStageConfig; dir: string; train: FeatureSet; jobs: readonly PhaseJob[] }>(async ({ config, dir, train, jobs }, post) => {
-  for (const job of jobs) await runPhaseJob(config, dir, job, post, train);
-});
+export default poolWorker<{ config: DistillStageConfig; dir: string; train: FeatureSet }, PhaseJob, void>(({ config, dir, train }, job, post) =>
+  runPhaseJob(config, dir, job, post as (m: PhaseMessage) => void, train),
+);

@@ -7,7 +7,6 @@
  * so a rerun skips finished phases and resumes unfinished ones.
  */
 import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { z } from 'zod';
 import { ready, tf } from '../backend';
@@ -23,7 +22,7 @@ import { type SafetensorsFile, readSafetensors, tensorOf, writeSafetensors } fro
 import { convexifyTrajectory } from '../trajectory/convexify';
 import { type BufferManifest, bufferShape, manifestPath, readBuffer, readBufferManifest } from '../trajectory/store';
 import type { ProgressSink } from '../util/progress';
-import { runInWorkers } from '../util/workers';
+import { runPool, threadCount } from '../util/pool';
 import { distillPhase, similaritySpec } from './phase';
 import { type SyntheticSet, writeSyntheticSet } from './synthetic-file';
 import { disposeState, fullSimilarity } from './synthetic';
@@ -224,7 +223,7 @@ async function distillLocked(
     if (m.type === 'warning') log(m.line);
     else if (m.type === 'progress') onProgress?.({ label: `phase ${m.index + 1}/${count}`, done: m.done, total: m.total, info: { loss: m.loss } });
   };
-  const workers = Math.max(1, Math.min(config.workers ?? Math.min(2, availableParallelism()), jobs.length));
+  const workers = threadCount(config.workers, jobs.length);
   if (opts.stopAfter !== undefined || workers === 1) {
     for (const job of jobs) await runPhaseJob(config, dir, job, onMessage, train!, opts.stopAfter);
     if (opts.stopAfter !== undefined) {
@@ -232,7 +231,7 @@ async function distillLocked(
       if (!finished.every(Boolean)) return { dir, file: '', reused: false, phases: [] };
     }
   } else {
-    await runInWorkers(join(__dirname, 'distill-worker.js'), jobs, workers, onMessage, { config, dir, train });
+    await runPool(join(__dirname, 'distill-worker.js'), jobs, workers, { onMessage }, { config, dir, train });
   }
   // the union, in phase order
   const phases = [];

@@ -1,8 +1,11 @@
-/** Worker thread of the evaluation stage: trains its share of students (see index.ts). */
-import { workerMain } from '../util/workers';
+/** Pool worker of the evaluation stage: trains one student per job (see index.ts). */
+import { poolWorker } from '../util/pool';
 import { type EvalSets, type EvalStageConfig, planRuns, runStudent } from './index';
 
-workerMain<{ config: EvalStageConfig; sets: EvalSets; jobs: readonly number[] }>(async ({ config, sets, jobs }, post) => {
-  const plan = await planRuns(config, sets);
-  for (const run of jobs) post({ run, checkpoints: await runStudent(config, plan, run) });
+type Plan = Awaited<ReturnType<typeof planRuns>>;
+let plan: Promise<Plan> | undefined; // once per thread
+
+export default poolWorker<{ config: EvalStageConfig; sets: EvalSets }, number, void>(async ({ config, sets }, run, post) => {
+  plan ??= planRuns(config, sets);
+  post({ run, checkpoints: await runStudent(config, await plan, run) });
 });

@@ -7,7 +7,6 @@
  */
 import { existsSync } from 'node:fs';
 import { ready } from '../backend';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
@@ -24,7 +23,7 @@ import { withLock } from '../store/lock';
 import { readBuffer } from '../trajectory/store';
 import type { ProgressSink } from '../util/progress';
 import { deriveSeed, rng, sampleWithoutReplacement } from '../util/random';
-import { runInWorkers } from '../util/workers';
+import { runPool, threadCount } from '../util/pool';
 import { type Checkpoint, type TrainingSubset, trainStudent } from './student';
 import { type MetricSummary, type Selection, summariseRuns } from './summary';
 
@@ -282,13 +281,14 @@ export async function evaluateMethod(input: unknown, onProgress?: ProgressSink, 
       }
       onProgress?.({ label: `eval ${method.kind} (${plan.pairs} pairs)`, done: ++done, total: ev.runs, info: { rMean: c[c.length - 1]!.test.rMean } });
     };
-    const workers = Math.max(1, Math.min(config.workers ?? Math.min(2, availableParallelism()), runs.length));
+    const workers = threadCount(config.workers, runs.length);
     if (runs.length === 0) {
       // every run was stored already
     } else if (workers === 1) {
       for (const run of runs) await record(run, await runStudent(config, plan, run));
     } else {
-      await runInWorkers(join(__dirname, 'eval-worker.js'), runs, workers, (m: { run: number; checkpoints: Checkpoint[] }) => record(m.run, m.checkpoints), { config, sets });
+      const onMessage = (m: { run: number; checkpoints: Checkpoint[] }) => record(m.run, m.checkpoints);
+      await runPool(join(__dirname, 'eval-worker.js'), runs, workers, { onMessage }, { config, sets });
     }
     return { method, runs: ev.runs, selections: summariseRuns(checkpoints), checkpoints, pairs: plan.pairs };
   };

@@ -10,7 +10,6 @@
 import { existsSync } from 'node:fs';
 import { ready } from '../backend';
 import { mkdir, readdir, rm } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { ImageCaptionSplit } from '../data/dataset';
 import { EncoderPool, IMAGE_ENCODERS, TEXT_ENCODERS, lookup } from '../encoders/registry';
@@ -19,7 +18,7 @@ import { sha256, writeJsonAtomic } from '../store/atomic';
 import { withLock } from '../store/lock';
 import { readSafetensors, writeSafetensors } from '../store/safetensors';
 import type { ProgressSink } from '../util/progress';
-import { runInWorkers } from '../util/workers';
+import { runPool, threadCount } from '../util/pool';
 import { type FeaturePaths, type Modality, checkCache, featurePaths, loadFeatures, sourceHash } from './cache';
 import { FEATURES_FORMAT, type FeatureManifest } from './manifest';
 
@@ -118,7 +117,7 @@ async function extractImageMatrix(
     opts.onProgress?.({ label: `${split.dataset}/${split.split} images`, done: finished, total: files.length });
   };
   report(0);
-  const workers = Math.max(1, Math.min(opts.workers ?? Math.min(2, availableParallelism()), todo.length));
+  const workers = threadCount(opts.workers, todo.length);
   if (todo.length > 0) {
     if (workers === 1) {
       const pool = opts.pool ?? new EncoderPool();
@@ -129,9 +128,7 @@ async function extractImageMatrix(
         if (!opts.pool) await pool.dispose();
       }
     } else {
-      await runInWorkers(join(__dirname, 'worker.js'), todo, workers, (m: { images: number }) => report(m.images), {
-        encoderId: opts.encoder,
-      });
+      await runPool(join(__dirname, 'worker.js'), todo, workers, { onMessage: (m: { images: number }) => report(m.images) }, { encoderId: opts.encoder });
     }
   }
   const data = new Float32Array(files.length * dim);

@@ -1,13 +1,12 @@
-/** Worker thread: encodes its share of image chunks with its own tfjs instance (see extract.ts). */
+/** Pool worker of the feature stage: encodes one chunk of images per job with its thread's encoder (see extract.ts). */
 import { IMAGE_ENCODERS, lookup } from '../encoders/registry';
-import { workerMain } from '../util/workers';
+import type { ImageEncoder } from '../encoders/types';
+import { poolWorker } from '../util/pool';
 import { type ChunkTask, encodeChunk } from './extract';
 
-workerMain<{ encoderId: string; jobs: readonly ChunkTask[] }>(async ({ encoderId, jobs }, post) => {
-  const encoder = await lookup(IMAGE_ENCODERS, 'image encoder', encoderId).load();
-  try {
-    for (const t of jobs) await encodeChunk(encoder, t, (images) => post({ images }));
-  } finally {
-    encoder.dispose();
-  }
+let encoder: Promise<ImageEncoder> | undefined; // loaded once per thread, freed with the thread
+
+export default poolWorker<{ encoderId: string }, ChunkTask, void>(async ({ encoderId }, task, post) => {
+  encoder ??= lookup(IMAGE_ENCODERS, 'image encoder', encoderId).load();
+  await encodeChunk(await encoder, task, (images) => post({ images }));
 });

@@ -1,7 +1,7 @@
-/** Worker thread of the buffer stage: trains its share of experts (see buffer.ts). */
-import { workerMain } from '../util/workers';
-import { type BufferStageConfig, type ExpertJob, type ExpertSets, runExpertJob } from './buffer';
+/** Pool worker of the buffer stage: trains one expert per job (see buffer.ts). */
+import { poolWorker } from '../util/pool';
+import { type BufferStageConfig, type ExpertJob, type ExpertMessage, type ExpertSets, runExpertJob } from './buffer';
 
-workerMain<{ config: BufferStageConfig; dir: string; sets: ExpertSets; jobs: readonly ExpertJob[] }>(async ({ config, dir, sets, jobs }, post) => {
-  for (const job of jobs) await runExpertJob(config, dir, job, post, sets);
-});
+export default poolWorker<{ config: BufferStageConfig; dir: string; sets: ExpertSets }, ExpertJob, void>(({ config, dir, sets }, job, post) =>
+  runExpertJob(config, dir, job, post as (m: ExpertMessage) => void, sets),
+);

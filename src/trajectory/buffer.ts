@@ -6,7 +6,6 @@
 import { existsSync } from 'node:fs';
 import { ready } from '../backend';
 import { rm } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
@@ -20,7 +19,7 @@ import { withLock } from '../store/lock';
 import { type TensorRecord, readSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
 import type { ProgressSink } from '../util/progress';
 import { deriveSeed, rng } from '../util/random';
-import { runInWorkers } from '../util/workers';
+import { runPool, threadCount } from '../util/pool';
 import { type ExpertOptions, type ExpertProgress, trainExpert } from './expert';
 import {
   BUFFER_FORMAT,
@@ -256,7 +255,7 @@ async function buildBufferLocked(
       await writeBufferManifest(dir, manifest);
     }
   };
-  const workers = Math.max(1, Math.min(config.buffer.workers ?? Math.min(2, availableParallelism()), jobs.length));
+  const workers = threadCount(config.buffer.workers, jobs.length);
   if (jobs.length > 0) {
     if (workers === 1) {
       for (const job of jobs) {
@@ -266,7 +265,7 @@ async function buildBufferLocked(
       }
     } else {
       // the feature sets travel to the workers (copied once), which never read or verify the data again
-      await runInWorkers(join(__dirname, 'buffer-worker.js'), jobs, workers, onMessage, { config, dir, sets });
+      await runPool(join(__dirname, 'buffer-worker.js'), jobs, workers, { onMessage }, { config, dir, sets });
     }
   }
   return { dir, manifest: await readBufferManifest(dir), trained: jobs.length };
