@@ -27,6 +27,8 @@ export { prepareFeatureSets } from './features/load';
 // model: dual encoder, losses, retrieval
 export { type DualParams, type DualShape, TOWERS, dualGrads, dualShape, initDual } from './model/dual';
 export { LOSSES, LOSS_NAMES, type LossName } from './model/losses';
+export { type SgdOptions, sgd } from './model/sgd';
+export { type EpochOptions, type HeadsState, type PairSource, trainEpoch } from './model/train';
 export { RECALL_KEYS, type Retrieval, type RetrievalSplit, evaluateRetrieval, retrievalFromScores } from './model/retrieval';
 
 // trajectories: experts, buffers, shortcut trajectories
@@ -37,7 +39,7 @@ export { convexifyBuffer, convexifyFlat, convexifyTrajectory } from './trajector
 
 // distillation
 export { DistillStageConfig, type DistillResult, distill } from './distill';
-export { type PhaseInput, type PhaseOutput, distillPhase } from './distill/phase';
+export { type PhaseInput, type PhaseOutput, type UnrollDraw, distillPhase, sampleUnroll, teacherAt } from './distill/phase';
 export { type IterationResult, type Teacher, type UnrollStep, distillIteration } from './distill/iteration';
 export { lrGradient, matchingLoss } from './distill/matching';
 export { emaUpdate } from './distill/ema';

@@ -3,7 +3,7 @@
  * unless a comment says why this project's CPU default differs; `configs/*.json` name the reference
  * values where they differ. Unknown fields are errors.
  */
-import { isAbsolute, join } from 'node:path';
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { SPLITS } from '../data/dataset';
 import { LOSS_NAMES } from '../model/losses';
@@ -25,8 +25,11 @@ export const SafeName = z
  */
 export const Workspace = z.string().min(1).default('.');
 
-/** `path` inside the workspace, unless it is absolute. */
-export const inWorkspace = (workspace: string, path: string): string => (isAbsolute(path) ? path : join(workspace, path));
+/**
+ * `path` inside the workspace (unless it is absolute), as an absolute path: what a verb returns can be handed
+ * to the next verb with the same workspace unchanged.
+ */
+export const inWorkspace = (workspace: string, path: string): string => resolve(workspace, path);
 
 /** The data section with its cache folder resolved against the workspace (what stages and workers use). */
 export const resolveData = (data: DataConfig, workspace: string): DataConfig => ({ ...data, cacheDir: inWorkspace(workspace, data.cacheDir) });

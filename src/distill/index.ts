@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { ready, tf } from '../backend';
 import { parseConfig } from '../config/parse';
 import { DataConfig, DistillConfig, ModelConfig, SafeName, Workspace, inWorkspace, resolveData } from '../config/schemas';
-import { CorruptFileError, unusable } from '../errors';
+import { ConfigError, CorruptFileError, unusable } from '../errors';
 import type { FeatureSet } from '../features/feature-set';
 import { loadFeatureSets } from '../features/load';
 import { ensureDir, writeJsonAtomic } from '../store/atomic';
@@ -23,7 +23,7 @@ import { convexifyTrajectory } from '../trajectory/convexify';
 import { type BufferManifest, bufferShape, manifestPath, readBuffer, readBufferManifest } from '../trajectory/store';
 import type { ProgressSink } from '../util/progress';
 import { runPool, threadCount } from '../util/pool';
-import { distillPhase, similaritySpec } from './phase';
+import { checkPhase, distillPhase, similaritySpec } from './phase';
 import { type SyntheticSet, writeSyntheticSet } from './synthetic-file';
 import { disposeState, fullSimilarity } from './synthetic';
 
@@ -135,10 +135,11 @@ export async function runPhaseJob(
 }
 
 /** What a finished phase file depends on: the features, the very experts used (by checksum), the phase. */
-function phaseFileKey(c: DistillStageConfig, experts: BufferManifest, k: number): string {
+function phaseFileKey(c: DistillStageConfig, experts: BufferManifest, train: FeatureSet, k: number): string {
   const used = experts.experts.filter((e) => e.index < (c.numExperts ?? Infinity)).map((e) => e.sha256);
   return artefactKey({
     data: { ...c.data, dataRoot: undefined, cacheDir: undefined },
+    features: train.digest,
     experts: { config: experts.config, dims: experts.dims, epochs: experts.epochs, files: used },
     distill: { ...c.distill, checkpointEvery: undefined, phases: undefined },
     phase: c.distill.phases[k],
@@ -216,7 +217,15 @@ async function distillLocked(
   }
   const [train] = await loadFeatureSets(config.data, ['train']);
   const count = config.distill.phases.length;
-  const keys = config.distill.phases.map((_, k) => phaseFileKey(config, experts, k));
+  // every phase is checked here, before any work starts anywhere
+  config.distill.phases.forEach((p, k) => {
+    const snapshots = experts.epochs + 1;
+    if (p.source !== 'experts' && !(p.source[1] <= snapshots && p.source[1] - p.source[0] >= 2)) {
+      throw new ConfigError(`phases[${k}].source: the slice [${p.source[0]}, ${p.source[1]}) must hold at least 2 of the ${snapshots} snapshots of the experts`);
+    }
+    checkPhase(k, p, config.distill, p.source === 'experts' ? snapshots : p.source[1] - p.source[0], train!.numCaptions);
+  });
+  const keys = config.distill.phases.map((_, k) => phaseFileKey(config, experts, train!, k));
   const jobs: PhaseJob[] = [];
   for (let k = 0; k < count; k++) if (!(await phaseDone(config, dir, k, keys[k]!))) jobs.push({ index: k, key: keys[k]! });
   const onMessage = (m: PhaseMessage) => {

@@ -151,8 +151,11 @@ async function loadCheckpoint(input: PhaseInput & { checkpoint: string }, key: s
     for (const k of ['state.x', 'state.y', 'ema.x', 'ema.y', 'velocity.x', 'velocity.y']) {
       if (st.tensors.get(k)?.shape[0] !== input.phase.size) throw new CorruptFileError(input.checkpoint, `${k} does not hold ${input.phase.size} pairs`);
     }
+    const nonFinite = [...st.tensors].find(([, t]) => t.dtype === 'F32' && !(t.data as Float32Array).every(Number.isFinite));
+    if (nonFinite) throw new CorruptFileError(input.checkpoint, `${nonFinite[0]} holds NaN or infinite values`);
   } catch (e) {
-    input.log?.(`[ptmst] warning: ${(e as Error).message}; phase ${input.index + 1} restarts from iteration 0`);
+    if (!(e instanceof CorruptFileError)) throw e;
+    input.log?.(`[ptmst] warning: ${e.message}; phase ${input.index + 1} restarts from iteration 0`);
     return undefined;
   }
   if (st.metadata.key !== key) return undefined; // a checkpoint of another configuration: start afresh
@@ -195,25 +198,26 @@ async function saveCheckpoint(input: PhaseInput, key: string, r: Resumed): Promi
   );
 }
 
-/** Validate the phase against its trajectories before any work (one clear error naming the field). */
-export function checkPhase(input: Pick<PhaseInput, 'index' | 'phase' | 'config' | 'trajectories' | 'train'>): void {
-  const { phase, index, config, trajectories } = input;
-  const snapshots = trajectories[0]!.snapshots;
+/**
+ * Validate a phase against its teachers before any work (one clear error naming the field): `snapshots` is
+ * the length of its trajectories (an expert's epochs + 1, or a shortcut slice's length).
+ */
+export function checkPhase(index: number, phase: PhaseConfig, config: DistillConfig, snapshots: number, trainPairs: number): void {
   if (phase.start[1] + config.expertStep > snapshots - 1) {
     throw new ConfigError(
       `phases[${index}].start: max start ${phase.start[1]} + expertStep ${config.expertStep} exceeds the last ` +
         `snapshot (${snapshots - 1}) of its trajectories`,
     );
   }
-  if (phase.size > input.train.numCaptions) {
-    throw new ConfigError(`phases[${index}].size: ${phase.size} exceeds the ${input.train.numCaptions} training pairs`);
+  if (phase.size > trainPairs) {
+    throw new ConfigError(`phases[${index}].size: ${phase.size} exceeds the ${trainPairs} training pairs`);
   }
 }
 
 /** Run (or resume) one phase. */
 export async function distillPhase(input: PhaseInput): Promise<PhaseOutput> {
   await ready(); // library verbs pick the fastest backend themselves (wasm, not plain JS)
-  checkPhase(input);
+  checkPhase(input.index, input.phase, input.config, input.trajectories[0]!.snapshots, input.train.numCaptions);
   const { config, phase } = input;
   const spec = similaritySpec(config);
   const key = checkpointKey(input);

@@ -3,10 +3,10 @@
  * (`p<k>.x`, `p<k>.y`, `p<k>.s` (materialised N×N), `p<k>.lrImg`, `p<k>.lrTxt`, plus the raw S factors),
  * with the configuration and per-phase provenance as JSON metadata. Python reads it with safetensors.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { CorruptFileError, MissingFileError } from '../errors';
 import { sha256 } from '../store/atomic';
-import { type TensorRecord, readSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
+import { type TensorRecord, decodeSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
 
 export interface SyntheticPhase {
   readonly n: number;
@@ -52,7 +52,17 @@ export async function writeSyntheticSet(path: string, set: SyntheticSet): Promis
  * shapes, finite values and positive learning rates. Any failure is one CorruptFileError naming the file.
  */
 export async function readSyntheticSet(path: string): Promise<VerifiedSyntheticSet> {
-  const st = await readSafetensors(path, { requireDigest: true });
+  // one read: the digest describes exactly the bytes that were verified and used
+  let buf: Buffer;
+  try {
+    if (!(await stat(path)).isFile()) throw new CorruptFileError(path, 'not a regular file');
+    buf = await readFile(path);
+  } catch (e) {
+    if (e instanceof CorruptFileError) throw e;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new MissingFileError(path);
+    throw new CorruptFileError(path, `cannot read (${(e as Error).message})`);
+  }
+  const st = decodeSafetensors(buf, path, { requireDigest: true });
   if (st.metadata.format !== 'ptmst.synthetic/1') throw new CorruptFileError(path, 'not a ptmst synthetic set');
   const count = Number(st.metadata.phases);
   if (!Number.isInteger(count) || count < 1) throw new CorruptFileError(path, `metadata phases = ${st.metadata.phases} is not a phase count`);
@@ -89,11 +99,5 @@ export async function readSyntheticSet(path: string): Promise<VerifiedSyntheticS
   } catch {
     throw new CorruptFileError(path, 'provenance metadata is not valid JSON');
   }
-  let digest: string;
-  try {
-    digest = sha256(await readFile(path));
-  } catch (e) {
-    throw new MissingFileError(path, `cannot read (${(e as Error).message})`);
-  }
-  return { dImg, dTxt, phases, provenance, digest };
+  return { dImg, dTxt, phases, provenance, digest: sha256(buf) };
 }

@@ -18,6 +18,7 @@ import { type DualShape, dualShape } from '../model/dual';
 import { LOSS_NAMES, type LossName } from '../model/losses';
 import { loadFeatureSets } from '../features/load';
 import { ensureDir, sha256, writeJsonAtomic } from '../store/atomic';
+import { artefactKey } from '../store/key';
 import { readJsonFile } from '../store/json';
 import { withLock } from '../store/lock';
 import { readBuffer } from '../trajectory/store';
@@ -212,10 +213,16 @@ export async function runStudent(
 }
 
 /** What every run's result depends on: a record with another key belongs to another evaluation. */
-function runKey(config: EvalStageConfig, digest: string): string {
+function runKey(config: EvalStageConfig, digest: string, sets: EvalSets): string {
   const method = config.method.kind === 'synthetic' ? { kind: 'synthetic', sha256: digest } : config.method;
-  const { runs: _runs, ...protocol } = config.eval;
-  return sha256(JSON.stringify({ method, data: { ...config.data, dataRoot: undefined }, model: config.model, eval: protocol, realLoss: config.realLoss }));
+  return artefactKey({
+    method,
+    data: { ...config.data, dataRoot: undefined, cacheDir: undefined },
+    features: [sets.train.digest, sets.val.digest, sets.test.digest],
+    model: config.model,
+    eval: { ...config.eval, runs: undefined },
+    realLoss: config.realLoss,
+  });
 }
 
 /** A finished run's checkpoints, verified; undefined when absent or made for another key. */
@@ -264,7 +271,7 @@ export async function evaluateMethod(input: unknown, onProgress?: ProgressSink, 
   const plan = await planRuns(config, sets);
   const body = async () => {
     const dir = config.out;
-    const key = runKey(config, plan.digest);
+    const key = runKey(config, plan.digest, sets);
     const checkpoints: Checkpoint[][] = new Array(ev.runs);
     const runs: number[] = [];
     for (let run = 0; run < ev.runs; run++) {

@@ -63,13 +63,15 @@ export async function trainStudent(
     txt: Object.fromEntries(PARAM_NAMES.map((n) => [n, tf.zerosLike(state.theta.txt[n])])),
   })) as unknown as DualParams;
   const checkpoints: Checkpoint[] = [];
-  const evaluate = async (subset: number, epoch: number) =>
+  const evaluate = async (subset: number, epoch: number) => {
+    const at = `${label}, subset ${subset + 1}, after epoch ${epoch}`;
     checkpoints.push({
       subset,
       epoch,
-      val: await evaluateRetrieval(state.theta, evalSets.val),
-      test: await evaluateRetrieval(state.theta, evalSets.test),
+      val: await evaluateRetrieval(state.theta, evalSets.val, at),
+      test: await evaluateRetrieval(state.theta, evalSets.test, at),
     });
+  };
   try {
     for (const [si, sub] of subsets.entries()) {
       const x = tf.tensor2d(sub.x, [sub.n, shape.img.dIn]);

@@ -150,6 +150,14 @@ export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResu
   const entry = opts.modality === 'image'
     ? lookup(IMAGE_ENCODERS, 'image encoder', opts.encoder)
     : lookup(TEXT_ENCODERS, 'text encoder', opts.encoder);
+  if (!opts.force) {
+    // a valid cache is only read: no lock, so a read-only cache works
+    const check = await checkCache(paths, { sourceHash: await sourceHash(opts.split, opts.modality), encoderId: opts.encoder, encoderVersion: entry.version() });
+    if (check.status === 'valid') {
+      await loadFeatures(paths); // verifies the checksum: a corrupted cache is an error, never used
+      return { paths, manifest: check.manifest, reused: true, resumedChunks: 0 };
+    }
+  }
   return withLock(paths.file, 'features', () => extractLocked(opts, paths, entry), opts.log);
 }
 

@@ -1,5 +1,6 @@
 /** A split as the trainable stages see it: image and caption feature matrices plus the retrieval maps. */
 import type { ImageCaptionSplit } from '../data/dataset';
+import { sha256 } from '../store/atomic';
 import { type FeaturePaths, featurePaths, loadFeatures } from './cache';
 
 export interface FeatureSet {
@@ -18,6 +19,8 @@ export interface FeatureSet {
   /** caption j shows image captionToImage[j]; a (caption, its image) is one training pair */
   readonly captionToImage: Int32Array;
   readonly imageToCaptions: readonly (readonly number[])[];
+  /** what the numbers are: a hash of both feature files' checksums (artefact keys include it) */
+  readonly digest: string;
 }
 
 export function featureSetPaths(cacheDir: string, dataset: string, split: string, imageEncoder: string, textEncoder: string): {
@@ -58,5 +61,6 @@ export async function loadFeatureSet(
     txt: txt.data,
     captionToImage: split.captionToImage,
     imageToCaptions: split.imageToCaptions,
+    digest: sha256(`${img.manifest.sha256}\n${txt.manifest.sha256}`),
   };
 }

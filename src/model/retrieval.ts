@@ -8,6 +8,7 @@
  * above chance (NaN compares false with everything, and a `>` test alone would rank it first).
  */
 import { ready, tf } from '../backend';
+import { NonFiniteError } from '../errors';
 import type { DualParams } from './dual';
 import { embed } from './head';
 import { mm } from './linalg';
@@ -80,7 +81,7 @@ export interface RetrievalSplit {
 }
 
 /** Embed a split with trained heads and score retrieval over it. */
-export async function evaluateRetrieval(theta: DualParams, data: RetrievalSplit): Promise<Retrieval> {
+export async function evaluateRetrieval(theta: DualParams, data: RetrievalSplit, label = 'retrieval'): Promise<Retrieval> {
   await ready(); // library verbs pick the fastest backend themselves (wasm, not plain JS)
   const scores = tf.tidy(() => {
     const u = embed(theta.img, tf.tensor2d(data.img, [data.numImages, data.dImg]));
@@ -89,5 +90,7 @@ export async function evaluateRetrieval(theta: DualParams, data: RetrievalSplit)
   });
   const values = (await scores.data()) as Float32Array;
   scores.dispose();
+  // finite parameters can still overflow in the forward pass: a score that is not a number is never ranked
+  if (!values.every(Number.isFinite)) throw new NonFiniteError(`${label}: retrieval scores are NaN or infinite (the heads overflow); stopped`);
   return retrievalFromScores(values, data.numImages, data.captionToImage, data.imageToCaptions);
 }

@@ -113,7 +113,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
   const workers = config.workers ? { workers: config.workers } : {};
   // the planner chains the stages: features, then experts (when a method needs them), then each method
   const data = { ...config.data, cacheDir: inWorkspace(workspace, config.data.cacheDir) };
-  await prepareFeatureSets(data, ['train', 'val', 'test'], onProgress);
+  const sets = await prepareFeatureSets(data, ['train', 'val', 'test'], onProgress);
   const needsExperts = config.methods.some((m) => m.kind !== 'coreset');
   const experts = needsExperts
     ? await buildBuffer({ data, model: config.model, buffer: config.buffer, workspace, force: config.force }, onProgress, log)
@@ -145,6 +145,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
       artefactKey({
         method: { ...m, name: undefined },
         data: { ...data, dataRoot: undefined, cacheDir: undefined },
+        features: sets.map((s) => s.digest),
         model: config.model,
         eval: config.eval,
         realLoss: config.realLoss,

@@ -7,8 +7,8 @@
  *
  * (`write-file-atomic` does not check the byte count before renaming, and its errors name no file.)
  *
- * Test hook: `PTMST_FAULT_DISK_FULL_AFTER=<bytes>` makes this process's writes fail with ENOSPC once
- * that many bytes have been written through here (the last write is short, as a real full disk makes
+ * Test hook: `PTMST_FAULT_DISK_FULL_AFTER=<bytes>` makes this thread's writes fail with ENOSPC once
+ * that many bytes have been written through here (each worker thread counts its own) (the last write is short, as a real full disk makes
  * it), so the fault suite can run whole stages against a full disk.
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -68,11 +68,20 @@ export async function writeAtomic(path: string, data: string | Uint8Array): Prom
     const size = (await stat(tmp)).size;
     if (size !== bytes.length) throw new Error(`only ${size} of ${bytes.length} bytes reached the disk`);
     await rename(tmp, path);
+    await syncFolder(dir);
   } catch (e) {
     await handle?.close().catch(() => undefined);
     await rm(tmp, { force: true }).catch(() => undefined);
     throw e instanceof WriteError ? e : new WriteError(path, `${describeSystemError(e)}; nothing was written under this name`);
   }
+}
+
+/** fsync a folder so a rename in it survives a power loss (best effort: some file systems refuse). */
+async function syncFolder(dir: string): Promise<void> {
+  const h = await open(dir, 'r').catch(() => undefined);
+  if (h === undefined) return;
+  await h.sync().catch(() => undefined);
+  await h.close();
 }
 
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {

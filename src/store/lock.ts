@@ -7,16 +7,22 @@
  *
  * A process killed with SIGKILL cannot release its lock. Its owner file (`<target>.lock.owner`: pid and
  * host) lets a later run on the same host see that the owner is dead and take the lock at once; on
- * another host the lock expires after `STALE_MS` without updates.
+ * another host the lock expires after `STALE_MS` without updates. Known limit: two waiters that find the
+ * same dead owner at the same instant can both take the lock (atomic writes keep the files whole).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { rm, rmdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import lockfile from 'proper-lockfile';
+import { WriteError, describeSystemError } from '../errors';
 import { ensureDir, writeJsonAtomic } from './atomic';
 
-const STALE_MS = 20_000;
+/**
+ * A lock not refreshed for this long is taken over (another host's crashed run). Long, because a process
+ * busy in synchronous tensor code cannot refresh it; a crash on this host is detected at once (owner pid).
+ */
+const STALE_MS = 10 * 60_000;
 const POLL_MS = 500;
 
 interface Owner {
@@ -78,7 +84,7 @@ export async function withLock<T>(
     try {
       release = await lockfile.lock(target, options);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw new WriteError(lockDir(target), `cannot take the lock: ${describeSystemError(e)}`);
       if (!told) {
         const o = readOwner(target);
         log(`[ptmst] ${what}: waiting for another ptmst process${o ? ` (pid ${o.pid} on ${o.host})` : ''} working on ${target}`);
@@ -91,7 +97,7 @@ export async function withLock<T>(
     await writeJsonAtomic(ownerFile(target), { pid: process.pid, host: hostname(), what } satisfies Owner);
     return await body();
   } finally {
-    await rm(ownerFile(target), { force: true });
+    await rm(ownerFile(target), { force: true }).catch(() => undefined);
     await release().catch(() => undefined);
   }
 }

@@ -200,6 +200,8 @@ function parseHeader(bytes: Uint8Array, dataLen: number, file: string): Header {
     .map(([name, e]): Entry => {
       const bad = (what: string) => new CorruptFileError(file, `tensor ${name}: ${what}`);
       if (!isObject(e)) throw bad(`entry is ${kindOf(e)}, not an object`);
+      const extra = Object.keys(e).filter((k) => k !== 'dtype' && k !== 'shape' && k !== 'data_offsets');
+      if (extra.length > 0) throw bad(`unexpected field(s) ${extra.slice(0, 3).map((k) => JSON.stringify(k)).join(', ')}`);
       if (!isDType(e.dtype)) throw bad(`unsupported dtype ${String(e.dtype)}`);
       const count = elementCount(e.shape);
       if (count === undefined) throw bad('bad shape: dims must be safe integers >= 0 with a safe-integer product');
@@ -232,11 +234,19 @@ function parseHeader(bytes: Uint8Array, dataLen: number, file: string): Header {
   return { entries, raw, metadata: Object.fromEntries(metaEntries), digest };
 }
 
+function digestOrFail(h: Header, data: Uint8Array, file: string): string {
+  try {
+    return contentDigest(h.raw, h.metadata, [data]);
+  } catch (e) {
+    throw new CorruptFileError(file, `header cannot be digested (${(e as Error).message})`);
+  }
+}
+
 /** Check the digest of a validated header and its data section, then copy the tensors into aligned arrays. */
 function assemble(h: Header, data: Uint8Array, file: string, opts: ReadOptions): SafetensorsFile {
   if (h.digest === undefined) {
     if (opts.requireDigest) throw new CorruptFileError(file, `has no ${DIGEST_KEY} (not written by ptmst, or an older version)`);
-  } else if (h.digest !== contentDigest(h.raw, h.metadata, [data])) {
+  } else if (h.digest !== digestOrFail(h, data, file)) {
     throw new CorruptFileError(file, 'content digest mismatch: the file is corrupted or was edited');
   }
   const tensors = new Map<string, NamedTensor>();

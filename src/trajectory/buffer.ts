@@ -14,7 +14,8 @@ import { ConfigError, CorruptFileError, unusable } from '../errors';
 import type { LossName } from '../model/losses';
 import type { FeatureSet } from '../features/feature-set';
 import { loadFeatureSets } from '../features/load';
-import { ensureDir, sha256 } from '../store/atomic';
+import { ensureDir } from '../store/atomic';
+import { artefactKey } from '../store/key';
 import { withLock } from '../store/lock';
 import { type TensorRecord, readSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
 import type { ProgressSink } from '../util/progress';
@@ -91,8 +92,8 @@ const PROGRESS_FORMAT = 'ptmst.expert-progress/1';
 const progressFile = (dir: string, index: number) => join(dir, expertFileName(index).replace('.safetensors', '.partial.safetensors'));
 
 /** What an expert's trajectory depends on: a partial file made under another configuration is not resumed. */
-const progressKey = (config: BufferStageConfig, job: ExpertJob) =>
-  sha256(JSON.stringify({ config: expertConfig(config), seed: job.seed, index: job.index }));
+const progressKey = (config: BufferStageConfig, job: ExpertJob, sets: ExpertSets) =>
+  artefactKey({ config: expertConfig(config), features: sets.train.digest, seed: job.seed, index: job.index });
 
 async function saveProgress(file: string, key: string, p: ExpertProgress): Promise<void> {
   const tensors: TensorRecord = {
@@ -123,7 +124,8 @@ async function loadProgress(file: string, key: string, warn: (line: string) => v
       rngState: Number(st.metadata.rng),
     };
   } catch (e) {
-    warn(`[ptmst] warning: ${(e as Error).message}; the expert restarts from epoch 0`);
+    if (!(e instanceof CorruptFileError)) throw e;
+    warn(`[ptmst] warning: ${e.message}; the expert restarts from epoch 0`);
     return undefined;
   }
 }
@@ -143,7 +145,7 @@ export async function runExpertJob(
   const { train, val, test } = sets;
   const t0 = performance.now();
   const file = progressFile(dir, job.index);
-  const key = progressKey(config, job);
+  const key = progressKey(config, job, sets);
   const from = await loadProgress(file, key, (line) => post({ type: 'warning', line }));
   if (from) post({ type: 'warning', line: `[ptmst] expert ${job.index} resumes after epoch ${from.epochs} (${file})` });
   const traj = await trainExpert(
@@ -207,6 +209,7 @@ async function buildBufferLocked(
     dims: { img: train!.dImg, txt: train!.dTxt, out: config.model.dOut },
     epochs: config.buffer.epochs,
     seed: config.buffer.seed,
+    features: train!.digest,
     config: expertConfig(config),
     numExperts: config.buffer.numExperts,
     experts: [],

@@ -96,9 +96,10 @@ export async function trainExpert(
   const snapshots: { img: Float32Array; txt: Float32Array }[] = [];
   const retrieval: Retrieval[] = [...(from?.retrieval ?? [])];
   const retrievalVal: Retrieval[] = [...(from?.retrievalVal ?? [])];
-  const record = async () => {
-    if (evalSets.test) retrieval.push(await evaluateRetrieval(theta, evalSets.test));
-    if (evalSets.val) retrievalVal.push(await evaluateRetrieval(theta, evalSets.val));
+  const record = async (epoch: number) => {
+    const at = `${opts.label ?? 'expert'}, after epoch ${epoch}`;
+    if (evalSets.test) retrieval.push(await evaluateRetrieval(theta, evalSets.test, at));
+    if (evalSets.val) retrievalVal.push(await evaluateRetrieval(theta, evalSets.val, at));
   };
   if (from) {
     const img = rows(from.img, from.epochs + 1);
@@ -112,7 +113,7 @@ export async function trainExpert(
   } else {
     theta = initDual(shape, u);
     snapshots.push(await flatSnapshot(theta));
-    await record();
+    await record(0);
   }
   const label = opts.label ?? 'expert';
   const imgAll = tf.tensor2d(train.img, [train.numImages, train.dImg]);
@@ -152,7 +153,7 @@ export async function trainExpert(
         throw new NonFiniteError(`${label}: the training loss or the parameters became NaN or infinite in epoch ${epoch + 1}; stopped`);
       }
       snapshots.push(await flatSnapshot(theta));
-      await record();
+      await record(epoch + 1);
       if (resume.onEpoch) {
         await resume.onEpoch({
           epochs: epoch + 1,

@@ -38,15 +38,18 @@ export const BufferManifest = z.object({
   /** snapshots per trajectory minus one (10 for the reference experts) */
   epochs: z.number().int().positive(),
   seed: z.number().int().nonnegative(),
+  /** the training features the experts saw (FeatureSet.digest of the train split) */
+  features: z.string().optional(),
   /** the expert-training configuration (or, for a convexified buffer, its source's) */
   config: z.record(z.string(), z.unknown()),
   /** for convexified buffers: the source buffer folder and the slice [start, end) */
   source: z.object({ buffer: z.string(), start: z.number().int(), end: z.number().int() }).optional(),
   /** experts planned; `experts` lists the finished ones */
   numExperts: z.number().int().positive(),
-  experts: z.array(ExpertEntry).refine((es) => new Set(es.map((e) => e.index)).size === es.length, {
-    message: 'an expert index is listed twice',
-  }),
+  experts: z
+    .array(ExpertEntry)
+    .refine((es) => new Set(es.map((e) => e.index)).size === es.length, { message: 'an expert index is listed twice' })
+    .refine((es) => es.every((e) => e.file === expertFileName(e.index)), { message: 'an expert file is not named expert-<index>.safetensors' }),
 });
 export type BufferManifest = z.infer<typeof BufferManifest>;
 

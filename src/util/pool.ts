@@ -15,6 +15,9 @@ export function threadCount(configured: number | undefined, jobs: number): numbe
   return Math.max(1, Math.min(configured ?? Math.min(2, availableParallelism()), jobs));
 }
 
+/** What a job sends back: its value, or its error by class name and message. */
+type Outcome<R> = { value: R } | { error: { name: string; message: string; stack: string } };
+
 export async function runPool<J, R, M>(
   script: string,
   jobs: readonly J[],
@@ -33,8 +36,10 @@ export async function runPool<J, R, M>(
         port1.on('message', (m: M) => void serial(() => handlers.onMessage?.(m)));
         const closed = new Promise<void>((resolve) => port1.once('close', () => resolve()));
         try {
-          const result = (await pool.run({ job, port: port2 }, { transferList: [port2] })) as R;
+          const outcome = (await pool.run({ job, port: port2 }, { transferList: [port2] })) as Outcome<R>;
           await closed; // every progress message of the job has arrived
+          if ('error' in outcome) throw Object.assign(new Error(outcome.error.message), { name: outcome.error.name, stack: outcome.error.stack });
+          const result = outcome.value;
           await serial(() => handlers.onResult?.(result, job));
         } finally {
           port1.close();
@@ -53,7 +58,7 @@ export async function runPool<J, R, M>(
  */
 export function poolWorker<D, J, R>(
   main: (shared: D, job: J, post: (message: unknown) => void) => Promise<R>,
-): (task: { job: J; port: MessagePort }) => Promise<R> {
+): (task: { job: J; port: MessagePort }) => Promise<Outcome<R>> {
   let init: Promise<unknown> | undefined;
   return async ({ job, port }) => {
     // required lazily: this module is also loaded by the main thread
@@ -61,7 +66,11 @@ export function poolWorker<D, J, R>(
     init ??= (require('../backend') as typeof import('../backend')).ready(() => undefined);
     await init;
     try {
-      return await main(workerData, job, (m) => port.postMessage(m));
+      return { value: await main(workerData, job, (m) => port.postMessage(m)) };
+    } catch (e) {
+      // the error's class travels by name (the exit code depends on it; a thread boundary drops the class)
+      const err = e instanceof Error ? e : new Error(String(e));
+      return { error: { name: err.name, message: err.message, stack: err.stack ?? '' } };
     } finally {
       port.close();
     }

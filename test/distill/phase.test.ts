@@ -26,7 +26,7 @@ function toySet(seed: number): FeatureSet {
   });
   return {
     dataset: 'toy', split: 'train', imageEncoder: 'toy', textEncoder: 'toy', numImages: nImg, numCaptions: nImg * 2,
-    dImg: 16, dTxt: 8, img, txt, captionToImage, imageToCaptions: Array.from({ length: nImg }, (_, i) => [2 * i, 2 * i + 1]),
+    dImg: 16, dTxt: 8, img, txt, captionToImage, imageToCaptions: Array.from({ length: nImg }, (_, i) => [2 * i, 2 * i + 1]), digest: 'toy',
   };
 }
 

@@ -208,6 +208,18 @@ describe('faults: kill, corrupt, poison and fill the disk on the shapes set', fu
       assert.match(r.err, /phase-0\.safetensors: x holds NaN or infinite values/);
     });
 
+    it('a buffer manifest naming one expert file under two indices', () => {
+      const cwd = workspace();
+      cpSync(join(straight, 'buffers'), join(cwd, 'buffers'), { recursive: true });
+      const file = join(cwd, BUFFER, 'manifest.json');
+      const m = JSON.parse(readFileSync(file, 'utf8')) as { experts: { file: string; sha256: string; bytes: number }[] };
+      m.experts[1] = { ...m.experts[1]!, file: m.experts[0]!.file, sha256: m.experts[0]!.sha256, bytes: m.experts[0]!.bytes };
+      writeFileSync(file, JSON.stringify(m));
+      const r = ptmst(cwd, ['eval', '--config', 'faults.json', '--full']);
+      assert.equal(r.code, 3, r.err);
+      assert.match(r.err, /manifest\.json: buffer manifest field experts: an expert file is not named expert-<index>\.safetensors/);
+    });
+
     it('a buffer manifest listing one expert twice', () => {
       const cwd = workspace();
       cpSync(join(straight, 'buffers'), join(cwd, 'buffers'), { recursive: true });
@@ -228,6 +240,15 @@ describe('faults: kill, corrupt, poison and fill the disk on the shapes set', fu
       const r = ptmst(cwd, ['eval', '--config', 'nan.json', '--random', '40', '--out', 'nanrec']);
       assert.equal(r.code, 4, r.err);
       assert.match(r.err, /random coreset \(40 pairs\), run \d: the training loss or the parameters became NaN or infinite in subset 1, epoch \d+; stopped/);
+      assert.doesNotMatch(r.err, /r_mean/);
+    });
+
+    it('a student whose parameters stay finite but whose scores overflow is never scored either', () => {
+      const cwd = workspace();
+      writeFileSync(join(cwd, 'big.json'), JSON.stringify({ ...config, eval: { ...config.eval, realLr: 1e30, epochs: 1, runs: 1 } }));
+      const r = ptmst(cwd, ['eval', '--config', 'big.json', '--random', '40', '--out', 'bigrec']);
+      assert.equal(r.code, 4, r.err);
+      assert.match(r.err, /random coreset \(40 pairs\), run 1.*(NaN or infinite)/);
       assert.doesNotMatch(r.err, /r_mean/);
     });
   });
@@ -286,7 +307,7 @@ describe('faults: kill, corrupt, poison and fill the disk on the shapes set', fu
       assert.equal(a.code, 0, a.err);
       const b = ptmst(cwd, ['eval', '--config', 'faults.json', '--random', '20', '--runs', '3', '--out', 'more']);
       assert.equal(b.code, 0, b.err);
-      assert.match(b.err, /eval: 2 of 3 runs already stored in more/);
+      assert.match(b.err, /eval: 2 of 3 runs already stored in \S*\/more/);
     });
 
     it('features of the shapes set need no data root; a JSON array of indices is a coreset', () => {

@@ -283,3 +283,17 @@ describe('store/safetensors', () => {
     await assert.rejects(readSafetensors(dir), corrupt(dir, /^.*: not a regular file$/));
   });
 });
+
+describe('store/safetensors: hostile headers beyond the format', () => {
+  it('rejects fields other than dtype, shape and data_offsets (a deeply nested one cannot exhaust the stack)', () => {
+    let deep = '0';
+    for (let i = 0; i < 100000; i++) deep = `[${deep}]`;
+    const json = `{"__metadata__":{"ptmst.digest":"sha256:00"},"x":{"dtype":"F32","shape":[0],"data_offsets":[0,0],"junk":${deep}}}`;
+    const head = Buffer.alloc(8);
+    head.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+    assert.throws(
+      () => decodeSafetensors(Buffer.concat([head, Buffer.from(json)]), 'deep.safetensors'),
+      (e: unknown) => e instanceof CorruptFileError && /^deep\.safetensors: (tensor x: unexpected field\(s\) "junk"|header is not valid JSON)/.test(e.message),
+    );
+  });
+});

@@ -13,7 +13,7 @@ function toySet(seed: number): FeatureSet {
   const txt = Float32Array.from({ length: nImg * 2 * 6 }, (_, k) => img[captionToImage[Math.floor(k / 6)]! * 12 + (k % 6)]! + 0.1 * r.next());
   return {
     dataset: 'toy', split: 'train', imageEncoder: 'toy', textEncoder: 'toy', numImages: nImg, numCaptions: nImg * 2,
-    dImg: 12, dTxt: 6, img, txt, captionToImage, imageToCaptions: Array.from({ length: nImg }, (_, i) => [2 * i, 2 * i + 1]),
+    dImg: 12, dTxt: 6, img, txt, captionToImage, imageToCaptions: Array.from({ length: nImg }, (_, i) => [2 * i, 2 * i + 1]), digest: 'toy',
   };
 }
 

@@ -168,10 +168,10 @@ export function register(program: Command): void {
         method,
         force: o.force,
       });
-      // per-run records under a folder named by what the runs depend on (the synthetic file's bytes, not its path)
+      // per-run records under a folder named by the evaluation's config (each record is keyed by the synthetic
+      // set's content too, so a changed file is never scored from stale records)
       const fingerprint = createHash('sha256')
         .update(JSON.stringify({ ...cfg, eval: { ...(cfg.eval as object), runs: undefined }, force: undefined }))
-        .update(o.synthetic ? readFileOrFail(o.synthetic) : '')
         .digest('hex')
         .slice(0, 16);
       const r = await evaluateMethod({ ...cfg, out: o.out ?? join('runs', 'eval', fingerprint) }, progress, log);
