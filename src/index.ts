@@ -39,7 +39,8 @@ export { convexifyBuffer, convexifyFlat, convexifyTrajectory } from './trajector
 
 // distillation
 export { DistillStageConfig, type DistillResult, distill } from './distill';
-export { type PhaseInput, type PhaseOutput, type UnrollDraw, distillPhase, sampleUnroll, teacherAt } from './distill/phase';
+export { type PhaseInput, type PhaseOutput, distillPhase } from './distill/phase';
+export { type LoopOptions, type PhaseState, type UnrollDraw, initPhaseState, runPhase, sampleUnroll, teacherAt } from './distill/phase-loop';
 export { type IterationResult, type Teacher, type UnrollStep, distillIteration } from './distill/iteration';
 export { lrGradient, matchingLoss } from './distill/matching';
 export { emaUpdate } from './distill/ema';

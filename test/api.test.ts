@@ -28,10 +28,11 @@ describe('the public API (what a notebook imports)', function () {
     const r = node(
       REPO,
       `const p = require(${JSON.stringify(join(REPO, 'dist', 'src', 'index.js'))});
-       const set = { numImages: 2, numCaptions: 2, dImg: 3, dTxt: 3, img: new Float32Array(6).fill(1), txt: new Float32Array(6).fill(1),
+       const set = { numImages: 2, numCaptions: 2, dImg: 3, dTxt: 3, img: Float32Array.of(1, 0, 2, 0, 1, 3), txt: Float32Array.of(2, 1, 0, 1, 0, 1),
                      captionToImage: Int32Array.of(0, 1), imageToCaptions: [[0], [1]] };
        (async () => {
-         const theta = p.tf.tidy(() => p.initDual(p.dualShape(3, 3, 4), () => 0.5));
+         const r = p.rng(1);
+         const theta = p.tf.tidy(() => p.initDual(p.dualShape(3, 3, 4), () => r.next()));
          await p.evaluateRetrieval(theta, set);
          console.log(p.tf.getBackend());
        })();`,

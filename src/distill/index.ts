@@ -23,7 +23,8 @@ import { convexifyTrajectory } from '../trajectory/convexify';
 import { type BufferManifest, bufferShape, manifestPath, readBuffer, readBufferManifest } from '../trajectory/store';
 import type { ProgressSink } from '../util/progress';
 import { runPool, threadCount } from '../util/pool';
-import { checkPhase, distillPhase, similaritySpec } from './phase';
+import { checkPhase, distillPhase } from './phase';
+import { similaritySpec } from './phase-loop';
 import { type SyntheticSet, writeSyntheticSet } from './synthetic-file';
 import { disposeState, fullSimilarity } from './synthetic';
 

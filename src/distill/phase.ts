@@ -1,6 +1,6 @@
 /**
- * One PTM phase (SPEC §5): distil a synthetic subset of `size` pairs from this phase's teacher
- * trajectories and start range. Checkpoints every K iterations (state, momentum, EMA, RNG state, loss
+ * One PTM phase (SPEC §5) with persistence: the in-memory loop (phase-loop.ts) distils a synthetic subset
+ * of `size` pairs from this phase's teacher trajectories and start range; around it, checkpoints every K iterations (state, momentum, EMA, RNG state, loss
  * history) with atomic writes; a restarted phase resumes from its checkpoint and continues the same
  * random stream, so an interrupted run ends bit-identical to an uninterrupted one on the same backend.
  * A NaN or infinite matching loss or state stops the phase with a NonFiniteError and leaves the last good
@@ -12,18 +12,14 @@ import { ready, tf } from '../backend';
 import type { DistillConfig, PhaseConfig } from '../config/schemas';
 import { ConfigError, CorruptFileError, NonFiniteError } from '../errors';
 import type { FeatureSet } from '../features/feature-set';
-import { type DualShape, type Tower, TOWERS, disposeDual, unflattenTower } from '../model/dual';
-import { dropoutMask } from '../model/head';
-import type { LossName } from '../model/losses';
+import type { DualShape } from '../model/dual';
 import { artefactKey } from '../store/key';
 import { readSafetensors, writeSafetensors } from '../store/safetensors';
 import type { Trajectory } from '../trajectory/store';
 import type { ProgressSink } from '../util/progress';
-import { type Rng, deriveSeed, randInt, rng, sampleWithoutReplacement } from '../util/random';
-import { emaUpdate } from './ema';
-import { type Teacher, type UnrollStep, distillIteration, similarityKeys } from './iteration';
-import { sgdMomentumStep } from './optimizer';
-import { type SimilaritySpec, type SyntheticState, cloneState, disposeState, initSynthetic } from './synthetic';
+import { rng } from '../util/random';
+import { type PhaseState, disposePhaseState, initPhaseState, runPhase } from './phase-loop';
+import { type SyntheticState, disposeState } from './synthetic';
 
 export interface PhaseInput {
   readonly index: number;
@@ -57,40 +53,6 @@ export interface PhaseOutput {
   readonly completed: boolean;
 }
 
-export function similaritySpec(c: DistillConfig): SimilaritySpec {
-  return { kind: c.similarity, rank: c.rank, alpha: c.rankAlpha };
-}
-
-function stepSizes(c: DistillConfig): Record<string, number> {
-  const lr: Record<string, number> = { x: c.lrX, y: c.lrY, lrImg: c.lrAlpha, lrTxt: c.lrAlpha };
-  for (const k of similarityKeys(similaritySpec(c))) lr[k] = c.lrS;
-  return lr;
-}
-
-/** The teacher of one iteration: snapshot t of a trajectory (the student's start) and snapshot t + m (θ*). */
-export function teacherAt(traj: Trajectory, shape: DualShape, t: number, m: number): Teacher {
-  return tf.tidy(() => {
-    const row = (tower: Tower, i: number) => {
-      const p = traj[tower].length / traj.snapshots;
-      return tf.tensor1d(traj[tower].subarray(i * p, (i + 1) * p));
-    };
-    const start = { img: row('img', t), txt: row('txt', t) };
-    return {
-      start,
-      target: { img: row('img', t + m), txt: row('txt', t + m) },
-      theta0: { img: unflattenTower(start.img, shape.img), txt: unflattenTower(start.txt, shape.txt) },
-    };
-  });
-}
-
-export function disposeTeacher(t: Teacher): void {
-  disposeDual(t.theta0);
-  for (const tw of TOWERS) {
-    t.start[tw].dispose();
-    t.target[tw].dispose();
-  }
-}
-
 async function toArrays(s: SyntheticState, prefix: string) {
   const out: Record<string, { shape: number[]; data: Float32Array }> = {};
   for (const [k, t] of Object.entries(s)) out[`${prefix}${k}`] = { shape: t.shape, data: (await t.data()) as Float32Array };
@@ -106,40 +68,7 @@ function checkpointKey(input: PhaseInput): string {
   return artefactKey({ config: { ...config, checkpointEvery: undefined }, phase, index, shape: input.shape, dropout: input.dropout });
 }
 
-/** One iteration's draws: which expert, which start epoch, and each unrolled step's batch and dropout masks. */
-export interface UnrollDraw {
-  readonly expert: number;
-  readonly start: number;
-  readonly steps: UnrollStep[];
-}
-
-/** Draw one iteration's expert, start epoch and unrolled steps from the phase's random stream. */
-export function sampleUnroll(
-  rand: Rng,
-  input: Pick<PhaseInput, 'phase' | 'config' | 'trajectories' | 'shape' | 'dropout'>,
-): UnrollDraw {
-  const { phase, config } = input;
-  const batch = Math.min(config.batchSyn, phase.size);
-  const expert = randInt(rand, input.trajectories.length);
-  const start = phase.start[0] + randInt(rand, phase.start[1] - phase.start[0] + 1);
-  const steps: UnrollStep[] = Array.from({ length: config.synSteps }, () => ({
-    batch: sampleWithoutReplacement(rand, phase.size, batch).slice(),
-    maskImg: dropoutMask(batch, input.shape.img.dOut, input.dropout, () => rand.next()),
-    maskTxt: dropoutMask(batch, input.shape.txt.dOut, input.dropout, () => rand.next()),
-  }));
-  return { expert, start, steps };
-}
-
-interface Resumed {
-  state: SyntheticState;
-  velocity: SyntheticState;
-  ema: SyntheticState;
-  rand: Rng;
-  initPairs: Int32Array;
-  losses: number[];
-}
-
-async function loadCheckpoint(input: PhaseInput & { checkpoint: string }, key: string): Promise<Resumed | undefined> {
+async function loadCheckpoint(input: PhaseInput & { checkpoint: string }, key: string): Promise<PhaseState | undefined> {
   if (!existsSync(input.checkpoint)) return undefined;
   let st: Awaited<ReturnType<typeof readSafetensors>>;
   try {
@@ -180,7 +109,7 @@ async function loadCheckpoint(input: PhaseInput & { checkpoint: string }, key: s
 const keptAt = (input: PhaseInput) => (input.checkpoint ? `The last good checkpoint is kept at ${input.checkpoint}` : 'No checkpoint file (an in-memory run)');
 
 /** Check the state is finite and write the checkpoint (if the phase has one); a non-finite state is never written. */
-async function saveCheckpoint(input: PhaseInput, key: string, r: Resumed): Promise<void> {
+async function saveCheckpoint(input: PhaseInput, key: string, r: PhaseState): Promise<void> {
   const arrays = { ...(await toArrays(r.state, 'state.')), ...(await toArrays(r.velocity, 'velocity.')), ...(await toArrays(r.ema, 'ema.')) };
   const bad = firstNonFinite(arrays);
   if (bad !== undefined) {
@@ -219,72 +148,26 @@ export async function distillPhase(input: PhaseInput): Promise<PhaseOutput> {
   await ready(); // library verbs pick the fastest backend themselves (wasm, not plain JS)
   checkPhase(input.index, input.phase, input.config, input.trajectories[0]!.snapshots, input.train.numCaptions);
   const { config, phase } = input;
-  const spec = similaritySpec(config);
   const key = checkpointKey(input);
   let r = input.checkpoint === undefined ? undefined : await loadCheckpoint({ ...input, checkpoint: input.checkpoint }, key);
   if (r === undefined) {
-    const phaseRand = rng(deriveSeed(config.seed, 'phase', input.index));
-    const { state, pairs } = initSynthetic(
-      input.train,
-      { size: phase.size, init: config.init, similarity: spec, alphaInit: config.alphaInit },
-      phaseRand,
-    );
-    r = {
-      state,
-      velocity: Object.fromEntries(Object.entries(state).map(([k, t]) => [k, tf.zerosLike(t)])),
-      ema: cloneState(state),
-      rand: phaseRand,
-      initPairs: pairs,
-      losses: [],
-    };
+    r = initPhaseState(input.train, input.index, phase, config);
     await saveCheckpoint(input, key, r); // iteration 0: there is always a good checkpoint to fall back to
   }
-  const opt = { momentum: config.momentum, lr: stepSizes(config) };
   const label = `phase ${input.index + 1} (${phase.size} pairs)`;
   const stop = Math.min(phase.iterations, input.stopAfter ?? Infinity);
+  const state = r;
   try {
-    while (r.losses.length < stop) {
-      const it = r.losses.length;
-      const { expert, start, steps } = sampleUnroll(r.rand, input);
-      const teacher = teacherAt(input.trajectories[expert]!, input.shape, start, config.expertStep);
-      const res = await distillIteration(r.state, teacher, steps, {
-        loss: config.loss as LossName,
-        temperature: input.temperature,
-        similarity: spec,
-        mode: config.gradient,
-      });
-      disposeTeacher(teacher);
-      for (const s of steps) {
-        s.maskImg?.dispose();
-        s.maskTxt?.dispose();
-      }
-      const loss = res.lossImg + res.lossTxt;
-      if (!Number.isFinite(loss)) {
-        for (const g of Object.values(res.grads)) g.dispose();
-        throw new NonFiniteError(
-          `phase ${input.index + 1}, iteration ${it + 1}: matching loss is ${loss}; stopped. ${keptAt(input)}` +
-            (input.checkpoint ? ` (iteration ${Math.floor(it / config.checkpointEvery) * config.checkpointEvery})` : ''),
-        );
-      }
-      const next = sgdMomentumStep(r.state, r.velocity, res.grads, opt);
-      for (const g of Object.values(res.grads)) g.dispose();
-      disposeState(r.state);
-      disposeState(r.velocity);
-      r.state = next.state;
-      r.velocity = next.velocity;
-      if (config.ema > 0) {
-        const e = emaUpdate(r.ema, r.state, config.ema);
-        disposeState(r.ema);
-        r.ema = e;
-      }
-      r.losses.push(loss);
-      input.onProgress?.({ label, done: r.losses.length, total: phase.iterations, info: { loss } });
-      if (r.losses.length % config.checkpointEvery === 0 || r.losses.length === stop) await saveCheckpoint(input, key, r);
-    }
+    await runPhase(state, { ...input, stop }, async (_, loss) => {
+      input.onProgress?.({ label, done: state.losses.length, total: phase.iterations, info: { loss } });
+      if (state.losses.length % config.checkpointEvery === 0 || state.losses.length === stop) await saveCheckpoint(input, key, state);
+    });
   } catch (e) {
-    disposeState(r.state);
-    disposeState(r.velocity);
-    disposeState(r.ema);
+    disposePhaseState(state);
+    if (e instanceof NonFiniteError && !e.message.includes('checkpoint')) {
+      const last = Math.floor(state.losses.length / config.checkpointEvery) * config.checkpointEvery;
+      throw new NonFiniteError(`${e.message} ${keptAt(input)}${input.checkpoint ? ` (iteration ${last})` : ''}`);
+    }
     throw e;
   }
   const out = config.ema > 0 ? r.ema : r.state;

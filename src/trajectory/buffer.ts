@@ -217,9 +217,13 @@ async function buildBufferLocked(
   let manifest = fresh;
   if (existsSync(join(dir, 'manifest.json'))) {
     const old = await readBufferManifest(dir);
-    const same = JSON.stringify({ ...old, experts: [], numExperts: 0 }) === JSON.stringify({ ...fresh, numExperts: 0 });
-    if (!same) {
-      throw new ConfigError(`${dir} holds a buffer made with a different configuration; choose another --out or delete it`);
+    // a manifest from before feature digests were recorded (no `features`) is compared without them
+    const comparable = (m: BufferManifest) => artefactKey({ ...m, experts: [], numExperts: 0, features: old.features === undefined ? undefined : m.features });
+    if (comparable(old) !== comparable(fresh)) {
+      const why = artefactKey({ ...old, features: undefined, experts: [], numExperts: 0 }) === artefactKey({ ...fresh, features: undefined, experts: [], numExperts: 0 })
+        ? 'experts trained on other features (the data or the encoders changed)'
+        : 'a buffer made with a different configuration';
+      throw new ConfigError(`${dir} holds ${why}; choose another --out or delete it`);
     }
     // keep every finished expert that passes verification: a config asking for fewer reads the first ones
     const kept: ExpertEntry[] = [];

@@ -5,6 +5,7 @@ import { ready, tf } from '../../src/backend';
 import { DistillConfig } from '../../src/config/schemas';
 import { emaUpdate } from '../../src/distill/ema';
 import { distillPhase } from '../../src/distill/phase';
+import { disposePhaseState, initPhaseState, runPhase } from '../../src/distill/phase-loop';
 import { NonFiniteError } from '../../src/errors';
 import type { FeatureSet } from '../../src/features/feature-set';
 import { dualShape } from '../../src/model/dual';
@@ -79,6 +80,19 @@ describe('distill: phase loop', function () {
     tf.dispose(Object.values(plain.state));
     assert.equal(tf.memory().numTensors, before);
     tf.dispose(Object.values(withFile.state));
+  });
+
+  it('runPhase, the bare in-memory loop, gives the same loss history, one callback per iteration', async () => {
+    const c = config();
+    const { checkpoint: _none, ...inMemory } = input(c, '');
+    const viaStage = await distillPhase(inMemory);
+    const s = initPhaseState(train, 0, c.phases[0]!, c);
+    const seen: number[] = [];
+    await runPhase(s, { ...inMemory }, (_, loss) => void seen.push(loss));
+    assert.deepEqual(s.losses.map(Math.fround), Array.from(viaStage.losses));
+    assert.deepEqual(seen, s.losses);
+    disposePhaseState(s);
+    tf.dispose(Object.values(viaStage.state));
   });
 
   it('a corrupted checkpoint is reported and the phase restarts, ending identical to an uninterrupted run', async () => {
