@@ -10,68 +10,62 @@
  */
 
 export abstract class PtmstError extends Error {
-  abstract readonly exitCode: number;
+  /** the exit code of the class (static, so a class name alone tells it: see `exitCodeOf`) */
+  static readonly exitCode: number = 1;
+  get exitCode(): number {
+    return (this.constructor as typeof PtmstError).exitCode;
+  }
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** An error about one file, which it names: `<file>: <reason>`. */
+abstract class FileError extends PtmstError {
+  constructor(
+    readonly file: string,
+    reason: string,
+  ) {
+    super(`${file}: ${reason}`);
+  }
 }
 
 /** A config or option that fails its schema or a range check: names the field and what was wrong. */
 export class ConfigError extends PtmstError {
-  readonly exitCode = 2;
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
+  static override readonly exitCode = 2;
 }
 
 /** A missing or malformed dataset file: names the file and what was expected. */
-export class DatasetError extends PtmstError {
-  readonly exitCode = 3;
-  constructor(
-    readonly file: string,
-    reason: string,
-  ) {
-    super(`${file}: ${reason}`);
-    this.name = 'DatasetError';
-  }
-}
-
-/** A non-finite loss, parameter or score: names the method, the run and the epoch or iteration. */
-export class NonFiniteError extends PtmstError {
-  readonly exitCode = 4;
-  constructor(message: string) {
-    super(message);
-    this.name = 'NonFiniteError';
-  }
-}
-
-/** A file that could not be written; nothing was left under its final name. */
-export class WriteError extends PtmstError {
-  readonly exitCode = 5;
-  constructor(
-    readonly file: string,
-    reason: string,
-  ) {
-    super(`cannot write ${file}: ${reason}`);
-    this.name = 'WriteError';
-  }
+export class DatasetError extends FileError {
+  static override readonly exitCode = 3;
 }
 
 /** A file that is not a valid artefact, or not the one expected (checksum, shape, format): names it. */
-export class CorruptFileError extends PtmstError {
-  readonly exitCode = 3;
-  constructor(
-    readonly file: string,
-    reason: string,
-  ) {
-    super(`${file}: ${reason}`);
-    this.name = 'CorruptFileError';
-  }
+export class CorruptFileError extends FileError {
+  static override readonly exitCode = 3;
 }
 
 /** A file that should exist and does not. */
 export class MissingFileError extends CorruptFileError {
   constructor(file: string, reason = 'not found') {
     super(file, reason);
-    this.name = 'MissingFileError';
+  }
+}
+
+/** A non-finite loss, parameter or score: names the method, the run and the epoch or iteration. */
+export class NonFiniteError extends PtmstError {
+  static override readonly exitCode = 4;
+}
+
+/** A file that could not be written; nothing was left under its final name. */
+export class WriteError extends PtmstError {
+  static override readonly exitCode = 5;
+  constructor(
+    readonly file: string,
+    reason: string,
+  ) {
+    super(`cannot write ${file}: ${reason}`);
   }
 }
 
@@ -86,14 +80,9 @@ export function unusable(e: unknown, file: string, remedy: string): never {
 }
 
 /** Exit codes by class name: an error thrown in a worker thread reaches the parent as a plain Error. */
-const EXIT_CODES: Readonly<Record<string, number>> = {
-  ConfigError: 2,
-  DatasetError: 3,
-  CorruptFileError: 3,
-  MissingFileError: 3,
-  NonFiniteError: 4,
-  WriteError: 5,
-};
+const EXIT_CODES: Readonly<Record<string, number>> = Object.fromEntries(
+  [ConfigError, DatasetError, CorruptFileError, MissingFileError, NonFiniteError, WriteError].map((c) => [c.name, c.exitCode]),
+);
 
 /** The exit code for an error: its class's, 1 for anything unexpected. */
 export function exitCodeOf(e: unknown): number {

@@ -3,6 +3,6 @@ import type { FeatureSet } from '../features/feature-set';
 import { poolWorker } from '../util/pool';
 import { type DistillStageConfig, type PhaseJob, type PhaseMessage, runPhaseJob } from './index';
 
-export default poolWorker<{ config: DistillStageConfig; dir: string; train: FeatureSet }, PhaseJob, void>(({ config, dir, train }, job, post) =>
+export default poolWorker<{ config: DistillStageConfig; dir: string; train: FeatureSet }, PhaseJob>(({ config, dir, train }, job, post) =>
   runPhaseJob(config, dir, job, post as (m: PhaseMessage) => void, train),
 );

@@ -52,6 +52,8 @@ export type DistillStageConfig = z.infer<typeof DistillStageConfig>;
 export interface DistillResult {
   readonly dir: string;
   readonly file: string;
+  /** sha256 of the synthetic set's file */
+  readonly sha256: string;
   readonly reused: boolean;
   readonly phases: readonly { readonly size: number; readonly iterations: number; readonly finalLoss: number; readonly source: string }[];
 }
@@ -154,10 +156,9 @@ const PHASE_TENSORS = ['x', 'y', 's', 'lrImg', 'lrTxt', 'losses', 'initPairs'] a
 async function readPhaseFile(c: DistillStageConfig, f: string, k: number): Promise<SafetensorsFile> {
   const st = await readSafetensors(f, { requireDigest: true });
   const n = c.distill.phases[k]!.size;
-  for (const name of PHASE_TENSORS) tensorOf(st, name, f);
-  const shape = (name: string) => JSON.stringify(st.tensors.get(name)!.shape);
-  if (shape('x').startsWith(`[${n},`) === false || shape('y').startsWith(`[${n},`) === false || shape('s') !== `[${n},${n}]`) {
-    throw new CorruptFileError(f, `x ${shape('x')}, y ${shape('y')}, s ${shape('s')} do not hold the phase's ${n} pairs`);
+  const [x, y, s] = PHASE_TENSORS.map((name) => tensorOf(st, name, f));
+  if (x!.shape[0] !== n || y!.shape[0] !== n || s!.shape[0] !== n || s!.shape[1] !== n) {
+    throw new CorruptFileError(f, `x [${x!.shape}], y [${y!.shape}], s [${s!.shape}] do not hold the phase's ${n} pairs`);
   }
   for (const name of ['x', 'y', 's', 'lrImg', 'lrTxt'] as const) {
     if (!(st.tensors.get(name)!.data as Float32Array).every(Number.isFinite)) throw new CorruptFileError(f, `${name} holds NaN or infinite values`);
@@ -165,15 +166,15 @@ async function readPhaseFile(c: DistillStageConfig, f: string, k: number): Promi
   return st;
 }
 
-/** Whether phase k is finished: its file exists, verifies, and was made by this configuration. */
-async function phaseDone(c: DistillStageConfig, dir: string, k: number, key: string): Promise<boolean> {
+/** Phase k's file if the phase is finished: it exists, verifies, and was made by this configuration. */
+async function finishedPhase(c: DistillStageConfig, dir: string, k: number, key: string): Promise<SafetensorsFile | undefined> {
   const f = phaseFile(dir, k);
-  if (!existsSync(f)) return false;
+  if (!existsSync(f)) return undefined;
   try {
     const st = await readPhaseFile(c, f, k);
-    return st.metadata.key === key;
+    return st.metadata.key === key ? st : undefined;
   } catch (e) {
-    if (c.force && e instanceof CorruptFileError) return false;
+    if (c.force && e instanceof CorruptFileError) return undefined;
     unusable(e, f, 'rerun with --force to distil this phase again');
   }
 }
@@ -227,8 +228,8 @@ async function distillLocked(
     checkPhase(k, p, config.distill, p.source === 'experts' ? snapshots : p.source[1] - p.source[0], train!.numCaptions);
   });
   const keys = config.distill.phases.map((_, k) => phaseFileKey(config, experts, train!, k));
-  const jobs: PhaseJob[] = [];
-  for (let k = 0; k < count; k++) if (!(await phaseDone(config, dir, k, keys[k]!))) jobs.push({ index: k, key: keys[k]! });
+  const files = await Promise.all(keys.map((key, k) => finishedPhase(config, dir, k, key)));
+  const jobs: PhaseJob[] = keys.flatMap((key, k) => (files[k] ? [] : [{ index: k, key }]));
   const onMessage = (m: PhaseMessage) => {
     if (m.type === 'warning') log(m.line);
     else if (m.type === 'progress') onProgress?.({ label: `phase ${m.index + 1}/${count}`, done: m.done, total: m.total, info: { loss: m.loss } });
@@ -237,11 +238,11 @@ async function distillLocked(
   if (opts.stopAfter !== undefined || workers === 1) {
     for (const job of jobs) await runPhaseJob(config, dir, job, onMessage, train!, opts.stopAfter);
     if (opts.stopAfter !== undefined) {
-      const finished = await Promise.all(keys.map((key, k) => phaseDone(config, dir, k, key)));
-      if (!finished.every(Boolean)) return { dir, file: '', reused: false, phases: [] };
+      const finished = await Promise.all(keys.map((key, k) => finishedPhase(config, dir, k, key)));
+      if (!finished.every(Boolean)) return { dir, file: '', sha256: '', reused: false, phases: [] };
     }
   } else {
-    await runPool(join(__dirname, 'distill-worker.js'), jobs, workers, { onMessage }, { config, dir, train });
+    await runPool(join(__dirname, 'distill-worker.js'), jobs, workers, onMessage, { config, dir, train });
   }
   // the union, in phase order
   const phases = [];
@@ -249,7 +250,7 @@ async function distillLocked(
   let dims = { img: 0, txt: 0 };
   for (let k = 0; k < count; k++) {
     const f = phaseFile(dir, k);
-    const st = await readPhaseFile(config, f, k);
+    const st = files[k] ?? (await readPhaseFile(config, f, k)); // phases distilled now are read once, here
     const x = tensorOf(st, 'x', f);
     const y = tensorOf(st, 'y', f);
     const losses = tensorOf(st, 'losses', f).data as Float32Array;
@@ -282,5 +283,5 @@ async function distillLocked(
   const file = join(dir, 'synthetic.safetensors');
   const digest = await writeSyntheticSet(file, set);
   await writeJsonAtomic(join(dir, 'synthetic.json'), { file: 'synthetic.safetensors', sha256: digest, phases: info, config: recorded });
-  return { dir, file, reused: jobs.length === 0, phases: info };
+  return { dir, file, sha256: digest, reused: jobs.length === 0, phases: info };
 }

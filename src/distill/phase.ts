@@ -106,14 +106,12 @@ async function loadCheckpoint(input: PhaseInput & { checkpoint: string }, key: s
   };
 }
 
-const keptAt = (input: PhaseInput) => (input.checkpoint ? `The last good checkpoint is kept at ${input.checkpoint}` : 'No checkpoint file (an in-memory run)');
-
 /** Check the state is finite and write the checkpoint (if the phase has one); a non-finite state is never written. */
 async function saveCheckpoint(input: PhaseInput, key: string, r: PhaseState): Promise<void> {
   const arrays = { ...(await toArrays(r.state, 'state.')), ...(await toArrays(r.velocity, 'velocity.')), ...(await toArrays(r.ema, 'ema.')) };
   const bad = firstNonFinite(arrays);
   if (bad !== undefined) {
-    throw new NonFiniteError(`phase ${input.index + 1}, iteration ${r.losses.length}: ${bad} holds NaN or infinite values; stopped. ${keptAt(input)}`);
+    throw new NonFiniteError(`phase ${input.index + 1}, iteration ${r.losses.length}: ${bad} holds NaN or infinite values; stopped.`);
   }
   if (input.checkpoint === undefined) return;
   await writeSafetensors(
@@ -157,18 +155,20 @@ export async function distillPhase(input: PhaseInput): Promise<PhaseOutput> {
   const label = `phase ${input.index + 1} (${phase.size} pairs)`;
   const stop = Math.min(phase.iterations, input.stopAfter ?? Infinity);
   const state = r;
+  let saved = state.losses.length; // the iteration of the last good checkpoint
   try {
     await runPhase(state, { ...input, stop }, async (_, loss) => {
       input.onProgress?.({ label, done: state.losses.length, total: phase.iterations, info: { loss } });
-      if (state.losses.length % config.checkpointEvery === 0 || state.losses.length === stop) await saveCheckpoint(input, key, state);
+      if (state.losses.length % config.checkpointEvery === 0 || state.losses.length === stop) {
+        await saveCheckpoint(input, key, state);
+        saved = state.losses.length;
+      }
     });
   } catch (e) {
     disposePhaseState(state);
-    if (e instanceof NonFiniteError && !e.message.includes('checkpoint')) {
-      const last = Math.floor(state.losses.length / config.checkpointEvery) * config.checkpointEvery;
-      throw new NonFiniteError(`${e.message} ${keptAt(input)}${input.checkpoint ? ` (iteration ${last})` : ''}`);
-    }
-    throw e;
+    if (!(e instanceof NonFiniteError)) throw e;
+    const kept = input.checkpoint ? `The last good checkpoint (iteration ${saved}) is kept at ${input.checkpoint}` : 'No checkpoint file (an in-memory run)';
+    throw new NonFiniteError(`${e.message} ${kept}`);
   }
   const out = config.ema > 0 ? r.ema : r.state;
   disposeState(r.velocity);

@@ -1,11 +1,12 @@
 /** Pool worker of the evaluation stage: trains one student per job (see index.ts). */
+import type { SplitSets } from '../features/feature-set';
 import { poolWorker } from '../util/pool';
-import { type EvalSets, type EvalStageConfig, planRuns, runStudent } from './index';
+import { type EvalStageConfig, planRuns, runStudent } from './index';
 
 type Plan = Awaited<ReturnType<typeof planRuns>>;
 let plan: Promise<Plan> | undefined; // once per thread
 
-export default poolWorker<{ config: EvalStageConfig; sets: EvalSets }, number, void>(async ({ config, sets }, run, post) => {
+export default poolWorker<{ config: EvalStageConfig; sets: SplitSets }, number>(async ({ config, sets }, run, post) => {
   plan ??= planRuns(config, sets);
   post({ run, checkpoints: await runStudent(config, await plan, run) });
 });

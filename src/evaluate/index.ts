@@ -6,14 +6,14 @@
  *   - `full`: the full-data teacher, read from the expert buffer (each expert is one run; no extra work).
  */
 import { existsSync } from 'node:fs';
-import { ready } from '../backend';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { ready } from '../backend';
 import { parseConfig } from '../config/parse';
 import { DataConfig, DistillConfig, EvalConfig, ModelConfig, Workspace, inWorkspace, resolveData } from '../config/schemas';
 import { readSyntheticSet } from '../distill/synthetic-file';
 import { ConfigError, CorruptFileError, unusable } from '../errors';
-import type { FeatureSet } from '../features/feature-set';
+import type { FeatureSet, SplitSets } from '../features/feature-set';
 import { type DualShape, dualShape } from '../model/dual';
 import { LOSS_NAMES, type LossName } from '../model/losses';
 import { loadFeatureSets } from '../features/load';
@@ -116,28 +116,21 @@ function realSubset(train: FeatureSet, captions: Int32Array, lr: number, loss: L
   return { n, x, y, lrImg: lr, lrTxt: lr, loss };
 }
 
-/** The verified feature sets an evaluation reads (loaded once by the stage, shared with workers). */
-export interface EvalSets {
-  readonly train: FeatureSet;
-  readonly val: FeatureSet;
-  readonly test: FeatureSet;
-}
-
 /** The training subsets of each run of a non-`full` method (shared by the main thread and the workers). */
 export async function planRuns(
   config: EvalStageConfig,
-  sets: EvalSets,
+  sets: SplitSets,
 ): Promise<{
   subsetsFor: (run: number) => TrainingSubset[];
   pairs: number;
-  sets: { train: FeatureSet; val: FeatureSet; test: FeatureSet };
+  sets: SplitSets;
   shape: DualShape;
   /** sha256 of the synthetic set's content ('' for coresets) */
   digest: string;
 }> {
   const { method, eval: ev } = config;
   if (method.kind === 'full') throw new ConfigError('planRuns: the full-data teacher has no training subsets');
-  const { train, val, test } = sets;
+  const { train } = sets;
   const shape = dualShape(train.dImg, train.dTxt, config.model.dOut);
   let subsetsFor: (run: number) => TrainingSubset[];
   let pairs: number;
@@ -184,7 +177,7 @@ export async function planRuns(
       pairs = size;
     }
   }
-  return { subsetsFor, pairs, sets: { train: train, val: val, test: test }, shape, digest };
+  return { subsetsFor, pairs, sets, shape, digest };
 }
 
 /** Label of a method in messages: `random coreset (40 pairs)`, `synthetic runs/x/synthetic.safetensors`. */
@@ -213,7 +206,7 @@ export async function runStudent(
 }
 
 /** What every run's result depends on: a record with another key belongs to another evaluation. */
-function runKey(config: EvalStageConfig, digest: string, sets: EvalSets): string {
+function runKey(config: EvalStageConfig, digest: string, sets: SplitSets): string {
   const method = config.method.kind === 'synthetic' ? { kind: 'synthetic', sha256: digest } : config.method;
   return artefactKey({
     method,
@@ -267,7 +260,7 @@ export async function evaluateMethod(input: unknown, onProgress?: ProgressSink, 
     return { method, runs: checkpoints.length, selections: summariseRuns(checkpoints), checkpoints, pairs: -1 };
   }
   const [train, val, test] = await loadFeatureSets(config.data, ['train', 'val', 'test']);
-  const sets: EvalSets = { train: train!, val: val!, test: test! };
+  const sets: SplitSets = { train: train!, val: val!, test: test! };
   const plan = await planRuns(config, sets);
   const body = async () => {
     const dir = config.out;
@@ -295,7 +288,7 @@ export async function evaluateMethod(input: unknown, onProgress?: ProgressSink, 
       for (const run of runs) await record(run, await runStudent(config, plan, run));
     } else {
       const onMessage = (m: { run: number; checkpoints: Checkpoint[] }) => record(m.run, m.checkpoints);
-      await runPool(join(__dirname, 'eval-worker.js'), runs, workers, { onMessage }, { config, sets });
+      await runPool(join(__dirname, 'eval-worker.js'), runs, workers, onMessage, { config, sets });
     }
     return { method, runs: ev.runs, selections: summariseRuns(checkpoints), checkpoints, pairs: plan.pairs };
   };

@@ -8,9 +8,9 @@
  * partial folder is removed.
  */
 import { existsSync } from 'node:fs';
-import { ready } from '../backend';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ready } from '../backend';
 import type { ImageCaptionSplit } from '../data/dataset';
 import { EncoderPool, IMAGE_ENCODERS, TEXT_ENCODERS, lookup } from '../encoders/registry';
 import type { ImageEncoder } from '../encoders/types';
@@ -128,7 +128,7 @@ async function extractImageMatrix(
         if (!opts.pool) await pool.dispose();
       }
     } else {
-      await runPool(join(__dirname, 'worker.js'), todo, workers, { onMessage: (m: { images: number }) => report(m.images) }, { encoderId: opts.encoder });
+      await runPool(join(__dirname, 'worker.js'), todo, workers, (m: { images: number }) => report(m.images), { encoderId: opts.encoder });
     }
   }
   const data = new Float32Array(files.length * dim);
@@ -150,32 +150,36 @@ export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResu
   const entry = opts.modality === 'image'
     ? lookup(IMAGE_ENCODERS, 'image encoder', opts.encoder)
     : lookup(TEXT_ENCODERS, 'text encoder', opts.encoder);
-  if (!opts.force) {
-    // a valid cache is only read: no lock, so a read-only cache works
-    const check = await checkCache(paths, { sourceHash: await sourceHash(opts.split, opts.modality), encoderId: opts.encoder, encoderVersion: entry.version() });
-    if (check.status === 'valid') {
-      await loadFeatures(paths); // verifies the checksum: a corrupted cache is an error, never used
-      return { paths, manifest: check.manifest, reused: true, resumedChunks: 0 };
-    }
-  }
-  return withLock(paths.file, 'features', () => extractLocked(opts, paths, entry), opts.log);
+  const expect = { sourceHash: await sourceHash(opts.split, opts.modality), encoderId: opts.encoder, encoderVersion: entry.version() };
+  // a valid cache is only read, without the lock (a read-only cache works); under the lock the check is made
+  // again, since another process may have just finished the same features
+  const check = await checkCache(paths, expect);
+  if (check.status === 'valid' && !opts.force) return reuse(paths, check.manifest);
+  return withLock(paths.file, 'features', () => extractLocked(opts, paths, entry.dim, expect), opts.log);
 }
 
-async function extractLocked(opts: ExtractOptions, paths: FeaturePaths, entry: { dim: number; version: () => string }): Promise<ExtractResult> {
+/** The cache, verified (checksum): a corrupted cache is an error, never used. */
+async function reuse(paths: FeaturePaths, manifest: FeatureManifest): Promise<ExtractResult> {
+  await loadFeatures(paths);
+  return { paths, manifest, reused: true, resumedChunks: 0 };
+}
+
+async function extractLocked(
+  opts: ExtractOptions,
+  paths: FeaturePaths,
+  dim: number,
+  expect: { readonly sourceHash: string; readonly encoderId: string; readonly encoderVersion: string },
+): Promise<ExtractResult> {
   const { split, modality } = opts;
-  const version = entry.version();
-  const hash = await sourceHash(split, modality);
-  const check = await checkCache(paths, { sourceHash: hash, encoderId: opts.encoder, encoderVersion: version });
-  if (check.status === 'valid' && !opts.force) {
-    await loadFeatures(paths); // verifies the checksum: a corrupted cache is an error, never used
-    return { paths, manifest: check.manifest, reused: true, resumedChunks: 0 };
-  }
+  const { sourceHash: hash, encoderVersion: version } = expect;
+  const check = await checkCache(paths, expect);
+  if (check.status === 'valid' && !opts.force) return reuse(paths, check.manifest);
   const t0 = performance.now();
   let data: Float32Array;
   let resumed = 0;
   const count = modality === 'image' ? split.images.length : split.captions.length;
   if (modality === 'image') {
-    ({ data, resumed } = await extractImageMatrix(opts, paths, hash, version, entry.dim));
+    ({ data, resumed } = await extractImageMatrix(opts, paths, hash, version, dim));
   } else {
     const pool = opts.pool ?? new EncoderPool();
     try {
@@ -187,7 +191,7 @@ async function extractLocked(opts: ExtractOptions, paths: FeaturePaths, entry: {
   }
   const buf = await writeSafetensors(
     paths.file,
-    { features: { shape: [count, entry.dim], data } },
+    { features: { shape: [count, dim], data } },
     { dataset: split.dataset, split: split.split, modality, encoder: version },
   );
   const manifest: FeatureManifest = {
@@ -197,7 +201,7 @@ async function extractLocked(opts: ExtractOptions, paths: FeaturePaths, entry: {
     modality,
     encoder: { id: opts.encoder, version },
     count,
-    dim: entry.dim,
+    dim,
     sourceHash: hash,
     sha256: sha256(buf),
     bytes: buf.length,

@@ -1,26 +1,24 @@
 /** A split as the trainable stages see it: image and caption feature matrices plus the retrieval maps. */
 import type { ImageCaptionSplit } from '../data/dataset';
+import type { RetrievalSplit } from '../model/retrieval';
 import { sha256 } from '../store/atomic';
 import { type FeaturePaths, featurePaths, loadFeatures } from './cache';
 
-export interface FeatureSet {
+/** The matrices and caption maps (RetrievalSplit: caption j shows image captionToImage[j]), and their origin. */
+export interface FeatureSet extends RetrievalSplit {
   readonly dataset: string;
   readonly split: string;
   readonly imageEncoder: string;
   readonly textEncoder: string;
-  readonly numImages: number;
-  readonly numCaptions: number;
-  readonly dImg: number;
-  readonly dTxt: number;
-  /** row-major numImages × dImg */
-  readonly img: Float32Array;
-  /** row-major numCaptions × dTxt */
-  readonly txt: Float32Array;
-  /** caption j shows image captionToImage[j]; a (caption, its image) is one training pair */
-  readonly captionToImage: Int32Array;
-  readonly imageToCaptions: readonly (readonly number[])[];
   /** what the numbers are: a hash of both feature files' checksums (artefact keys include it) */
   readonly digest: string;
+}
+
+/** The three verified splits a training stage reads (loaded once by the stage, cloned to its workers). */
+export interface SplitSets {
+  readonly train: FeatureSet;
+  readonly val: FeatureSet;
+  readonly test: FeatureSet;
 }
 
 export function featureSetPaths(cacheDir: string, dataset: string, split: string, imageEncoder: string, textEncoder: string): {

@@ -6,7 +6,7 @@ import { type ChunkTask, encodeChunk } from './extract';
 
 let encoder: Promise<ImageEncoder> | undefined; // loaded once per thread, freed with the thread
 
-export default poolWorker<{ encoderId: string }, ChunkTask, void>(async ({ encoderId }, task, post) => {
+export default poolWorker<{ encoderId: string }, ChunkTask>(async ({ encoderId }, task, post) => {
   encoder ??= lookup(IMAGE_ENCODERS, 'image encoder', encoderId).load();
   await encodeChunk(await encoder, task, (images) => post({ images }));
 });

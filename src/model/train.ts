@@ -6,11 +6,13 @@
  * is reproducible from its seed and resumable at any epoch from the random stream's state.
  */
 import { tf } from '../backend';
+import { NonFiniteError } from '../errors';
 import type { Rng } from '../util/random';
 import { permutation } from '../util/random';
 import { type DualParams, type DualShape, TOWERS, type Tower, dualGrads } from './dual';
 import { type HeadParams, dropoutMask } from './head';
 import type { LossName } from './losses';
+import { allFinite, dualTensors } from './finite';
 import { type SgdOptions, sgd } from './sgd';
 
 /** Training pairs as the loop sees them: how many, and the tensors of one batch given its pair indices. */
@@ -29,6 +31,9 @@ export interface EpochOptions {
   /** step size per tower for this epoch */
   readonly lr: Readonly<Record<Tower, number>>;
   readonly sgd: SgdOptions;
+  /** who trains and when, for the error if the epoch diverges: `expert 3` / `epoch 2` */
+  readonly label: string;
+  readonly where: string;
   /** hears step k of `steps` every `reportEvery` steps and at the last one, with the batch loss read back */
   readonly onStep?: (step: number, steps: number, loss: number) => void;
   readonly reportEvery?: number;
@@ -42,9 +47,10 @@ export interface HeadsState {
 
 /**
  * One epoch over `data`; replaces `state.theta` (and `state.velocity`) by the new tensors, disposing the old
- * ones, and returns the sum of the batch losses as a scalar tensor (the caller checks it and disposes it).
+ * ones. A loss or parameter that became NaN or infinite stops it with a NonFiniteError naming `label` and
+ * `where`: checked once per epoch (one scalar read), not per step.
  */
-export async function trainEpoch(state: HeadsState, data: PairSource, o: EpochOptions, rand: Rng): Promise<tf.Scalar> {
+export async function trainEpoch(state: HeadsState, data: PairSource, o: EpochOptions, rand: Rng): Promise<void> {
   const u = () => rand.next();
   const steps = Math.ceil(data.n / o.batchSize);
   const perm = permutation(rand, data.n);
@@ -82,5 +88,11 @@ export async function trainEpoch(state: HeadsState, data: PairSource, o: EpochOp
     next.loss.dispose();
     lossSum = sum;
   }
-  return lossSum;
+  const finite = await allFinite([lossSum, ...dualTensors(state.theta)]);
+  lossSum.dispose();
+  if (!finite) {
+    throw new NonFiniteError(
+      `${o.label}: the training loss or the parameters became NaN or infinite in ${o.where}; stopped (learning rate too large for this data?)`,
+    );
+  }
 }

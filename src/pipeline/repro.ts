@@ -5,10 +5,9 @@
  * redoes only what is missing.
  */
 import { existsSync } from 'node:fs';
-import { ready } from '../backend';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { ready } from '../backend';
 import { parseConfig } from '../config/parse';
 import { ConfigError, CorruptFileError, unusable } from '../errors';
 import { BufferConfig, DataConfig, DistillConfig, EvalConfig, ModelConfig, SafeName, Workspace, inWorkspace } from '../config/schemas';
@@ -137,7 +136,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
       method = { kind: 'full', buffer: experts!.dir, numExperts: config.buffer.numExperts };
     }
     const evalInput = { data, model: config.model, eval: config.eval, method, realLoss: config.realLoss };
-    const synthDigest = distilled ? sha256(await readFile(distilled.file)) : '';
+    const synthDigest = distilled?.sha256 ?? '';
     // the method's wall time (distillation + evaluation) as measured when its result was computed
     const { value: ev, reused, wallSeconds } = await cached<EvalResult>(
       join(dir, 'eval.json'),

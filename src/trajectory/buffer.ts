@@ -4,15 +4,15 @@
  * each finished expert, so an interrupted run resumes at the next unfinished expert.
  */
 import { existsSync } from 'node:fs';
-import { ready } from '../backend';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { ready } from '../backend';
 import { parseConfig } from '../config/parse';
 import { BufferConfig, DataConfig, ModelConfig, Workspace, inWorkspace, resolveData } from '../config/schemas';
 import { ConfigError, CorruptFileError, unusable } from '../errors';
 import type { LossName } from '../model/losses';
-import type { FeatureSet } from '../features/feature-set';
+import type { SplitSets } from '../features/feature-set';
 import { loadFeatureSets } from '../features/load';
 import { ensureDir } from '../store/atomic';
 import { artefactKey } from '../store/key';
@@ -71,13 +71,6 @@ export function expertOptions(c: BufferStageConfig, index?: number): ExpertOptio
   };
 }
 
-/** The verified feature sets an expert trains and is scored on (loaded once by the stage, shared with workers). */
-export interface ExpertSets {
-  readonly train: FeatureSet;
-  readonly val: FeatureSet;
-  readonly test: FeatureSet;
-}
-
 /** What a worker (or the main thread) does for one expert. */
 export interface ExpertJob {
   readonly index: number;
@@ -92,7 +85,7 @@ const PROGRESS_FORMAT = 'ptmst.expert-progress/1';
 const progressFile = (dir: string, index: number) => join(dir, expertFileName(index).replace('.safetensors', '.partial.safetensors'));
 
 /** What an expert's trajectory depends on: a partial file made under another configuration is not resumed. */
-const progressKey = (config: BufferStageConfig, job: ExpertJob, sets: ExpertSets) =>
+const progressKey = (config: BufferStageConfig, job: ExpertJob, sets: SplitSets) =>
   artefactKey({ config: expertConfig(config), features: sets.train.digest, seed: job.seed, index: job.index });
 
 async function saveProgress(file: string, key: string, p: ExpertProgress): Promise<void> {
@@ -140,7 +133,7 @@ export async function runExpertJob(
   dir: string,
   job: ExpertJob,
   post: (m: ExpertMessage) => void,
-  sets: ExpertSets,
+  sets: SplitSets,
 ): Promise<void> {
   const { train, val, test } = sets;
   const t0 = performance.now();
@@ -199,7 +192,7 @@ async function buildBufferLocked(
   log: (line: string) => void,
 ): Promise<BufferResult> {
   const [train, val, test] = await loadFeatureSets(config.data, ['train', 'val', 'test']);
-  const sets: ExpertSets = { train: train!, val: val!, test: test! };
+  const sets: SplitSets = { train: train!, val: val!, test: test! };
   const fresh: BufferManifest = {
     format: BUFFER_FORMAT,
     kind: 'experts',
@@ -272,7 +265,7 @@ async function buildBufferLocked(
       }
     } else {
       // the feature sets travel to the workers (copied once), which never read or verify the data again
-      await runPool(join(__dirname, 'buffer-worker.js'), jobs, workers, { onMessage }, { config, dir, sets });
+      await runPool(join(__dirname, 'buffer-worker.js'), jobs, workers, onMessage, { config, dir, sets });
     }
   }
   return { dir, manifest: await readBufferManifest(dir), trained: jobs.length };

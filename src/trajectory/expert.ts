@@ -4,12 +4,10 @@
  * and the teacher's retrieval on an evaluation split at every snapshot.
  */
 import { ready, tf } from '../backend';
-import { NonFiniteError } from '../errors';
 import { type Retrieval, evaluateRetrieval } from '../model/retrieval';
 import type { FeatureSet } from '../features/feature-set';
 import { type DualParams, type DualShape, disposeDual, dualShape, flattenTower, initDual, unflattenTower } from '../model/dual';
 import { type HeadsState, type PairSource, trainEpoch } from '../model/train';
-import { allFinite, dualTensors } from '../model/finite';
 import type { LossName } from '../model/losses';
 import { type Rng, rng } from '../util/random';
 
@@ -26,15 +24,13 @@ export interface ExpertOptions {
   readonly label?: string;
 }
 
-/** An expert after some finished epochs: enough to continue it bit-identically (per-epoch resume). */
-export interface ExpertProgress {
+/**
+ * An expert after some finished epochs — its trajectory so far (the last snapshot is the current parameters)
+ * and the random stream's state: enough to continue it bit-identically (per-epoch resume).
+ */
+export interface ExpertProgress extends Omit<ExpertTrajectory, 'shape'> {
   /** finished epochs */
   readonly epochs: number;
-  /** (epochs + 1) flattened snapshots per tower, row-major; the last one is the current parameters */
-  readonly img: Float32Array;
-  readonly txt: Float32Array;
-  readonly retrieval: readonly Retrieval[];
-  readonly retrievalVal: readonly Retrieval[];
   /** the random stream's state after the last finished epoch */
   readonly rngState: number;
 }
@@ -91,31 +87,30 @@ export async function trainExpert(
   const shape = dualShape(train.dImg, train.dTxt, opts.dOut);
   const from = resume.from;
   if (from) rand = rng(from.rngState);
-  const u = () => rand.next();
-  let theta: DualParams;
+  const label = opts.label ?? 'expert';
   const snapshots: { img: Float32Array; txt: Float32Array }[] = [];
-  const retrieval: Retrieval[] = [...(from?.retrieval ?? [])];
-  const retrievalVal: Retrieval[] = [...(from?.retrievalVal ?? [])];
-  const record = async (epoch: number) => {
-    const at = `${opts.label ?? 'expert'}, after epoch ${epoch}`;
-    if (evalSets.test) retrieval.push(await evaluateRetrieval(theta, evalSets.test, at));
-    if (evalSets.val) retrievalVal.push(await evaluateRetrieval(theta, evalSets.val, at));
-  };
   if (from) {
     const img = rows(from.img, from.epochs + 1);
     const txt = rows(from.txt, from.epochs + 1);
     img.forEach((_, i) => snapshots.push({ img: img[i]!, txt: txt[i]! }));
-    const last = snapshots[from.epochs]!;
-    theta = tf.tidy(() => ({
-      img: unflattenTower(tf.tensor1d(last.img), shape.img),
-      txt: unflattenTower(tf.tensor1d(last.txt), shape.txt),
-    }));
-  } else {
-    theta = initDual(shape, u);
-    snapshots.push(await flatSnapshot(theta));
+  }
+  const last = snapshots[snapshots.length - 1];
+  const state: HeadsState = {
+    theta: last
+      ? tf.tidy(() => ({ img: unflattenTower(tf.tensor1d(last.img), shape.img), txt: unflattenTower(tf.tensor1d(last.txt), shape.txt) }))
+      : initDual(shape, () => rand.next()),
+  };
+  const retrieval: Retrieval[] = [...(from?.retrieval ?? [])];
+  const retrievalVal: Retrieval[] = [...(from?.retrievalVal ?? [])];
+  const record = async (epoch: number) => {
+    const at = `${label}, after epoch ${epoch}`;
+    if (evalSets.test) retrieval.push(await evaluateRetrieval(state.theta, evalSets.test, at));
+    if (evalSets.val) retrievalVal.push(await evaluateRetrieval(state.theta, evalSets.val, at));
+  };
+  if (!from) {
+    snapshots.push(await flatSnapshot(state.theta));
     await record(0);
   }
-  const label = opts.label ?? 'expert';
   const imgAll = tf.tensor2d(train.img, [train.numImages, train.dImg]);
   const txtAll = tf.tensor2d(train.txt, [train.numCaptions, train.dTxt]);
   const eye = tf.eye(opts.batchSize) as tf.Tensor2D;
@@ -128,10 +123,9 @@ export async function trainExpert(
       s: caps.length === opts.batchSize ? eye : (tf.eye(caps.length) as tf.Tensor2D),
     }),
   };
-  const state: HeadsState = { theta };
   try {
     for (let epoch = from?.epochs ?? 0; epoch < opts.epochs; epoch++) {
-      const lossSum = await trainEpoch(
+      await trainEpoch(
         state,
         pairs,
         {
@@ -142,17 +136,13 @@ export async function trainExpert(
           temperature: opts.temperature,
           lr: { img: opts.lrImg, txt: opts.lrTxt },
           sgd: { momentum: 0, weightDecay: 0 }, // SPEC §3: plain SGD
+          label,
+          where: `epoch ${epoch + 1}`,
           ...(onStep ? { onStep: (step: number, steps: number, loss: number) => onStep(epoch, step, steps, loss) } : {}),
         },
         rand,
       );
-      theta = state.theta;
-      const finite = await allFinite([lossSum, ...dualTensors(theta)]);
-      lossSum.dispose();
-      if (!finite) {
-        throw new NonFiniteError(`${label}: the training loss or the parameters became NaN or infinite in epoch ${epoch + 1}; stopped`);
-      }
-      snapshots.push(await flatSnapshot(theta));
+      snapshots.push(await flatSnapshot(state.theta));
       await record(epoch + 1);
       if (resume.onEpoch) {
         await resume.onEpoch({

@@ -1,5 +1,4 @@
 /** CLI commands for the pipeline stages: buffer, convexify, distill, eval, repro. */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -7,6 +6,7 @@ import { DistillStageConfig, distill } from '../../distill';
 import { parityStep, writeExampleState } from '../../distill/parity';
 import { ConfigError, MissingFileError } from '../../errors';
 import { parseConfig } from '../../config/parse';
+import { artefactKey } from '../../store/key';
 import { DistillConfig, ModelConfig } from '../../config/schemas';
 import { LOSS_NAMES, type LossName } from '../../model/losses';
 import { EvalStageConfig, evaluateMethod } from '../../evaluate';
@@ -170,10 +170,7 @@ export function register(program: Command): void {
       });
       // per-run records under a folder named by the evaluation's config (each record is keyed by the synthetic
       // set's content too, so a changed file is never scored from stale records)
-      const fingerprint = createHash('sha256')
-        .update(JSON.stringify({ ...cfg, eval: { ...(cfg.eval as object), runs: undefined }, force: undefined }))
-        .digest('hex')
-        .slice(0, 16);
+      const fingerprint = artefactKey({ ...cfg, eval: { ...(cfg.eval as object), runs: undefined }, force: undefined }).slice(0, 16);
       const r = await evaluateMethod({ ...cfg, out: o.out ?? join('runs', 'eval', fingerprint) }, progress, log);
       for (const [sel, s] of Object.entries(r.selections)) log(`${SELECTION_LABELS[sel as keyof typeof SELECTION_LABELS]}: r_mean ${fmt(s.rMean)}`);
       return { method: r.method, runs: r.runs, pairs: r.pairs, selections: r.selections, checkpoints: r.checkpoints };
