@@ -54,7 +54,8 @@ export { SELECTIONS, SELECTION_LABELS, type Selection, select, summariseRuns } f
 
 // the whole pipeline and its tables
 export { ReproConfig, type ReproResult, repro } from './pipeline/repro';
-export { resultsMarkdown } from './figures/tables';
+export { METRIC_HEADS, type Table, type TableRow, resultsCsv, resultsMarkdown, resultsTable, selectionTable } from './figures/tables';
+export { type FigureSpec, PNG_SCALE, type RenderedFigure, type SavedFigure, type VegaLiteSpec, renderFigure, renderSvg, saveFigure, svgToPng } from './figures/render';
 
 // randomness and progress
 export { type Rng, deriveSeed, rng } from './util/random';

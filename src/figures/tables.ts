@@ -1,8 +1,18 @@
 /**
- * Results in, Markdown tables out. Every table states which data, encoders, budget, runs and seed produced
- * it, and which selection rule chose the reported checkpoint.
+ * Results in, tables out (arquero). A results table is tidy: one row per method × selection rule, the mean
+ * and sample std of every metric as numbers, so a notebook can filter, pivot or join it and a CSV reader
+ * gets numbers, not strings. The Markdown form shows "mean ± std" per selection rule, under the provenance
+ * lines (data, encoders, budget, runs, seeds) that produced it.
  */
 import { METRIC_KEYS, type MeanStd, type MetricSummary, SELECTION_LABELS, SELECTIONS, type Selection } from '../evaluate/summary';
+
+// arquero 7 is an ES module without top-level await, which Node ≥ 20.19 loads synchronously with require()
+type Arquero = typeof import('arquero', { with: { 'resolution-mode': 'import' } });
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const aq = require('arquero') as Arquero;
+
+/** An arquero table (the type notebooks get back; see arquero's docs for its verbs). */
+export type Table = ReturnType<Arquero['from']>;
 
 export interface TableRow {
   readonly method: string;
@@ -11,7 +21,7 @@ export interface TableRow {
   readonly runs: number;
 }
 
-const HEAD: Record<(typeof METRIC_KEYS)[number], string> = {
+export const METRIC_HEADS: Record<(typeof METRIC_KEYS)[number], string> = {
   ir1: 'IR@1',
   ir5: 'IR@5',
   ir10: 'IR@10',
@@ -23,16 +33,39 @@ const HEAD: Record<(typeof METRIC_KEYS)[number], string> = {
 
 export const fmt = (m: MeanStd) => `${m.mean.toFixed(1)} ± ${m.std.toFixed(1)}`;
 
+/** Tidy numbers: method, pairs, runs, selection, then `<metric>_mean` and `<metric>_std` for every metric. */
+export function resultsTable(rows: readonly TableRow[]): Table {
+  return aq.from(
+    SELECTIONS.flatMap((selection) =>
+      rows.map((r) => ({
+        method: r.method,
+        pairs: r.pairs,
+        runs: r.runs,
+        selection,
+        ...Object.fromEntries(METRIC_KEYS.flatMap((k) => [[`${k}_mean`, r.summary[selection][k].mean], [`${k}_std`, r.summary[selection][k].std]])),
+      })),
+    ),
+  );
+}
+
+export const resultsCsv = (rows: readonly TableRow[]): string => `${resultsTable(rows).toCSV()}\n`;
+
+/** The rows under one selection rule, each metric as "mean ± std" (what a paper table shows). */
+export function selectionTable(rows: readonly TableRow[], selection: Selection): Table {
+  return aq.from(
+    rows.map((r) => ({
+      method: r.method,
+      pairs: r.pairs,
+      runs: r.runs,
+      ...Object.fromEntries(METRIC_KEYS.map((k) => [METRIC_HEADS[k], fmt(r.summary[selection][k])])),
+    })),
+  );
+}
+
 export function resultsMarkdown(title: string, provenance: readonly string[], rows: readonly TableRow[]): string {
   const lines = [`# ${title}`, '', ...provenance.map((p) => `- ${p}`), ''];
   for (const sel of SELECTIONS) {
-    lines.push(`## Selection: ${SELECTION_LABELS[sel]}`, '');
-    lines.push(`| method | pairs | runs | ${METRIC_KEYS.map((k) => HEAD[k]).join(' | ')} |`);
-    lines.push(`| --- | --- | --- | ${METRIC_KEYS.map(() => '---').join(' | ')} |`);
-    for (const r of rows) {
-      lines.push(`| ${r.method} | ${r.pairs} | ${r.runs} | ${METRIC_KEYS.map((k) => fmt(r.summary[sel][k])).join(' | ')} |`);
-    }
-    lines.push('');
+    lines.push(`## Selection: ${SELECTION_LABELS[sel]}`, '', selectionTable(rows, sel).toMarkdown({ align: { method: 'l', pairs: 'r', runs: 'r' } }).trimEnd(), '');
   }
   return lines.join('\n');
 }

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO, realData, tempDir } from '../helpers';
+import { readSafetensors } from '../../src/store/safetensors';
 
 function ptmst(...args: string[]) {
   const r = spawnSync(process.execPath, [join(REPO, 'dist', 'src', 'cli', 'main.js'), ...args], {
@@ -55,7 +56,6 @@ describe('cli', function () {
     assert.equal(ptmst('step', '--example', state).code, 0);
     const r = ptmst('step', '--state', state, '--out', out, '--loss', 'infonce');
     assert.equal(r.code, 0, r.err);
-    const { readSafetensors } = await import('../../src/store/safetensors');
     const g = await readSafetensors(out);
     for (const k of ['loss', 'grad.x', 'grad.y', 'grad.s', 'grad.lrImg', 'grad.lrTxt']) assert.ok(g.tensors.has(k), k);
     assert.deepEqual(g.tensors.get('grad.x')!.shape, [10, 12]);
