@@ -35,7 +35,7 @@ export { RECALL_KEYS, type Retrieval, type RetrievalSplit, evaluateRetrieval, re
 export { type ExpertOptions, type ExpertProgress, type ExpertTrajectory, trainExpert } from './trajectory/expert';
 export { BufferStageConfig, buildBuffer } from './trajectory/buffer';
 export { type BufferManifest, type Trajectory, readBuffer } from './trajectory/store';
-export { convexifyBuffer, convexifyFlat, convexifyTrajectory } from './trajectory/convexify';
+export { convexifyBuffer, convexifyFlat, convexifyTrajectory, trajectoryGeometry } from './trajectory/convexify';
 
 // distillation
 export { DistillStageConfig, type DistillResult, distill } from './distill';
@@ -50,12 +50,21 @@ export { type SyntheticSet, readSyntheticSet, writeSyntheticSet } from './distil
 // evaluation
 export { EvalStageConfig, type EvalResult, type MethodSpec, evaluateMethod } from './evaluate';
 export { type Checkpoint, type TrainingSubset, trainStudent } from './evaluate/student';
-export { SELECTIONS, SELECTION_LABELS, type Selection, select, summariseRuns } from './evaluate/summary';
+export { type CurvePoint, METRIC_KEYS, type MeanStd, type MetricSummary, SELECTIONS, SELECTION_LABELS, type Selection, checkpointCurve, select, summariseRuns } from './evaluate/summary';
 
 // the whole pipeline and its tables
-export { ReproConfig, type ReproResult, repro } from './pipeline/repro';
+export { type MethodResult, ReproConfig, type ReproResult, type ResultsFile, readResults, repro, tableRows } from './pipeline/repro';
+export { PACKAGE_ROOT, readConfigFile } from './config/file';
 export { METRIC_HEADS, type Table, type TableRow, resultsCsv, resultsMarkdown, resultsTable, selectionTable } from './figures/tables';
 export { type FigureSpec, PNG_SCALE, type RenderedFigure, type SavedFigure, type VegaLiteSpec, renderFigure, renderSvg, saveFigure, svgToPng } from './figures/render';
+
+export { type ResultsLike, budgetFigure, checkpointFigure, familyLabel, lossFigure, methodBudget, methodFamily, teacherFigure } from './figures/charts';
+
+// analyses
+export { type Neighbour, type SyntheticNeighbours, nearestRows, syntheticNeighbours } from './analysis/nearest';
+
+// notebooks: context, inline display, progress
+export { type Display, type NotebookContext, type NotebookMode, notebookContext, notebookProgress, projectRoot, show, showPhotos, showTable } from './notebook';
 
 // randomness and progress
 export { type Rng, deriveSeed, rng } from './util/random';

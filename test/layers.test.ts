@@ -15,9 +15,9 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['features'],
   ['trajectory'],
   ['distill', 'evaluate'],
-  ['figures'],
+  ['analysis', 'figures'],
   ['pipeline'],
-  ['cli'],
+  ['notebook', 'cli'],
   ['index'],
 ];
 

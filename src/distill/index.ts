@@ -55,7 +55,14 @@ export interface DistillResult {
   /** sha256 of the synthetic set's file */
   readonly sha256: string;
   readonly reused: boolean;
-  readonly phases: readonly { readonly size: number; readonly iterations: number; readonly finalLoss: number; readonly source: string }[];
+  readonly phases: readonly {
+    readonly size: number;
+    readonly iterations: number;
+    readonly finalLoss: number;
+    readonly source: string;
+    /** the matching loss ℓ_img + ℓ_txt per iteration */
+    readonly losses: readonly number[];
+  }[];
 }
 
 export const runDir = (c: Pick<DistillStageConfig, 'out' | 'name' | 'workspace'>) => inWorkspace(c.workspace, c.out ?? join('runs', c.name));
@@ -248,6 +255,7 @@ async function distillLocked(
   const phases = [];
   const info = [];
   let dims = { img: 0, txt: 0 };
+  const lossCurves: number[][] = [];
   for (let k = 0; k < count; k++) {
     const f = phaseFile(dir, k);
     const st = files[k] ?? (await readPhaseFile(config, f, k)); // phases distilled now are read once, here
@@ -255,6 +263,7 @@ async function distillLocked(
     const y = tensorOf(st, 'y', f);
     const losses = tensorOf(st, 'losses', f).data as Float32Array;
     dims = { img: x.shape[1]!, txt: y.shape[1]! };
+    lossCurves.push(Array.from(losses));
     phases.push({
       n: x.shape[0]!,
       x: x.data as Float32Array,
@@ -283,5 +292,6 @@ async function distillLocked(
   const file = join(dir, 'synthetic.safetensors');
   const digest = await writeSyntheticSet(file, set);
   await writeJsonAtomic(join(dir, 'synthetic.json'), { file: 'synthetic.safetensors', sha256: digest, phases: info, config: recorded });
-  return { dir, file, sha256: digest, reused: jobs.length === 0, phases: info };
+  // the loss curves are returned, not recorded (the set's provenance, and so its digest, stay as they were)
+  return { dir, file, sha256: digest, reused: jobs.length === 0, phases: info.map((p, k) => ({ ...p, losses: lossCurves[k]! })) };
 }

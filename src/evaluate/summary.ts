@@ -53,3 +53,30 @@ export function summariseRuns(runs: readonly (readonly Checkpoint[])[]): Readonl
     MetricSummary
   >;
 }
+
+/** One point of a method's learning curve: a checkpoint's r_mean over runs, on validation and test. */
+export interface CurvePoint {
+  readonly subset: number;
+  readonly epoch: number;
+  readonly val: MeanStd;
+  readonly test: MeanStd;
+}
+
+/**
+ * The students' r_mean at every checkpoint, mean ± std over runs (every run shares the checkpoint
+ * schedule; a run with another schedule is an error, not a silently misaligned curve).
+ */
+export function checkpointCurve(runs: readonly (readonly Checkpoint[])[]): CurvePoint[] {
+  const first = runs[0] ?? [];
+  for (const [r, c] of runs.entries()) {
+    if (c.length !== first.length || c.some((p, i) => p.subset !== first[i]!.subset || p.epoch !== first[i]!.epoch)) {
+      throw new Error(`run ${r} has another checkpoint schedule than run 0`);
+    }
+  }
+  return first.map((p, i) => ({
+    subset: p.subset,
+    epoch: p.epoch,
+    val: meanStd(runs.map((c) => c[i]!.val.rMean)),
+    test: meanStd(runs.map((c) => c[i]!.test.rMean)),
+  }));
+}

@@ -15,8 +15,8 @@ import { prepareFeatureSets } from '../features/load';
 import { buildBuffer } from '../trajectory/buffer';
 import { distill } from '../distill';
 import { type EvalResult, evaluateMethod } from '../evaluate';
-import type { MetricSummary, Selection } from '../evaluate/summary';
-import { type TableRow, resultsMarkdown } from '../figures/tables';
+import { type CurvePoint, METRIC_KEYS, type MetricSummary, SELECTIONS, type Selection, checkpointCurve } from '../evaluate/summary';
+import { type TableRow, resultsCsv, resultsMarkdown } from '../figures/tables';
 import { LOSS_NAMES } from '../model/losses';
 import { sha256, writeAtomic, writeJsonAtomic } from '../store/atomic';
 import { readJsonFile } from '../store/json';
@@ -57,15 +57,25 @@ export interface MethodResult {
   readonly pairs: number;
   readonly runs: number;
   readonly selections: Readonly<Record<Selection, MetricSummary>>;
-  readonly wallSeconds: number;
+  readonly wallSeconds: number | null;
+  /** r_mean at every evaluation checkpoint, mean ± std over runs (for the full-data rows: the experts' epochs) */
+  readonly curve: readonly CurvePoint[];
   readonly distill?: unknown;
 }
 
-export interface ReproResult {
+/** What `repro` writes to figures/<results>.json: the results with what produced them, checksummed. */
+export interface ResultsFile {
+  readonly name: string;
+  readonly provenance: readonly string[];
   readonly config: ReproConfig;
   readonly methods: readonly MethodResult[];
+}
+
+export interface ReproResult extends ResultsFile {
+  /** the files written: figures/<results>.json, .md and .csv */
   readonly json: string;
   readonly markdown: string;
+  readonly csv: string;
   readonly table: string;
 }
 
@@ -81,7 +91,7 @@ async function cached<T>(
   force: boolean,
   make: () => Promise<T>,
   elapsed: () => number,
-): Promise<{ value: T; reused: boolean; wallSeconds: number }> {
+): Promise<{ value: T; reused: boolean; wallSeconds: number | null }> {
   const digest = (value: unknown, wallSeconds: number | null) => sha256(JSON.stringify({ key, value, wallSeconds }));
   if (existsSync(path)) {
     try {
@@ -89,7 +99,7 @@ async function cached<T>(
       if (old.sha256 !== sha256(JSON.stringify({ key: old.key, value: old.value, wallSeconds: old.wallSeconds }))) {
         throw new CorruptFileError(path, 'checksum mismatch: the file is corrupted or was edited');
       }
-      if (old.key === key) return { value: old.value as T, reused: true, wallSeconds: old.wallSeconds ?? NaN };
+      if (old.key === key) return { value: old.value as T, reused: true, wallSeconds: old.wallSeconds };
     } catch (e) {
       if (!force || !(e instanceof CorruptFileError)) unusable(e, path, 'rerun with --force to recompute it');
     }
@@ -168,10 +178,10 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
       runs: ev.runs,
       selections: ev.selections,
       wallSeconds,
-      ...(distilled ? { distill: distilled.phases } : {}),
+      curve: checkpointCurve(ev.checkpoints),
+      ...(distilled ? { distill: distilled.phases.map(({ losses: _, ...p }) => p) } : {}),
     });
   }
-  const rows: TableRow[] = results.map((r) => ({ method: r.name, pairs: r.pairs < 0 ? 'all' : r.pairs, summary: r.selections, runs: r.runs }));
   const provenance = [
     config.description,
     `data: ${config.data.dataset} (train pairs for experts/coresets; retrieval on the ${config.data.dataset} test split, 5 captions per image), encoders: ${config.data.imageEncoder} + ${config.data.textEncoder}`,
@@ -179,11 +189,56 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
     `evaluation: ${config.eval.runs} runs (seed ${config.eval.seed}), ${config.eval.epochs} epochs per subset, mean ± sample std`,
     'full data: each expert of the buffer is one run',
   ].filter((l) => l.length > 0);
-  const table = resultsMarkdown(`Results: ${config.name}`, provenance, rows);
+  const file: ResultsFile = { name: config.name, provenance, config, methods: results };
+  const table = resultsMarkdown(`Results: ${config.name}`, provenance, tableRows(file));
   const stem = config.results ?? config.name;
-  const json = inWorkspace(workspace, join('figures', `${stem}.json`));
-  const markdown = inWorkspace(workspace, join('figures', `${stem}.md`));
-  await writeJsonAtomic(json, { name: config.name, provenance, config, methods: results });
+  const [json, markdown, csv] = ['json', 'md', 'csv'].map((ext) => inWorkspace(workspace, join('figures', `${stem}.${ext}`))) as [string, string, string];
+  await writeJsonAtomic(json, { ...file, sha256: sha256(JSON.stringify(file)) });
   await writeAtomic(markdown, table);
-  return { config, methods: results, json, markdown, table };
+  await writeAtomic(csv, resultsCsv(tableRows(file)));
+  return { ...file, json, markdown, csv, table };
+}
+
+/** The table rows of a results file (full data shows "all" pairs). */
+export const tableRows = (r: Pick<ResultsFile, 'methods'>): TableRow[] =>
+  r.methods.map((m) => ({ method: m.name, pairs: m.pairs < 0 ? 'all' : m.pairs, summary: m.selections, runs: m.runs }));
+
+const MeanStdSchema = z.object({ mean: z.number(), std: z.number() }).strict();
+const SummarySchema = z.object(Object.fromEntries(METRIC_KEYS.map((k) => [k, MeanStdSchema])) as Record<(typeof METRIC_KEYS)[number], typeof MeanStdSchema>).strict();
+const StoredResults = z
+  .object({
+    name: z.string(),
+    provenance: z.array(z.string()),
+    config: z.record(z.string(), z.unknown()),
+    methods: z.array(
+      z
+        .object({
+          name: z.string(),
+          kind: z.string(),
+          pairs: z.number(),
+          runs: z.number().int().positive(),
+          selections: z.object(Object.fromEntries(SELECTIONS.map((k) => [k, SummarySchema])) as Record<Selection, typeof SummarySchema>).strict(),
+          /** null when the method's result was computed before wall times were stored */
+          wallSeconds: z.number().nullable(),
+          curve: z.array(z.object({ subset: z.number().int(), epoch: z.number().int(), val: MeanStdSchema, test: MeanStdSchema }).strict()),
+          distill: z.unknown().optional(),
+        })
+        .strict(),
+    ),
+    sha256: z.string(),
+  })
+  .strict();
+
+/**
+ * A results file written by `repro` (figures/<name>.json), verified: its schema, its checksum and its config.
+ * `nameOrPath` is a path, or a bare name looked up under `<workspace>/figures/`.
+ */
+export async function readResults(nameOrPath: string, workspace = '.'): Promise<ResultsFile> {
+  const path = nameOrPath.endsWith('.json') ? nameOrPath : inWorkspace(workspace, join('figures', `${nameOrPath}.json`));
+  const stored = await readJsonFile(path, StoredResults, 'results file');
+  const { sha256: digest, ...file } = stored;
+  if (digest !== sha256(JSON.stringify(file))) throw new CorruptFileError(path, 'checksum mismatch: the file is corrupted or was edited; rerun ptmst repro');
+  const config = ReproConfig.safeParse(file.config);
+  if (!config.success) throw new CorruptFileError(path, `its config does not parse: ${config.error.issues[0]?.message ?? ''}`);
+  return { ...file, config: config.data };
 }

@@ -7,7 +7,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { TOWERS } from '../model/dual';
+import { TOWERS } from '../model/dual';
 import { type HeadShape, PARAM_NAMES, paramShapes } from '../model/head';
 import { type BufferManifest, type Trajectory, readBuffer, writeBufferManifest, writeTrajectory } from './store';
 
@@ -105,4 +105,29 @@ export async function convexifyBuffer(
   };
   await writeBufferManifest(out, m);
   return { dir: out, manifest: m };
+}
+
+/**
+ * The shape of a trajectory, per snapshot: the distance from its first snapshot and the length of the path
+ * walked so far (float64, both towers). On an expert the path is longer than the distance (SGD meanders);
+ * on a shortcut trajectory the two are equal — it is the straight segment between the same endpoints.
+ */
+export function trajectoryGeometry(t: Trajectory): { snapshot: number; distance: number; pathLength: number }[] {
+  const rows: { snapshot: number; distance: number; pathLength: number }[] = [];
+  let path = 0;
+  for (let s = 0; s < t.snapshots; s++) {
+    let dist2 = 0;
+    let step2 = 0;
+    for (const tower of TOWERS) {
+      const p = t[tower].length / t.snapshots;
+      const a = t[tower];
+      for (let i = 0; i < p; i++) {
+        dist2 += (a[s * p + i]! - a[i]!) ** 2;
+        if (s > 0) step2 += (a[s * p + i]! - a[(s - 1) * p + i]!) ** 2;
+      }
+    }
+    path += Math.sqrt(step2);
+    rows.push({ snapshot: s, distance: Math.sqrt(dist2), pathLength: path });
+  }
+  return rows;
 }

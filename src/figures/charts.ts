@@ -1,0 +1,227 @@
+/**
+ * The paper's figures as vega-lite specs with their data inline: results against budget, students' learning
+ * curves across subsets, the teachers' retrieval per epoch, the distillation loss per iteration. Each builder
+ * returns a `FigureSpec` (name, caption, spec); `saveFigure` renders and writes it. Error bars and bands are
+ * mean ± sample std over runs; every caption states the data, encoders, budget, seeds and selection rule.
+ */
+import type { TopLevelSpec } from 'vega-lite' with { 'resolution-mode': 'import' };
+import { type CurvePoint, type MeanStd, SELECTION_LABELS, SELECTIONS, type Selection } from '../evaluate/summary';
+import type { Retrieval } from '../model/retrieval';
+import type { FigureSpec, VegaLiteSpec } from './render';
+
+/** A typed vega-lite spec as the plain JSON a figure carries. */
+const json = (s: TopLevelSpec): VegaLiteSpec => s as unknown as VegaLiteSpec;
+
+/** What a results figure needs of `repro`'s results file (figures/<name>.json). */
+export interface ResultsLike {
+  readonly name: string;
+  readonly provenance: readonly string[];
+  readonly config: { readonly eval: { readonly epochs: number } };
+  readonly methods: readonly {
+    readonly name: string;
+    readonly kind: string;
+    readonly pairs: number;
+    readonly runs: number;
+    readonly selections: Readonly<Record<Selection, { readonly rMean: MeanStd }>>;
+    readonly curve: readonly CurvePoint[];
+  }[];
+}
+
+/** A method's family: its name without the budget suffix (`ptmst-100` → `ptmst`). */
+export const methodFamily = (name: string) => name.replace(/-\d+$/, '');
+
+const FAMILY_LABELS: Readonly<Record<string, string>> = { ptmst: 'PTM-ST', random: 'random coreset', full: 'full data' };
+export const familyLabel = (name: string) => FAMILY_LABELS[methodFamily(name)] ?? methodFamily(name);
+
+/** The budget a method was configured for (`ptmst-100` → 100; PTM-ST's phases may store a pair fewer). */
+export const methodBudget = (m: { readonly name: string; readonly pairs: number }) => Number(/-(\d+)$/.exec(m.name)?.[1] ?? m.pairs);
+
+/** One colour per method family in every figure (PTM-ST blue, random coreset orange, full data green, others after). */
+const PALETTE = ['#4c78a8', '#f58518', '#54a24b', '#e45756', '#72b7b2', '#b279a2', '#9d755d', '#bab0ac'];
+function colour(methods: readonly { readonly name: string }[]) {
+  const known = Object.values(FAMILY_LABELS);
+  const present = [...new Set(methods.map((m) => familyLabel(m.name)))];
+  const domain = [...known, ...present.filter((f) => !known.includes(f))];
+  return { field: 'method', type: 'nominal', title: null, scale: { domain, range: PALETTE.slice(0, domain.length) } } as const;
+}
+
+const FONT = 'DejaVu Sans';
+const CONFIG = { font: FONT, view: { stroke: null }, axis: { grid: true, gridOpacity: 0.4 } } as const;
+
+const band = (m: MeanStd) => ({ mean: m.mean, lo: m.mean - m.std, hi: m.mean + m.std });
+
+const caption = (r: ResultsLike, what: string, selection: string) =>
+  `${what} ${r.provenance.join(' ')} ${selection} Error bars: ± one sample standard deviation over runs. Source: figures/${r.name}.json.`;
+
+/**
+ * r_mean against the number of synthetic (or coreset) pairs, one line per method family, one panel per
+ * selection rule (the test-split rule labelled as such); full-data training as a dashed reference line.
+ */
+export function budgetFigure(r: ResultsLike, name = `${r.name}-budget`): FigureSpec {
+  const selectionLabel = (s: Selection) => (s === 'test' ? 'best on test (reference rule, test split)' : SELECTION_LABELS[s]);
+  const values = r.methods.flatMap((m) =>
+    SELECTIONS.map((s) => ({
+      method: familyLabel(m.name),
+      kind: m.kind,
+      budget: m.pairs < 0 ? null : methodBudget(m),
+      pairs: m.pairs,
+      runs: m.runs,
+      selection: selectionLabel(s),
+      ...band(m.selections[s].rMean),
+    })),
+  );
+  const budgets = [...new Set(r.methods.filter((m) => m.pairs > 0).map(methodBudget))].sort((a, b) => a - b);
+  const x = { field: 'budget', type: 'quantitative', title: 'budget (pairs)', scale: { type: 'log', nice: false, padding: 12 }, axis: { values: budgets, format: 'd' } } as const;
+  const y = { field: 'mean', type: 'quantitative', title: 'r_mean (%)' } as const;
+  const color = colour(r.methods);
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { values },
+    facet: { column: { field: 'selection', type: 'nominal', title: 'checkpoint selection rule', sort: SELECTIONS.map(selectionLabel) } },
+    spec: {
+      width: 210,
+      height: 190,
+      layer: [
+        { transform: [{ filter: 'datum.budget != null' }], mark: { type: 'line', point: true }, encoding: { x, y, color } },
+        { transform: [{ filter: 'datum.budget != null' }], mark: { type: 'errorbar', ticks: true }, encoding: { x, y: { ...y, field: 'lo' }, y2: { field: 'hi' }, color } },
+        { transform: [{ filter: 'datum.budget == null' }], mark: { type: 'rule', strokeDash: [4, 3] }, encoding: { y, color } },
+      ],
+    },
+    config: CONFIG,
+  };
+  return {
+    name,
+    spec: json(spec),
+    caption: caption(
+      r,
+      'Retrieval (r_mean, mean of IR/TR@1/5/10 on the test split) against the budget.',
+      `x: the configured budget (pairs stored: ${r.methods.filter((m) => m.pairs > 0).map((m) => `${m.name} ${m.pairs}`).join(', ')}). Panels: the checkpoint each run reports — the final epoch, the best on validation (test scores shown), and the reference rule that selects on the test split itself (labelled; optimistic).`,
+    ),
+  };
+}
+
+/**
+ * Students' r_mean at every checkpoint across the training subsets (PTM-ST trains on its subsets in order),
+ * one panel per budget, test split solid and validation dashed, bands ± std; dotted rules mark where a
+ * subset begins.
+ */
+export function checkpointFigure(r: ResultsLike, name = `${r.name}-checkpoints`): FigureSpec {
+  const epochs = r.config.eval.epochs;
+  const methods = r.methods.filter((m) => m.pairs > 0);
+  const values = methods.flatMap((m) =>
+    m.curve.flatMap((p) =>
+      (['test', 'val'] as const).map((split) => ({
+        method: familyLabel(m.name),
+        budget: methodBudget(m),
+        pairs: m.pairs,
+        step: p.subset * epochs + p.epoch,
+        subset: p.subset + 1,
+        split: split === 'test' ? 'test' : 'validation',
+        ...band(p[split]),
+      })),
+    ),
+  );
+  const boundaries = methods.flatMap((m) =>
+    [...new Set(m.curve.map((p) => p.subset))].filter((s) => s > 0).map((s) => ({ budget: methodBudget(m), step: s * epochs, boundary: true })),
+  );
+  const x = { field: 'step', type: 'quantitative', title: 'student epoch (all subsets)' } as const;
+  const color = colour(methods);
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { values: [...values, ...boundaries] },
+    facet: { column: { field: 'budget', type: 'ordinal', title: 'budget (pairs)' } },
+    spec: {
+      width: 210,
+      height: 190,
+      layer: [
+        {
+          transform: [{ filter: 'datum.boundary !== true && datum.split === "test"' }],
+          mark: { type: 'area', opacity: 0.15 },
+          encoding: { x, y: { field: 'lo', type: 'quantitative', title: 'r_mean (%)' }, y2: { field: 'hi' }, color },
+        },
+        {
+          transform: [{ filter: 'datum.boundary !== true' }],
+          mark: { type: 'line', point: { size: 14 } },
+          encoding: {
+            x,
+            y: { field: 'mean', type: 'quantitative', title: 'r_mean (%)' },
+            color,
+            strokeDash: { field: 'split', type: 'nominal', title: 'split', sort: ['test', 'validation'] },
+            detail: { field: 'split' },
+          },
+        },
+        { transform: [{ filter: 'datum.boundary === true' }], mark: { type: 'rule', strokeDash: [2, 2], color: 'gray' }, encoding: { x } },
+      ],
+    },
+    config: CONFIG,
+  };
+  return {
+    name,
+    spec: json(spec),
+    caption: caption(
+      r,
+      `Students' r_mean at every evaluation checkpoint (every 10 epochs, ${epochs} epochs per subset; dotted lines: the next subset starts), test split solid, validation dashed, band ± std on test.`,
+      'No checkpoint is selected: the curves show every checkpoint.',
+    ),
+  };
+}
+
+/** The teachers (experts) learning: r_mean per epoch on validation and test, mean ± std over experts. */
+export function teacherFigure(
+  experts: readonly { readonly retrieval: readonly Retrieval[]; readonly retrievalVal: readonly Retrieval[] }[],
+  options: { readonly name: string; readonly caption: string },
+): FigureSpec {
+  const epochs = experts[0]?.retrieval.length ?? 0;
+  const stat = (xs: number[]) => {
+    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+    const std = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : 0;
+    return { mean, lo: mean - std, hi: mean + std };
+  };
+  const values = Array.from({ length: epochs }, (_, e) =>
+    (['test', 'validation'] as const).map((split) => ({
+      epoch: e,
+      split,
+      ...stat(experts.map((x) => (split === 'test' ? x.retrieval : x.retrievalVal)[e]?.rMean ?? NaN)),
+    })),
+  ).flat();
+  const x = { field: 'epoch', type: 'quantitative', title: 'expert epoch', axis: { tickMinStep: 1 } } as const;
+  const color = { field: 'split', type: 'nominal', title: 'split' } as const;
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { values },
+    width: 320,
+    height: 200,
+    layer: [
+      { mark: { type: 'area', opacity: 0.15 }, encoding: { x, y: { field: 'lo', type: 'quantitative', title: 'r_mean (%)' }, y2: { field: 'hi' }, color } },
+      { mark: { type: 'line', point: true }, encoding: { x, y: { field: 'mean', type: 'quantitative', title: 'r_mean (%)' }, color } },
+    ],
+    config: CONFIG,
+  };
+  return { name: options.name, spec: json(spec), caption: `${options.caption} Band: ± one sample std over ${experts.length} experts.` };
+}
+
+/** The matching loss ℓ_img + ℓ_txt per iteration, one line per phase, with a 25-iteration moving mean. */
+export function lossFigure(
+  phases: readonly { readonly losses: ArrayLike<number> }[],
+  options: { readonly name: string; readonly caption: string },
+): FigureSpec {
+  const values = phases.flatMap((p, k) => Array.from(p.losses, (loss, it) => ({ phase: `phase ${k + 1}`, iteration: it + 1, loss })));
+  const x = { field: 'iteration', type: 'quantitative', title: 'iteration' } as const;
+  const color = { field: 'phase', type: 'nominal', title: null } as const;
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { values },
+    width: 320,
+    height: 200,
+    layer: [
+      { mark: { type: 'line', opacity: 0.3, strokeWidth: 1 }, encoding: { x, y: { field: 'loss', type: 'quantitative', title: 'matching loss' }, color } },
+      {
+        transform: [{ window: [{ op: 'mean', field: 'loss', as: 'smoothed' }], frame: [-12, 12], groupby: ['phase'], sort: [{ field: 'iteration' }] }],
+        mark: { type: 'line', strokeWidth: 2 },
+        encoding: { x, y: { field: 'smoothed', type: 'quantitative', title: 'matching loss' }, color },
+      },
+    ],
+    config: CONFIG,
+  };
+  return { name: options.name, spec: json(spec), caption: `${options.caption} Thin: per iteration; thick: moving mean over 25 iterations.` };
+}

@@ -1,0 +1,130 @@
+import { strict as assert } from 'node:assert';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { PNG } from 'pngjs';
+import { budgetFigure, checkpointFigure, lossFigure, methodBudget, type ResultsLike } from '../../src/figures/charts';
+import { PNG_SCALE, renderFigure, renderSvg, saveFigure, svgToPng } from '../../src/figures/render';
+import { resultsCsv, resultsMarkdown, resultsTable } from '../../src/figures/tables';
+import { checkpointCurve } from '../../src/evaluate/summary';
+import type { Checkpoint } from '../../src/evaluate/student';
+import type { Retrieval } from '../../src/model/retrieval';
+import { REPO, tempDir } from '../helpers';
+
+const svgSize = (svg: string) => {
+  assert.equal(XMLValidator.validate(svg), true, 'the SVG is well-formed XML');
+  const root = (new XMLParser({ ignoreAttributes: false }).parse(svg) as { svg: Record<string, string> }).svg;
+  return { width: Number(root['@_width']), height: Number(root['@_height']) };
+};
+
+const ms = (mean: number, std: number) => ({ mean, std });
+const summary = (r: number, s = 0.5) => ({ ir1: ms(r, s), ir5: ms(r, s), ir10: ms(r, s), tr1: ms(r, s), tr5: ms(r, s), tr10: ms(r, s), rMean: ms(r, s) });
+const curve = (top: number) => [0, 1].flatMap((subset) => [0, 5, 10].map((epoch) => ({ subset, epoch, val: ms(top - 1 + epoch / 10, 0.2), test: ms(top - 2 + epoch / 10, 0.3) })));
+const results: ResultsLike = {
+  name: 'unit',
+  provenance: ['data: shapes', 'encoders: a + b', 'evaluation: 3 runs (seed 0)'],
+  config: { eval: { epochs: 10 } },
+  methods: [
+    { name: 'full', kind: 'full', pairs: -1, runs: 2, selections: { final: summary(20), val: summary(21), test: summary(22) }, curve: [] },
+    { name: 'random-100', kind: 'coreset', pairs: 100, runs: 3, selections: { final: summary(2, 0.4), val: summary(3), test: summary(4) }, curve: curve(2) },
+    { name: 'ptmst-100', kind: 'distill', pairs: 99, runs: 3, selections: { final: summary(5, 0.1), val: summary(6), test: summary(7) }, curve: curve(5) },
+  ],
+};
+
+describe('figures: vega-lite specs rendered to SVG and PNG', function () {
+  this.timeout(120000);
+
+  it('regenerates every committed figure from its .vl.json: the SVG parses, the PNG decodes at the committed size', async () => {
+    const dir = join(REPO, 'figures');
+    const specs = readdirSync(dir).filter((f) => f.endsWith('.vl.json'));
+    assert.ok(specs.length >= 4, `committed figure specs: ${specs.join(', ')}`);
+    for (const f of specs) {
+      const spec = JSON.parse(readFileSync(join(dir, f), 'utf8')) as Record<string, unknown>;
+      assert.match(String(spec.description), /seed/, `${f}: its caption names the seeds`);
+      const svg = await renderSvg(spec);
+      const { width, height } = svgSize(svg);
+      const { png } = await svgToPng(svg);
+      const decoded = PNG.sync.read(Buffer.from(png));
+      assert.deepEqual([decoded.width, decoded.height], [Math.round(width * PNG_SCALE), Math.round(height * PNG_SCALE)], f);
+      const committed = PNG.sync.read(readFileSync(join(dir, f.replace('.vl.json', '.png'))));
+      assert.deepEqual([committed.width, committed.height], [decoded.width, decoded.height], `${f}: committed PNG size`);
+      // not blank: the rendered marks leave more than a few non-white pixels
+      let ink = 0;
+      for (let i = 0; i < decoded.data.length; i += 4) if (decoded.data[i]! < 200) ink++;
+      assert.ok(ink > 1000, `${f}: ${ink} dark pixels`);
+    }
+  });
+
+  it('budget figure: one point per method and rule, error bars at mean ∓ std, the full-data line without a budget', () => {
+    const f = budgetFigure(results);
+    const values = (f.spec as { data: { values: { method: string; selection: string; budget: number | null; mean: number; lo: number; hi: number }[] } }).data.values;
+    assert.equal(values.length, 3 * 3);
+    const p = values.find((v) => v.method === 'PTM-ST' && v.selection === 'final epoch')!;
+    assert.deepEqual([p.budget, p.mean, p.lo, p.hi], [100, 5, 4.9, 5.1]);
+    const test = values.find((v) => v.method === 'random coreset' && v.selection.startsWith('best on test'))!;
+    assert.match(test.selection, /test split/);
+    assert.equal(values.find((v) => v.method === 'full data')!.budget, null);
+    assert.match(f.caption, /ptmst-100 99/);
+    assert.equal(methodBudget({ name: 'ptmst-500', pairs: 499 }), 500);
+  });
+
+  it('checkpoint figure: steps run across subsets, a boundary where the second subset starts', () => {
+    const values = (checkpointFigure(results).spec as { data: { values: { step: number; boundary?: boolean; split?: string; method?: string }[] } }).data.values;
+    assert.deepEqual([...new Set(values.filter((v) => !v.boundary).map((v) => v.step))].sort((a, b) => a - b), [0, 5, 10, 15, 20]);
+    assert.deepEqual(values.filter((v) => v.boundary).map((v) => v.step), [10, 10]);
+    assert.equal(values.filter((v) => v.method === 'full data').length, 0);
+  });
+
+  it('saveFigure writes .svg, .png and .vl.json (spec with data and caption) that agree', async () => {
+    const dir = tempDir('ptmst-fig-');
+    const saved = await saveFigure(lossFigure([{ losses: [3, 2, 1.5, 1.2] }, { losses: [2, 1] }], { name: 'loss-unit', caption: 'unit caption, seed 0.' }), dir);
+    const spec = JSON.parse(readFileSync(saved.files.spec, 'utf8')) as { description: string; data: { values: unknown[] } };
+    assert.match(spec.description, /^unit caption, seed 0\./);
+    assert.equal(spec.data.values.length, 6);
+    assert.equal(readFileSync(saved.files.svg, 'utf8'), saved.svg);
+    const png = PNG.sync.read(readFileSync(saved.files.png));
+    assert.deepEqual([png.width, png.height], [saved.width, saved.height]);
+    const { width } = svgSize(saved.svg);
+    assert.equal(png.width, Math.round(width * PNG_SCALE));
+  });
+
+  it('a spec that does not compile is an error naming the figure', async () => {
+    await assert.rejects(renderFigure({ name: 'bad', caption: '', spec: { mark: 'nonsense' } }), /figure bad/);
+  });
+});
+
+describe('tables (arquero)', () => {
+  const rows = results.methods.map((m) => ({ method: m.name, pairs: m.pairs < 0 ? 'all' : m.pairs, runs: m.runs, summary: m.selections as never }));
+
+  it('tidy table: one row per method × rule, means and stds as numbers', () => {
+    const t = resultsTable(rows);
+    assert.equal(t.numRows(), 9);
+    const csv = resultsCsv(rows).trim().split('\n');
+    assert.equal(csv.length, 10);
+    assert.ok(csv[0]!.startsWith('method,pairs,runs,selection,ir1_mean,ir1_std'));
+    assert.ok(csv.includes('ptmst-100,99,3,final,5,0.1,5,0.1,5,0.1,5,0.1,5,0.1,5,0.1,5,0.1'), csv.join('\n'));
+  });
+
+  it('Markdown: provenance, one block per rule, "mean ± std"', () => {
+    const md = resultsMarkdown('T', results.provenance, rows);
+    assert.match(md, /- data: shapes/);
+    assert.match(md, /## Selection: best on test \(reference rule; selected on the test split\)/);
+    assert.match(md, /\|ptmst-100\|99\|3\|5\.0 ± 0\.1\|/);
+  });
+});
+
+describe('checkpointCurve', () => {
+  const r = (rMean: number): Retrieval => ({ ir1: 0, ir5: 0, ir10: 0, tr1: 0, tr5: 0, tr10: 0, rMean });
+  const run = (...xs: number[]): Checkpoint[] => xs.map((x, i) => ({ subset: i >> 1, epoch: (i % 2) * 10, val: r(x + 1), test: r(x) }));
+
+  it('mean and sample std over runs at every checkpoint', () => {
+    const c = checkpointCurve([run(1, 2, 3, 4), run(3, 4, 5, 8)]);
+    assert.deepEqual(c.map((p) => [p.subset, p.epoch]), [[0, 0], [0, 10], [1, 0], [1, 10]]);
+    assert.deepEqual(c[3]!.test, { mean: 6, std: Math.sqrt(8) });
+    assert.deepEqual(c[0]!.val, { mean: 3, std: Math.sqrt(2) });
+  });
+
+  it('runs with different checkpoint schedules are an error', () => {
+    assert.throws(() => checkpointCurve([run(1, 2, 3, 4), run(1, 2, 3)]), /run 1 has another checkpoint schedule/);
+  });
+});
