@@ -59,4 +59,5 @@ export { type FigureSpec, PNG_SCALE, type RenderedFigure, type SavedFigure, type
 
 // randomness and progress
 export { type Rng, deriveSeed, rng } from './util/random';
-export type { ProgressEvent, ProgressSink } from './util/progress';
+export { type ProgressEvent, type ProgressSink, formatInfo, teeProgress } from './util/progress';
+export { type ProgressLines, type ProgressLinesOptions, formatDuration, progressLines } from './util/progress-lines';
