@@ -68,4 +68,5 @@ export { type Display, type NotebookContext, type NotebookMode, notebookContext,
 
 // randomness and progress
 export { type Rng, deriveSeed, rng } from './util/random';
-export type { ProgressEvent, ProgressSink } from './util/progress';
+export { type ProgressEvent, type ProgressSink, formatInfo, teeProgress } from './util/progress';
+export { type ProgressLines, type ProgressLinesOptions, formatDuration, progressLines } from './util/progress-lines';

@@ -1,6 +1,6 @@
-/** Progress bars for the CLI (cli-progress), one bar per label; silent when stderr is not a terminal. */
+/** Progress bars for the CLI (cli-progress), one bar per label; for a terminal (run.ts picks lines otherwise). */
 import cliProgress from 'cli-progress';
-import type { ProgressEvent, ProgressSink } from '../util/progress';
+import { type ProgressSink, formatInfo } from '../util/progress';
 
 export interface Bars {
   readonly sink: ProgressSink;
@@ -20,17 +20,15 @@ export function progressBars(enabled: boolean): Bars {
     cliProgress.Presets.shades_classic,
   );
   const bars = new Map<string, cliProgress.SingleBar>();
-  const info = (e: ProgressEvent) =>
-    e.info ? Object.entries(e.info).map(([k, v]) => `${k} ${typeof v === 'number' ? v.toPrecision(4) : v}`).join(' ') : '';
   return {
     sink(e) {
       let bar = bars.get(e.label);
       if (bar === undefined) {
-        bar = multi.create(e.total, e.done, { label: e.label, info: info(e) });
+        bar = multi.create(e.total, e.done, { label: e.label, info: formatInfo(e.info) });
         bars.set(e.label, bar);
       }
       bar.setTotal(e.total);
-      bar.update(e.done, { label: e.label, info: info(e) });
+      bar.update(e.done, { label: e.label, info: formatInfo(e.info) });
     },
     stop: () => multi.stop(),
   };

@@ -1,12 +1,14 @@
 /**
- * Shared plumbing of every command: backend choice, progress bars, wall time and peak memory,
- * the `--json PATH` summary, and one handler that turns errors into one line and an exit code.
+ * Shared plumbing of every command: backend choice, progress (bars on a terminal, plain lines otherwise),
+ * wall time and peak memory, the `--json PATH` summary, and one handler that turns errors into one line and
+ * an exit code.
  */
 import { ready } from '../backend';
 import { exitCodeOf } from '../errors';
 import { writeJsonAtomic } from '../store/atomic';
 import type { ProgressSink } from '../util/progress';
-import { progressBars } from './progress';
+import { progressLines } from '../util/progress-lines';
+import { type Bars, progressBars } from './progress';
 
 export interface CommandContext {
   readonly progress: ProgressSink;
@@ -26,8 +28,8 @@ export async function runCommand<T extends object>(
   body: (ctx: CommandContext) => Promise<T>,
 ): Promise<void> {
   const t0 = performance.now();
-  const bars = progressBars(options.progress !== false && process.stderr.isTTY === true);
   const log = (line: string) => process.stderr.write(line + '\n');
+  const bars = progressOutput(options.progress !== false, log);
   try {
     const backend = await ready(log);
     const result = await body({ progress: bars.sink, log });
@@ -47,6 +49,12 @@ export async function runCommand<T extends object>(
     log(`ptmst ${name}: error: ${e instanceof Error ? e.message : String(e)}`);
     if (process.env.PTMST_DEBUG && e instanceof Error) log(e.stack ?? '');
   }
+}
+
+/** Bars on a terminal; where stderr goes to a file or a pipe, lines every 30 s (`ptmst repro > log 2>&1`). */
+function progressOutput(enabled: boolean, log: (line: string) => void): Bars {
+  if (enabled && process.stderr.isTTY !== true) return progressLines(log);
+  return progressBars(enabled);
 }
 
 export { exitCodeOf };

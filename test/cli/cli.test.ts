@@ -1,8 +1,8 @@
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO, realData, tempDir } from '../helpers';
+import { REPO, realData, sharedCache, tempDir } from '../helpers';
 import { readSafetensors } from '../../src/store/safetensors';
 
 function ptmst(...args: string[]) {
@@ -47,6 +47,18 @@ describe('cli', function () {
     assert.deepEqual([text.count, text.dim], [455, 100]);
     const image = summary.outputs.find((o: { modality: string }) => o.modality === 'image');
     assert.deepEqual([image.count, image.dim], [91, 1280]);
+  });
+
+  it('progress goes to stderr as plain lines when stderr is not a terminal', () => {
+    // a fresh feature cache; the generated photos are copied when an earlier test made them (~20 s saved)
+    const cache = tempDir();
+    if (existsSync(join(sharedCache(), 'generated'))) cpSync(join(sharedCache(), 'generated'), join(cache, 'generated'), { recursive: true });
+    const r = ptmst('features', '--dataset', 'shapes', '--cache-dir', cache, '--splits', 'test', '--workers', '1', '--chunk-size', '25');
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /^▶ shapes\/test images 0\/100$/m);
+    assert.match(r.err, /^✓ shapes\/test images 100\/100 in \d+ s$/m);
+    assert.match(r.err, /^✓ shapes\/test captions 500\/500$/m);
+    assert.doesNotMatch(r.err, /\u001b\[|░/, 'no bars or terminal escapes in a log');
   });
 
   it('step: one iteration from a state file, loss and every gradient to safetensors', async () => {

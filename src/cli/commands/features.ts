@@ -30,7 +30,7 @@ export function register(program: Command): void {
     .option('--chunk-size <n>', 'images per resumable chunk (default 256)')
     .option('--force', 'recompute even when the cache is valid')
     .option('--json <path>', 'write a machine-readable summary here')
-    .option('--no-progress', 'no progress bars')
+    .option('--no-progress', 'no progress bars or lines')
     .action((o: Options) =>
       runCommand('features', o, async ({ progress, log }) => {
         const { config, outputs } = await computeFeatures(

@@ -28,7 +28,7 @@ interface DataFlags {
 }
 
 const withCommon = (c: Command) =>
-  c.option('--json <path>', 'write a machine-readable summary here').option('--no-progress', 'no progress bars');
+  c.option('--json <path>', 'write a machine-readable summary here').option('--no-progress', 'no progress bars or lines');
 
 const withForce = (c: Command) => c.option('--force', 'rebuild stored outputs that fail verification (instead of stopping)');
 
