@@ -5,7 +5,7 @@
 //   npm run notebooks -- 03           only the notebooks whose file name starts with 03
 // A cell that errors stops that notebook and makes the exit code non-zero (after the others have run).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -42,8 +42,9 @@ const notebooks = readdirSync(dir)
   .filter((f) => positionals.length === 0 || positionals.some((p) => f.startsWith(p)))
   .sort();
 if (notebooks.length === 0) fail(`no notebook matches ${positionals.join(' ')}`);
-const outDir = join(ROOT, '.ptmst-cache/notebooks-quick/executed');
-if (mode === 'quick') mkdirSync(outDir, { recursive: true });
+// executed copies go to a scratch folder first; in full mode a clean run then replaces the committed notebook
+const outDir = join(ROOT, `.ptmst-cache/notebooks-${mode}/executed`);
+mkdirSync(outDir, { recursive: true });
 
 const env = { ...process.env, JUPYTER_PATH: join(ROOT, '.jupyter'), PTMST_NOTEBOOK_MODE: mode, PYDEVD_DISABLE_FILE_VALIDATION: '1' };
 const failed = [];
@@ -51,31 +52,21 @@ const t0 = Date.now();
 for (const nb of notebooks) {
   const t = Date.now();
   console.log(`▶ ${nb} (${mode})`);
-  const where = mode === 'quick' ? ['--output-dir', outDir] : ['--inplace'];
-  const r = spawnSync(
-    PY,
-    ['-m', 'nbconvert', '--to', 'notebook', '--execute', ...where, `--ExecutePreprocessor.timeout=${values.timeout}`, '--ExecutePreprocessor.kernel_name=tslab', join(dir, nb)],
-    { cwd: dir, env, stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' },
-  );
+  const written = join(outDir, nb);
+  rmSync(written, { force: true });
+  const r = spawnSync(PY, [join(ROOT, 'scripts/execute-notebook.py'), join(dir, nb), written, values.timeout], {
+    cwd: dir,
+    env,
+    stdio: 'inherit',
+  });
   const seconds = ((Date.now() - t) / 1000).toFixed(0);
-  const written = mode === 'quick' ? join(outDir, nb) : join(dir, nb);
-  const errors = r.status === 0 ? cellErrors(written) : [];
-  if (r.status !== 0 || errors.length > 0) {
+  if (r.status !== 0) {
     failed.push(nb);
-    console.error(r.stderr.split('\n').filter((l) => !l.startsWith('[NbConvertApp]')).slice(-40).join('\n'));
-    for (const e of errors) console.error(e);
-    console.error(`✗ ${nb} failed after ${seconds} s`);
+    console.error(`✗ ${nb} failed after ${seconds} s (executed copy: ${written})`);
   } else {
-    console.log(`✓ ${nb} in ${seconds} s${mode === 'quick' ? ` → ${written}` : ''}`);
+    if (mode === 'full') copyFileSync(written, join(dir, nb));
+    console.log(`✓ ${nb} in ${seconds} s${mode === 'full' ? ' (outputs saved in notebooks/)' : ` → ${written}`}`);
   }
 }
 console.log(`notebooks: ${notebooks.length - failed.length}/${notebooks.length} ran without an error in ${((Date.now() - t0) / 1000).toFixed(0)} s (${mode} mode)`);
 process.exit(failed.length ? 1 : 0);
-
-/** Error outputs and stderr lines tslab prints for a cell that fails to compile. */
-function cellErrors(file) {
-  const nb = JSON.parse(readFileSync(file, 'utf8'));
-  return nb.cells.flatMap((c, i) =>
-    (c.outputs ?? []).filter((o) => o.output_type === 'error').map((o) => `cell ${i}: ${o.ename}: ${o.evalue}`),
-  );
-}

@@ -40,13 +40,14 @@ export const methodBudget = (m: { readonly name: string; readonly pairs: number 
 const PALETTE = ['#4c78a8', '#f58518', '#54a24b', '#e45756', '#72b7b2', '#b279a2', '#9d755d', '#bab0ac'];
 function colour(methods: readonly { readonly name: string }[]) {
   const known = Object.values(FAMILY_LABELS);
-  const present = [...new Set(methods.map((m) => familyLabel(m.name)))];
-  const domain = [...known, ...present.filter((f) => !known.includes(f))];
-  return { field: 'method', type: 'nominal', title: null, scale: { domain, range: PALETTE.slice(0, domain.length) } } as const;
+  const present = new Set(methods.map((m) => familyLabel(m.name)));
+  const order = [...known, ...[...present].filter((f) => !known.includes(f))];
+  const domain = order.filter((f) => present.has(f));
+  return { field: 'method', type: 'nominal', title: null, scale: { domain, range: domain.map((f) => PALETTE[order.indexOf(f) % PALETTE.length]!) } } as const;
 }
 
 const FONT = 'DejaVu Sans';
-const CONFIG = { font: FONT, view: { stroke: null }, axis: { grid: true, gridOpacity: 0.4 } } as const;
+const CONFIG = { font: FONT, view: { stroke: null }, axis: { grid: true, gridOpacity: 0.4 }, legend: { symbolOpacity: 1 } } as const;
 
 const band = (m: MeanStd) => ({ mean: m.mean, lo: m.mean - m.std, hi: m.mean + m.std });
 
@@ -141,12 +142,12 @@ export function checkpointFigure(r: ResultsLike, name = `${r.name}-checkpoints`)
         },
         {
           transform: [{ filter: 'datum.boundary !== true' }],
-          mark: { type: 'line', point: { size: 14 } },
+          mark: { type: 'line' },
           encoding: {
             x,
             y: { field: 'mean', type: 'quantitative', title: 'r_mean (%)' },
             color,
-            strokeDash: { field: 'split', type: 'nominal', title: 'split', sort: ['test', 'validation'] },
+            strokeDash: { field: 'split', type: 'nominal', title: 'split', sort: ['test', 'validation'], legend: { symbolStrokeColor: '#333' } },
             detail: { field: 'split' },
           },
         },

@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { ConfigError } from '../errors';
 import type { RenderedFigure } from '../figures/render';
 import type { Table } from '../figures/tables';
-import { type ProgressSink } from '../util/progress';
+import { type ProgressSink, formatInfo } from '../util/progress';
 import { formatDuration } from '../util/progress-lines';
 
 /** The display functions of tslab (the kernel's `tslab.display`); any object with these methods works. */
@@ -121,7 +121,7 @@ export function notebookProgress(options: { readonly display?: Display; readonly
       stages.delete(e.label); // a restarted stage moves to the end
       stages.set(e.label, s);
     }
-    const info = e.info ? ` ${Object.entries(e.info).map(([k, v]) => `${k} ${typeof v === 'number' ? v.toPrecision(4) : v}`).join(' ')}` : '';
+    const info = e.info ? ` ${formatInfo(e.info)}` : '';
     const elapsed = (t - s.start) / 1000;
     if (e.done >= e.total) {
       s.line = `✓ ${e.label} ${e.done}/${e.total} in ${formatDuration(elapsed)}${info}`;

@@ -109,8 +109,9 @@ export async function convexifyBuffer(
 
 /**
  * The shape of a trajectory, per snapshot: the distance from its first snapshot and the length of the path
- * walked so far (float64, both towers). On an expert the path is longer than the distance (SGD meanders);
- * on a shortcut trajectory the two are equal — it is the straight segment between the same endpoints.
+ * walked so far (float64, both towers). On an expert the path is much longer than the distance (SGD
+ * meanders); on a shortcut trajectory every parameter tensor moves on a straight segment, so the two
+ * differ only because the tensors keep their own pace (β_l).
  */
 export function trajectoryGeometry(t: Trajectory): { snapshot: number; distance: number; pathLength: number }[] {
   const rows: { snapshot: number; distance: number; pathLength: number }[] = [];

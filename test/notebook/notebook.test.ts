@@ -41,7 +41,7 @@ describe('notebook helpers', () => {
     sink({ label: 'experts', done: 1, total: 4 });
     t = 5200;
     sink({ label: 'experts', done: 2, total: 4 });
-    assert.deepEqual(shown.at(-1)!.value.split('\n'), ['✓ features 10/10 in 4 s', '… experts 2/4, eta 1 s']);
+    assert.deepEqual(shown.at(-1)!.value.split('\n'), ['✓ features 10/10 in 4 s', '… experts 2/4, eta 2 s']); // rate 1 per 1.2 s, 2 left: 2.4 s
     assert.ok(shown.every((s) => s.kind === 'text'));
   });
 
