@@ -161,7 +161,11 @@ const PHASE_TENSORS = ['x', 'y', 's', 'lrImg', 'lrTxt', 'losses', 'initPairs'] a
 
 /** A finished phase's file, verified (digest, tensors, shapes, finite values); an error names the file. */
 async function readPhaseFile(c: DistillStageConfig, f: string, k: number): Promise<SafetensorsFile> {
-  const st = await readSafetensors(f, { requireDigest: true });
+  return checkPhaseFile(c, await readSafetensors(f, { requireDigest: true }), f, k);
+}
+
+/** A verified phase file holds the phase's pairs, all finite. */
+function checkPhaseFile(c: DistillStageConfig, st: SafetensorsFile, f: string, k: number): SafetensorsFile {
   const n = c.distill.phases[k]!.size;
   const [x, y, s] = PHASE_TENSORS.map((name) => tensorOf(st, name, f));
   if (x!.shape[0] !== n || y!.shape[0] !== n || s!.shape[0] !== n || s!.shape[1] !== n) {
@@ -173,23 +177,22 @@ async function readPhaseFile(c: DistillStageConfig, f: string, k: number): Promi
   return st;
 }
 
-/** Phase k's file if the phase is finished: it exists, verifies, and was made by this configuration. */
+/**
+ * Phase k's file if the phase is finished: it exists, verifies, and was made by this configuration (a file
+ * another configuration made is redone, whatever its shapes).
+ */
 async function finishedPhase(c: DistillStageConfig, dir: string, k: number, key: string): Promise<SafetensorsFile | undefined> {
   const f = phaseFile(dir, k);
   if (!existsSync(f)) return undefined;
   try {
-    const st = await readPhaseFile(c, f, k);
-    return st.metadata.key === key ? st : undefined;
+    const st = await readSafetensors(f, { requireDigest: true });
+    return st.metadata.key === key ? checkPhaseFile(c, st, f, k) : undefined;
   } catch (e) {
     if (c.force && e instanceof CorruptFileError) return undefined;
     unusable(e, f, 'rerun with --force to distil this phase again');
   }
 }
 
-/**
- * Validate, build what is missing upstream, distil every unfinished phase, write the union. The run folder
- * is locked while this runs, so a second process on the same run waits and then finds the work done.
- */
 /**
  * Validate, check the expert buffer, distil every unfinished phase, write the union. The run folder is
  * locked while this runs, so a second process on the same run waits and then finds the work done.

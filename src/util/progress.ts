@@ -24,5 +24,5 @@ export function teeProgress(...sinks: readonly (ProgressSink | undefined)[]): Pr
 
 /** An event's `info` as text, `loss 0.1234 epoch 3` (numbers to 4 significant digits); '' when none. */
 export function formatInfo(info: ProgressEvent['info']): string {
-  return info ? Object.entries(info).map(([k, v]) => `${k} ${typeof v === 'number' ? v.toPrecision(4) : v}`).join(' ') : '';
+  return info ? Object.entries(info).map(([k, v]) => `${k} ${typeof v === 'number' && !Number.isInteger(v) ? v.toPrecision(4) : v}`).join(' ') : '';
 }

@@ -41,6 +41,16 @@ describe('distill: method variants on the shapes set', function () {
       assert.equal((set.provenance.phases as unknown[]).length, set.phases.length);
       const again = await distill({ ...base, name, distill: { batchSyn: 4, synSteps: 2, ...d }, out });
       assert.equal(again.reused, true, 'a finished run is reused');
+      assert.equal(again.phases[0]!.losses.length, 3, 'the loss curve comes back with a reused run');
     });
   }
+
+  it('a run folder reused with other phase sizes redoes its phases (not a corrupted file)', async () => {
+    const out = join('runs', 'resized');
+    const phases = (size: number) => [{ start: [0, 1], size, iterations: 2 }];
+    await distill({ ...base, name: 'resized', distill: { batchSyn: 4, synSteps: 2, phases: phases(8) }, out });
+    const r = await distill({ ...base, name: 'resized', distill: { batchSyn: 4, synSteps: 2, phases: phases(6) }, out });
+    assert.equal(r.reused, false);
+    assert.equal((await readSyntheticSet(r.file)).phases[0]!.n, 6);
+  });
 });
