@@ -5,7 +5,7 @@
  * mean ± sample std over runs; every caption states the data, encoders, budget, seeds and selection rule.
  */
 import type { TopLevelSpec } from 'vega-lite' with { 'resolution-mode': 'import' };
-import { type CurvePoint, type MeanStd, SELECTION_LABELS, SELECTIONS, type Selection } from '../evaluate/summary';
+import { type CurvePoint, type MeanStd, SELECTION_LABELS, SELECTIONS, type Selection, meanStd } from '../evaluate/summary';
 import type { Retrieval } from '../model/retrieval';
 import type { FigureSpec, VegaLiteSpec } from './render';
 
@@ -48,6 +48,16 @@ function colour(methods: readonly { readonly name: string }[]) {
 
 const FONT = 'DejaVu Sans';
 const CONFIG = { font: FONT, view: { stroke: null }, axis: { grid: true, gridOpacity: 0.4 }, legend: { symbolOpacity: 1 } } as const;
+
+/** One panel of layers over inline data, in the house style. */
+const panel = (values: readonly object[], layer: Extract<TopLevelSpec, { layer: unknown }>['layer']): TopLevelSpec => ({
+  $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+  data: { values: [...values] },
+  width: 320,
+  height: 200,
+  layer,
+  config: CONFIG,
+});
 
 const band = (m: MeanStd) => ({ mean: m.mean, lo: m.mean - m.std, hi: m.mean + m.std });
 
@@ -173,31 +183,19 @@ export function teacherFigure(
   options: { readonly name: string; readonly caption: string },
 ): FigureSpec {
   const epochs = experts[0]?.retrieval.length ?? 0;
-  const stat = (xs: number[]) => {
-    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-    const std = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : 0;
-    return { mean, lo: mean - std, hi: mean + std };
-  };
   const values = Array.from({ length: epochs }, (_, e) =>
     (['test', 'validation'] as const).map((split) => ({
       epoch: e,
       split,
-      ...stat(experts.map((x) => (split === 'test' ? x.retrieval : x.retrievalVal)[e]?.rMean ?? NaN)),
+      ...band(meanStd(experts.map((x) => (split === 'test' ? x.retrieval : x.retrievalVal)[e]?.rMean ?? NaN))),
     })),
   ).flat();
   const x = { field: 'epoch', type: 'quantitative', title: 'expert epoch', axis: { tickMinStep: 1 } } as const;
   const color = { field: 'split', type: 'nominal', title: 'split' } as const;
-  const spec: TopLevelSpec = {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    data: { values },
-    width: 320,
-    height: 200,
-    layer: [
-      { mark: { type: 'area', opacity: 0.15 }, encoding: { x, y: { field: 'lo', type: 'quantitative', title: 'r_mean (%)' }, y2: { field: 'hi' }, color } },
-      { mark: { type: 'line', point: true }, encoding: { x, y: { field: 'mean', type: 'quantitative', title: 'r_mean (%)' }, color } },
-    ],
-    config: CONFIG,
-  };
+  const spec = panel(values, [
+    { mark: { type: 'area', opacity: 0.15 }, encoding: { x, y: { field: 'lo', type: 'quantitative', title: 'r_mean (%)' }, y2: { field: 'hi' }, color } },
+    { mark: { type: 'line', point: true }, encoding: { x, y: { field: 'mean', type: 'quantitative', title: 'r_mean (%)' }, color } },
+  ]);
   return { name: options.name, spec: json(spec), caption: `${options.caption} Band: ± one sample std over ${experts.length} experts.` };
 }
 
@@ -209,20 +207,13 @@ export function lossFigure(
   const values = phases.flatMap((p, k) => Array.from(p.losses, (loss, it) => ({ phase: `phase ${k + 1}`, iteration: it + 1, loss })));
   const x = { field: 'iteration', type: 'quantitative', title: 'iteration' } as const;
   const color = { field: 'phase', type: 'nominal', title: null } as const;
-  const spec: TopLevelSpec = {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    data: { values },
-    width: 320,
-    height: 200,
-    layer: [
-      { mark: { type: 'line', opacity: 0.3, strokeWidth: 1 }, encoding: { x, y: { field: 'loss', type: 'quantitative', title: 'matching loss' }, color } },
-      {
-        transform: [{ window: [{ op: 'mean', field: 'loss', as: 'smoothed' }], frame: [-12, 12], groupby: ['phase'], sort: [{ field: 'iteration' }] }],
-        mark: { type: 'line', strokeWidth: 2 },
-        encoding: { x, y: { field: 'smoothed', type: 'quantitative', title: 'matching loss' }, color },
-      },
-    ],
-    config: CONFIG,
-  };
+  const spec = panel(values, [
+    { mark: { type: 'line', opacity: 0.3, strokeWidth: 1 }, encoding: { x, y: { field: 'loss', type: 'quantitative', title: 'matching loss' }, color } },
+    {
+      transform: [{ window: [{ op: 'mean', field: 'loss', as: 'smoothed' }], frame: [-12, 12], groupby: ['phase'], sort: [{ field: 'iteration' }] }],
+      mark: { type: 'line', strokeWidth: 2 },
+      encoding: { x, y: { field: 'smoothed', type: 'quantitative', title: 'matching loss' }, color },
+    },
+  ]);
   return { name: options.name, spec: json(spec), caption: `${options.caption} Thin: per iteration; thick: moving mean over 25 iterations.` };
 }

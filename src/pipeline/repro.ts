@@ -135,7 +135,9 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
     let method: unknown;
     if (m.kind === 'distill') {
       distilled = await distill(
-        { data, expertBuffer: experts!.dir, numExperts: config.buffer.numExperts, name: `${config.name}-${m.name}`, distill: m.distill, out: dir, force: config.force, ...workers },
+        // the workspace too: the set's provenance names the buffer relative to it, so the set (and the
+        // evaluation keys that include its digest) must not depend on the folder the process started in
+        { data, expertBuffer: experts!.dir, numExperts: config.buffer.numExperts, name: `${config.name}-${m.name}`, distill: m.distill, out: dir, workspace, force: config.force, ...workers },
         onProgress,
         { log },
       );
@@ -164,7 +166,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
       config.force,
       () =>
         evaluateMethod(
-          { ...evalInput, out: join(dir, 'eval-runs'), force: config.force, ...workers },
+          { ...evalInput, out: join(dir, 'eval-runs'), workspace, force: config.force, ...workers },
           onProgress,
           log,
         ),

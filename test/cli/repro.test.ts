@@ -10,9 +10,9 @@ import { REPO, tempDir } from '../helpers';
 describe('ptmst repro on the generated shapes set (end to end)', function () {
   this.timeout(900000);
   const cwd = tempDir('ptmst-repro-');
-  const run = () =>
-    spawnSync(process.execPath, [join(REPO, 'dist', 'src', 'cli', 'main.js'), 'repro', '--json', 'summary.json'], {
-      cwd,
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [join(REPO, 'dist', 'src', 'cli', 'main.js'), 'repro', '--json', join(cwd, 'summary.json'), ...args], {
+      cwd: args.length ? tempDir('ptmst-elsewhere-') : cwd,
       encoding: 'utf8',
       env: { ...process.env, PTMST_DATA_ROOT: '' },
     });
@@ -51,8 +51,8 @@ describe('ptmst repro on the generated shapes set (end to end)', function () {
     writeFileSync(file, text);
   });
 
-  it('a second run reuses every stage', () => {
-    const r = run();
+  it('a second run, started in another folder with --workspace, reuses every stage', () => {
+    const r = run('--workspace', cwd);
     assert.equal(r.status, 0, r.stderr);
     assert.equal((r.stderr.match(/\[cached\]/g) ?? []).length, 3, r.stderr);
   });

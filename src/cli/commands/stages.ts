@@ -185,8 +185,8 @@ export function register(program: Command): void {
       const cfg = merge(readConfigFile(o.config ?? 'shapes-quick'), { ...dataOverrides(o), workers: num('--workers', o.workers), force: o.force });
       const r = await repro(cfg, progress, log);
       process.stdout.write(r.table + '\n');
-      log(`results: ${r.json}, ${r.markdown}`);
-      return { results: r.json, table: r.markdown, methods: r.methods };
+      log(`results: ${r.json}, ${r.markdown}, ${r.csv}`);
+      return { results: r.json, table: r.markdown, csv: r.csv, methods: r.methods };
     }),
   );
 }
