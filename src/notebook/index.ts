@@ -89,13 +89,14 @@ export function showTable(table: Table | string, display: Display = tslab().disp
 }
 
 /**
- * Photos as a row of thumbnails with a caption under each (HTML with the JPEG bytes inline, so the output
+ * Photos (JPEG or PNG) as a row of thumbnails with a caption under each (HTML with the bytes inline, so the output
  * needs no file beside the notebook). Only for data you may publish: committed notebook outputs carry them.
  */
 export function showPhotos(photos: readonly { readonly file: string; readonly caption: string }[], width = 96, display: Display = tslab().display): void {
   const cells = photos.map((p) => {
     const b64 = readFileSync(p.file).toString('base64');
-    return `<figure style="display:inline-block;margin:4px;width:${width + 40}px;vertical-align:top"><img src="data:image/jpeg;base64,${b64}" width="${width}"/><figcaption style="font-size:11px">${escapeHtml(p.caption)}</figcaption></figure>`;
+    const type = /\.png$/i.test(p.file) ? 'png' : 'jpeg';
+    return `<figure style="display:inline-block;margin:4px;width:${width + 40}px;vertical-align:top"><img src="data:image/${type};base64,${b64}" width="${width}"/><figcaption style="font-size:11px">${escapeHtml(p.caption)}</figcaption></figure>`;
   });
   display.html(`<div>${cells.join('')}</div>`);
 }
