@@ -50,7 +50,8 @@ const loadVega = () => (modules ??= Promise.all([import('vega'), import('vega-li
 export async function renderSvg(spec: VegaLiteSpec): Promise<string> {
   const [vega, vl] = await loadVega();
   const compiled = vl.compile(spec as unknown as TopLevelSpec).spec;
-  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
+  // errors only: vega's layout notes ("Maximum optimization runs reached") would land in notebook outputs
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none', logLevel: vega.Error });
   try {
     return await view.toSVG();
   } finally {
