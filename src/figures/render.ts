@@ -49,8 +49,8 @@ const loadVega = () => (modules ??= Promise.all([import('vega'), import('vega-li
 /** SVG markup of a vega-lite spec (rendered headless; no browser, no canvas). */
 export async function renderSvg(spec: VegaLiteSpec): Promise<string> {
   const [vega, vl] = await loadVega();
-  const compiled = vl.compile(spec as unknown as TopLevelSpec).spec;
-  // errors only: vega's layout notes ("Maximum optimization runs reached") would land in notebook outputs
+  // errors only: the compiler's notes ("Maximum optimization runs reached") would land in notebook outputs
+  const compiled = vl.compile(spec as unknown as TopLevelSpec, { logger: vega.logger(vega.Error) }).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none', logLevel: vega.Error });
   try {
     return await view.toSVG();
