@@ -14,7 +14,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['config'],
   ['features'],
   ['trajectory'],
-  ['distill', 'evaluate'],
+  ['coreset', 'distill', 'evaluate'],
   ['analysis', 'figures'],
   ['pipeline'],
   ['notebook', 'cli'],
