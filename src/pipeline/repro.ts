@@ -14,6 +14,7 @@ import { BufferConfig, DataConfig, DistillConfig, EvalConfig, ModelConfig, SafeN
 import { prepareFeatureSets } from '../features/load';
 import { buildBuffer } from '../trajectory/buffer';
 import { distill } from '../distill';
+import { DISTILL_METHOD_NAMES, distillMethod } from '../distill/methods';
 import { type EvalResult, evaluateMethod } from '../evaluate';
 import { type CurvePoint, METRIC_KEYS, type MetricSummary, SELECTIONS, type Selection, checkpointCurve } from '../evaluate/summary';
 import { type TableRow, resultsCsv, resultsMarkdown } from '../figures/tables';
@@ -25,6 +26,16 @@ import type { ProgressSink } from '../util/progress';
 
 export const ReproMethod = z.discriminatedUnion('kind', [
   z.object({ name: SafeName, kind: z.literal('distill'), distill: DistillConfig }).strict(),
+  /** a named method of the registry (src/distill/methods.ts) at a budget; `overrides` are DistillConfig fields (+ `iterations`) */
+  z
+    .object({
+      name: SafeName,
+      kind: z.literal('method'),
+      method: z.enum(DISTILL_METHOD_NAMES),
+      budget: z.number().int().positive(),
+      overrides: z.record(z.string(), z.unknown()).default({}),
+    })
+    .strict(),
   z.object({ name: SafeName, kind: z.literal('coreset'), size: z.number().int().positive() }).strict(),
   z.object({ name: SafeName, kind: z.literal('full') }).strict(),
 ]);
@@ -133,11 +144,12 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
     const t0 = performance.now();
     let distilled: Awaited<ReturnType<typeof distill>> | undefined;
     let method: unknown;
-    if (m.kind === 'distill') {
+    if (m.kind === 'distill' || m.kind === 'method') {
+      const distillConfig = m.kind === 'distill' ? m.distill : parseConfig(DistillConfig, distillMethod(m.method).config(m.budget, m.overrides), `methods.${m.name}`);
       distilled = await distill(
         // the workspace too: the set's provenance names the buffer relative to it, so the set (and the
         // evaluation keys that include its digest) must not depend on the folder the process started in
-        { data, expertBuffer: experts!.dir, numExperts: config.buffer.numExperts, name: `${config.name}-${m.name}`, distill: m.distill, out: dir, workspace, force: config.force, ...workers },
+        { data, expertBuffer: experts!.dir, numExperts: config.buffer.numExperts, name: `${config.name}-${m.name}`, distill: distillConfig, out: dir, workspace, force: config.force, ...workers },
         onProgress,
         { log },
       );
