@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { DistillConfig } from '../../src/config/schemas';
 import { DISTILL_METHODS, distillMethod, ptmSizes } from '../../src/distill/methods';
+import { ReproConfig } from '../../src/pipeline/repro';
 
 describe('distillation methods: each registry entry builds the configuration it names', () => {
   const parse = (name: string, budget = 500, overrides = {}) => DistillConfig.parse(distillMethod(name).config(budget, overrides));
@@ -59,8 +60,7 @@ describe('distillation methods: each registry entry builds the configuration it 
 });
 
 describe('repro: methods by registry name', () => {
-  it('a `method` entry parses, and an unknown method name is an error naming the field', async () => {
-    const { ReproConfig } = await import('../../src/pipeline/repro');
+  it('a `method` entry parses, and an unknown method name is an error naming the field', () => {
     const ok = ReproConfig.parse({ name: 'x', methods: [{ name: 'lors-50', kind: 'method', method: 'lors', budget: 50, overrides: { iterations: 3 } }] });
     assert.equal(ok.methods[0]!.kind, 'method');
     const bad = ReproConfig.safeParse({ name: 'x', methods: [{ name: 'a', kind: 'method', method: 'dm', budget: 50 }] });
