@@ -135,6 +135,11 @@ export const DistillConfig = z
     /** dropout inside the unroll (masks reused by the re-pass); default: the model's */
     unrollDropout: z.number().min(0).max(0.9).optional(),
     init: z.enum(['real', 'noise']).default('real'),
+    /**
+     * AMD (SPEC §8), asynchronous matching: the image and text towers' start epochs are drawn independently
+     * from the phase's start range. Absent = off (kept out of the parsed config, so existing runs' keys hold).
+     */
+    asyncStart: z.boolean().optional(),
     seed: z.number().int().nonnegative().default(0),
     checkpointEvery: z.number().int().positive().default(50),
   })

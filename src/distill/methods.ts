@@ -6,6 +6,8 @@
  * - MTT-VL: one phase on the experts' own trajectories, full backprop through the unroll, no S (S = I), no EMA.
  * - LoRS: one phase on the experts' trajectories, TESLA gradient, low-rank S, no EMA.
  * - PTM-ST: two phases on shortcut trajectories, windows sliding forward, full S, EMA (SPEC §5).
+ * - AMD (SPEC §8), so far its asynchronous matching on LoRS (`amd-async`); dynamic ranges and prototype
+ *   initialisation are still to come.
  * - The ablation at 500 pairs (paper Table "Ablation"): BASE = one phase on the experts' trajectories with a
  *   learned S and no EMA; +EMA = BASE with the EMA; +PTM = +EMA with PTM's two phases on the raw trajectories;
  *   +ST = +EMA with one phase on a shortcut trajectory; PTM+ST = PTM-ST. (The paper's text says PTM and ST
@@ -79,6 +81,12 @@ export const DISTILL_METHODS: Readonly<Record<string, DistillMethod>> = Object.f
     })),
     method('lors', 'LoRS', 'one phase on expert trajectories, low-rank learned S, no EMA', (b) => ({ phases: onePhase(b, 'experts'), similarity: 'lowrank', ema: 0 })),
     method('ptm-st', 'PTM-ST', 'two phases on shortcut trajectories with sliding windows, learned S, EMA', (b) => ({ phases: twoPhases(b, true) })),
+    method('amd-async', 'AMD (async)', 'LoRS with AMD asynchronous matching: image and text start epochs drawn independently', (b) => ({
+      phases: onePhase(b, 'experts'),
+      similarity: 'lowrank',
+      ema: 0,
+      asyncStart: true,
+    })),
     method('base', 'BASE', 'ablation: one phase on expert trajectories, learned S, no EMA', (b) => ({ phases: onePhase(b, 'experts'), ema: 0 })),
     method('base+ema', '+EMA', 'ablation: BASE with the EMA', (b) => ({ phases: onePhase(b, 'experts') })),
     method('base+ptm', '+PTM', 'ablation: +EMA with two phases on the raw expert trajectories', (b) => ({ phases: twoPhases(b, false) })),

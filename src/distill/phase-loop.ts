@@ -28,17 +28,20 @@ function stepSizes(c: DistillConfig): Record<string, number> {
   return lr;
 }
 
-/** The teacher of one iteration: snapshot t of a trajectory (the student's start) and snapshot t + m (θ*). */
-export function teacherAt(traj: Trajectory, shape: DualShape, t: number, m: number): Teacher {
+/**
+ * The teacher of one iteration: snapshot t of a trajectory (the student's start) and snapshot t + m (θ*).
+ * With `tTxt` (AMD's asynchronous matching) the text tower starts at its own snapshot.
+ */
+export function teacherAt(traj: Trajectory, shape: DualShape, t: number, m: number, tTxt = t): Teacher {
   return tf.tidy(() => {
     const row = (tower: Tower, i: number) => {
       const p = traj[tower].length / traj.snapshots;
       return tf.tensor1d(traj[tower].subarray(i * p, (i + 1) * p));
     };
-    const start = { img: row('img', t), txt: row('txt', t) };
+    const start = { img: row('img', t), txt: row('txt', tTxt) };
     return {
       start,
-      target: { img: row('img', t + m), txt: row('txt', t + m) },
+      target: { img: row('img', t + m), txt: row('txt', tTxt + m) },
       theta0: { img: unflattenTower(start.img, shape.img), txt: unflattenTower(start.txt, shape.txt) },
     };
   });
@@ -55,7 +58,10 @@ export function disposeTeacher(t: Teacher): void {
 /** One iteration's draws: which expert, which start epoch, and each unrolled step's batch and dropout masks. */
 export interface UnrollDraw {
   readonly expert: number;
+  /** the start epoch (of the image tower, and of the text tower unless `startTxt` is drawn) */
   readonly start: number;
+  /** AMD's asynchronous matching: the text tower's own start epoch */
+  readonly startTxt?: number;
   readonly steps: UnrollStep[];
 }
 
@@ -67,13 +73,16 @@ export function sampleUnroll(
   const { phase, config } = input;
   const batch = Math.min(config.batchSyn, phase.size);
   const expert = randInt(rand, input.trajectories.length);
-  const start = phase.start[0] + randInt(rand, phase.start[1] - phase.start[0] + 1);
+  const draw = () => phase.start[0] + randInt(rand, phase.start[1] - phase.start[0] + 1);
+  const start = draw();
+  // drawn only when on, so the stream (and every result) without AMD is what it always was
+  const startTxt = config.asyncStart ? draw() : undefined;
   const steps: UnrollStep[] = Array.from({ length: config.synSteps }, () => ({
     batch: sampleWithoutReplacement(rand, phase.size, batch).slice(),
     maskImg: dropoutMask(batch, input.shape.img.dOut, input.dropout, () => rand.next()),
     maskTxt: dropoutMask(batch, input.shape.txt.dOut, input.dropout, () => rand.next()),
   }));
-  return { expert, start, steps };
+  return { expert, start, ...(startTxt === undefined ? {} : { startTxt }), steps };
 }
 
 /** Everything a phase carries from one iteration to the next (what a checkpoint stores). */
@@ -138,8 +147,8 @@ export async function runPhase(
   const stop = o.stop ?? phase.iterations;
   while (s.losses.length < stop) {
     const it = s.losses.length;
-    const { expert, start, steps } = sampleUnroll(s.rand, o);
-    const teacher = teacherAt(o.trajectories[expert]!, o.shape, start, config.expertStep);
+    const { expert, start, startTxt, steps } = sampleUnroll(s.rand, o);
+    const teacher = teacherAt(o.trajectories[expert]!, o.shape, start, config.expertStep, startTxt);
     const res = await distillIteration(s.state, teacher, steps, {
       loss: config.loss as LossName,
       temperature: o.temperature,

@@ -39,6 +39,11 @@ describe('distillation methods: each registry entry builds the configuration it 
     assert.deepEqual([c.similarity, c.ema, c.gradient], ['full', 0.99, 'tesla']);
   });
 
+  it('AMD (async): LoRS with independent start epochs per tower', () => {
+    assert.deepEqual({ ...parse('amd-async'), asyncStart: undefined }, { ...parse('lors'), asyncStart: undefined });
+    assert.equal(parse('amd-async').asyncStart, true);
+  });
+
   it('the ablation rows differ from BASE by exactly their part', () => {
     const base = parse('base');
     const ema = parse('base+ema');

@@ -5,7 +5,7 @@ import { ready, tf } from '../../src/backend';
 import { DistillConfig } from '../../src/config/schemas';
 import { emaUpdate } from '../../src/distill/ema';
 import { distillPhase } from '../../src/distill/phase';
-import { disposePhaseState, initPhaseState, runPhase } from '../../src/distill/phase-loop';
+import { disposePhaseState, disposeTeacher, initPhaseState, runPhase, sampleUnroll, teacherAt } from '../../src/distill/phase-loop';
 import { NonFiniteError } from '../../src/errors';
 import type { FeatureSet } from '../../src/features/feature-set';
 import { dualShape } from '../../src/model/dual';
@@ -126,6 +126,27 @@ describe('distill: phase loop', function () {
   it('names the phase field when the start range runs past the trajectory', async () => {
     const c = config({ phases: [{ start: [0, 3], size: 12, iterations: 2 }] });
     await assert.rejects(distillPhase(input(c, join(tempDir(), 'x.ckpt'))), /phases\[0\]\.start: max start 3 \+ expertStep 1 exceeds the last snapshot \(3\)/);
+  });
+
+  it('AMD asynchronous matching: off, the random stream is unchanged; on, the towers start at independent epochs', () => {
+    const off = config();
+    const on = config({ asyncStart: true });
+    assert.equal('asyncStart' in off, false, 'absent when not set (existing keys and provenance hold)');
+    const o = (c: DistillConfig) => ({ phase: { ...c.phases[0]!, start: [0, 2] as [number, number] }, config: c, trajectories, shape, dropout: 0 });
+    const plain = sampleUnroll(rng(5), o(off));
+    assert.equal(plain.startTxt, undefined);
+    const starts = Array.from({ length: 40 }, (_, i) => sampleUnroll(rng(100 + i), o(on)));
+    assert.ok(starts.some((d) => d.startTxt !== d.start), 'the text start differs from the image start in some draws');
+    assert.ok(starts.every((d) => d.startTxt! >= 0 && d.startTxt! <= 2));
+    // the teacher's text tower comes from its own snapshot, the image tower from the image start
+    const t = teacherAt(trajectories[0]!, shape, 0, 1, 2);
+    const p = trajectories[0]!.txt.length / 4;
+    assert.deepEqual(Array.from(t.start.txt.dataSync()), Array.from(trajectories[0]!.txt.subarray(2 * p, 3 * p)));
+    assert.deepEqual(Array.from(t.target.txt.dataSync()), Array.from(trajectories[0]!.txt.subarray(3 * p, 4 * p)));
+    const q = trajectories[0]!.img.length / 4;
+    assert.deepEqual(Array.from(t.start.img.dataSync()), Array.from(trajectories[0]!.img.subarray(0, q)));
+    disposeTeacher(t);
+    for (const d of [plain, ...starts]) for (const st of d.steps) (st.maskImg?.dispose(), st.maskTxt?.dispose());
   });
 
   it('EMA after n steps equals the closed form', () => {
