@@ -42,5 +42,8 @@ except CellExecutionError as e:
             first = cell.source.splitlines()[0] if cell.source else ""
             print(f"cell {i} ({first} ...) failed:\n{stderr}" + "".join(f"{o.get('ename')}: {o.get('evalue')}\n" for o in errors), file=sys.stderr)
     print(str(e).strip().splitlines()[-1] if str(e).strip() else "a cell failed", file=sys.stderr)
+# execution timestamps would make every rerun a diff of the committed notebooks
+for cell in nb.cells:
+    cell.metadata.pop("execution", None)
 nbformat.write(nb, out)
 sys.exit(status)
