@@ -166,6 +166,23 @@ export const EvalConfig = z
     /** learning rate of students trained on real pairs (coresets), which have no learned rate */
     realLr: z.number().positive().default(0.1),
     seed: z.number().int().nonnegative().default(0),
+    /**
+     * knowledge distillation from a full-data teacher (src/model/kd.ts): each student's loss becomes
+     * (1 − alpha) · its loss + alpha · temperature² · KL(teacher's soft similarities ‖ the student's), on
+     * every mini-batch. Absent: plain training (and the same cache keys as before the option existed).
+     */
+    kd: z
+      .object({
+        /** expert buffer folder; the teacher is expert `teacherIndex`'s last snapshot */
+        buffer: z.string().min(1),
+        teacherIndex: z.number().int().nonnegative().default(0),
+        /** softening temperature T (seed paper: 4) */
+        temperature: z.number().positive().default(4),
+        /** weight of the soft term (seed paper: 0.1); 0 is plain training */
+        alpha: z.number().min(0).max(1).default(0.1),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export type EvalConfig = z.infer<typeof EvalConfig>;

@@ -2,11 +2,12 @@
 import type { SplitSets } from '../features/feature-set';
 import { poolWorker } from '../util/pool';
 import { type EvalStageConfig, planRuns, runStudent } from './index';
+import type { KdTeacher } from './student';
 
 type Plan = Awaited<ReturnType<typeof planRuns>>;
 let plan: Promise<Plan> | undefined; // once per thread
 
-export default poolWorker<{ config: EvalStageConfig; sets: SplitSets }, number>(async ({ config, sets }, run, post) => {
-  plan ??= planRuns(config, sets);
+export default poolWorker<{ config: EvalStageConfig; sets: SplitSets; teacher?: KdTeacher }, number>(async ({ config, sets, teacher }, run, post) => {
+  plan ??= planRuns(config, sets, teacher);
   post({ run, checkpoints: await runStudent(config, await plan, run) });
 });

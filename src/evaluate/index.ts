@@ -25,7 +25,7 @@ import { readBuffer } from '../trajectory/store';
 import type { ProgressSink } from '../util/progress';
 import { deriveSeed, rng, sampleWithoutReplacement } from '../util/random';
 import { runPool, threadCount } from '../util/pool';
-import { type Checkpoint, type TrainingSubset, trainStudent } from './student';
+import { type Checkpoint, type KdTeacher, type TrainingSubset, loadKdTeacher, trainStudent } from './student';
 import { type MetricSummary, type Selection, summariseRuns } from './summary';
 
 export const MethodSpec = z.discriminatedUnion('kind', [
@@ -116,10 +116,14 @@ function realSubset(train: FeatureSet, captions: Int32Array, lr: number, loss: L
   return { n, x, y, lrImg: lr, lrTxt: lr, loss };
 }
 
-/** The training subsets of each run of a non-`full` method (shared by the main thread and the workers). */
+/**
+ * The training subsets of each run of a non-`full` method (shared by the main thread and the workers), and
+ * with `eval.kd` the teacher: loaded here unless given (the workers get the main thread's).
+ */
 export async function planRuns(
   config: EvalStageConfig,
   sets: SplitSets,
+  kdTeacher?: KdTeacher,
 ): Promise<{
   subsetsFor: (run: number) => TrainingSubset[];
   pairs: number;
@@ -127,6 +131,7 @@ export async function planRuns(
   shape: DualShape;
   /** sha256 of the synthetic set's content ('' for coresets) */
   digest: string;
+  teacher?: KdTeacher;
 }> {
   const { method, eval: ev } = config;
   if (method.kind === 'full') throw new ConfigError('planRuns: the full-data teacher has no training subsets');
@@ -177,7 +182,8 @@ export async function planRuns(
       pairs = size;
     }
   }
-  return { subsetsFor, pairs, sets, shape, digest };
+  const teacher = ev.kd ? kdTeacher ?? (await loadKdTeacher(ev.kd, train, config.model.temperature)) : undefined;
+  return { subsetsFor, pairs, sets, shape, digest, ...(teacher ? { teacher } : {}) };
 }
 
 /** Label of a method in messages: `random coreset (40 pairs)`, `synthetic runs/x/synthetic.safetensors`. */
@@ -201,19 +207,22 @@ export async function runStudent(
     config.eval,
     rng(deriveSeed(config.eval.seed, 'student', run)),
     `${methodLabel(config.method)}, run ${run + 1}`,
+    plan.teacher,
   );
   return [...r.checkpoints];
 }
 
 /** What every run's result depends on: a record with another key belongs to another evaluation. */
-function runKey(config: EvalStageConfig, digest: string, sets: SplitSets): string {
+function runKey(config: EvalStageConfig, digest: string, sets: SplitSets, teacher?: KdTeacher): string {
   const method = config.method.kind === 'synthetic' ? { kind: 'synthetic', sha256: digest } : config.method;
+  // a KD teacher counts by its content, not by where its buffer lies; absent, the key is as before KD existed
+  const kd = config.eval.kd && { ...config.eval.kd, buffer: undefined, teacher: teacher?.sha256 };
   return artefactKey({
     method,
     data: { ...config.data, dataRoot: undefined, cacheDir: undefined },
     features: [sets.train.digest, sets.val.digest, sets.test.digest],
     model: config.model,
-    eval: { ...config.eval, runs: undefined },
+    eval: { ...config.eval, runs: undefined, kd },
     realLoss: config.realLoss,
   });
 }
@@ -250,6 +259,7 @@ export async function evaluateMethod(input: unknown, onProgress?: ProgressSink, 
       : m.kind === 'full' ? { ...m, buffer: inWorkspace(parsed.workspace, m.buffer) }
       : m,
     ...(parsed.out !== undefined ? { out: inWorkspace(parsed.workspace, parsed.out) } : {}),
+    ...(parsed.eval.kd ? { eval: { ...parsed.eval, kd: { ...parsed.eval.kd, buffer: inWorkspace(parsed.workspace, parsed.eval.kd.buffer) } } } : {}),
   };
   const { method, eval: ev } = config;
   if (method.kind === 'full') {
@@ -264,7 +274,7 @@ export async function evaluateMethod(input: unknown, onProgress?: ProgressSink, 
   const plan = await planRuns(config, sets);
   const body = async () => {
     const dir = config.out;
-    const key = runKey(config, plan.digest, sets);
+    const key = runKey(config, plan.digest, sets, plan.teacher);
     const checkpoints: Checkpoint[][] = new Array(ev.runs);
     const runs: number[] = [];
     for (let run = 0; run < ev.runs; run++) {
@@ -288,7 +298,7 @@ export async function evaluateMethod(input: unknown, onProgress?: ProgressSink, 
       for (const run of runs) await record(run, await runStudent(config, plan, run));
     } else {
       const onMessage = (m: { run: number; checkpoints: Checkpoint[] }) => record(m.run, m.checkpoints);
-      await runPool(join(__dirname, 'eval-worker.js'), runs, workers, onMessage, { config, sets });
+      await runPool(join(__dirname, 'eval-worker.js'), runs, workers, onMessage, { config, sets, teacher: plan.teacher });
     }
     return { method, runs: ev.runs, selections: summariseRuns(checkpoints), checkpoints, pairs: plan.pairs };
   };

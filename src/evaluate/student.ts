@@ -4,11 +4,15 @@
  * `epochs` epochs of ⌈N/batch⌉ random batches with the matching block of its S, learning rate × 0.1 from
  * `decayEpoch`; retrieval on the validation and test splits after 0, evalEvery, 2·evalEvery, … and after
  * the last epoch of every subset (reference: 0, 10, …, 100, i.e. 11 checkpoints a subset).
+ * With `EvalConfig.kd`, every step's loss also distils a trained expert's soft similarities (kd.ts).
  */
 import { ready, tf } from '../backend';
 import type { EvalConfig, ModelConfig } from '../config/schemas';
 import type { FeatureSet } from '../features/feature-set';
-import { type DualParams, type DualShape, disposeDual, initDual } from '../model/dual';
+import { ConfigError, CorruptFileError } from '../errors';
+import { type DualParams, type DualShape, disposeDual, initDual, unflattenTower } from '../model/dual';
+import { teacherLogits } from '../model/kd';
+import { manifestPath, readBuffer } from '../trajectory/store';
 import { type HeadsState, type PairSource, trainEpoch } from '../model/train';
 import { PARAM_NAMES } from '../model/head';
 import type { LossName } from '../model/losses';
@@ -28,6 +32,55 @@ export interface TrainingSubset {
   readonly loss: LossName;
 }
 
+/**
+ * A trained expert as knowledge-distillation teacher, as plain arrays (it is passed to worker threads
+ * like the feature sets): its last snapshot, parameters flattened per tower in PARAM_NAMES order.
+ */
+export interface KdTeacher {
+  readonly shape: DualShape;
+  readonly img: Float32Array;
+  readonly txt: Float32Array;
+  /** the logits temperature the expert was trained with */
+  readonly temperature: number;
+  /** sha256 of the expert's file (what evaluation records depend on, rather than where the buffer is) */
+  readonly sha256: string;
+}
+
+/**
+ * Load and verify (checksums, via readBuffer) the teacher of `kd`: expert `teacherIndex`'s last snapshot.
+ * The buffer must hold trained experts on the same features as `train`.
+ */
+export async function loadKdTeacher(
+  kd: NonNullable<EvalConfig['kd']>,
+  train: FeatureSet,
+  modelTemperature: number,
+): Promise<KdTeacher> {
+  const { manifest, trajectories } = await readBuffer(kd.buffer, kd.teacherIndex + 1);
+  const where = manifestPath(kd.buffer);
+  if (manifest.kind !== 'experts') throw new ConfigError(`eval.kd.buffer: ${kd.buffer} is a ${manifest.kind} buffer; the teacher must be a trained expert`);
+  const at = manifest.experts.filter((e) => e.index <= kd.teacherIndex).findIndex((e) => e.index === kd.teacherIndex);
+  const traj = trajectories[at];
+  if (at < 0 || !traj) throw new ConfigError(`eval.kd.teacherIndex: expert ${kd.teacherIndex} is not finished in ${kd.buffer}`);
+  if (manifest.dims.img !== train.dImg || manifest.dims.txt !== train.dTxt) {
+    throw new CorruptFileError(where, `the teacher takes ${manifest.dims.img}/${manifest.dims.txt}-d inputs, the features are ${train.dImg}/${train.dTxt}-d`);
+  }
+  if (manifest.features !== undefined && manifest.features !== train.digest) {
+    throw new CorruptFileError(where, 'the teacher was trained on other training features than these');
+  }
+  const last = (flat: Float32Array) => {
+    const p = flat.length / traj.snapshots;
+    return flat.slice((traj.snapshots - 1) * p);
+  };
+  const trainedAt = (manifest.config.model as { temperature?: unknown } | undefined)?.temperature;
+  return {
+    shape: traj.shape,
+    img: last(traj.img),
+    txt: last(traj.txt),
+    temperature: typeof trainedAt === 'number' ? trainedAt : modelTemperature,
+    sha256: manifest.experts.find((e) => e.index === kd.teacherIndex)!.sha256,
+  };
+}
+
 export interface Checkpoint {
   /** subset index (0-based) and epoch within it */
   readonly subset: number;
@@ -43,7 +96,7 @@ export interface StudentRun {
 /**
  * Train one student on the subsets in order; returns retrieval at every evaluation checkpoint. A loss,
  * parameter or score that becomes NaN or infinite stops the run with a NonFiniteError naming `label` (the
- * method and run), the subset and the epoch.
+ * method and run), the subset and the epoch. `teacher` is required exactly when `cfg.kd` is set.
  */
 export async function trainStudent(
   subsets: readonly TrainingSubset[],
@@ -53,8 +106,19 @@ export async function trainStudent(
   cfg: EvalConfig,
   rand: Rng,
   label = 'student',
+  teacher?: KdTeacher,
 ): Promise<StudentRun> {
   await ready();
+  if ((cfg.kd === undefined) !== (teacher === undefined)) {
+    throw new ConfigError(`${label}: knowledge distillation needs both eval.kd and a loaded teacher`);
+  }
+  const kd = cfg.kd && { temperature: cfg.kd.temperature, alpha: cfg.kd.alpha };
+  const teacherHeads: DualParams | undefined =
+    teacher &&
+    tf.tidy(() => ({
+      img: unflattenTower(tf.tensor1d(teacher.img), teacher.shape.img),
+      txt: unflattenTower(tf.tensor1d(teacher.txt), teacher.shape.txt),
+    }));
   const state: HeadsState = { theta: initDual(shape, () => rand.next()) };
   state.velocity = tf.tidy(() => ({
     img: Object.fromEntries(PARAM_NAMES.map((n) => [n, tf.zerosLike(state.theta.img[n])])),
@@ -75,6 +139,9 @@ export async function trainStudent(
       const x = tf.tensor2d(sub.x, [sub.n, shape.img.dIn]);
       const y = tf.tensor2d(sub.y, [sub.n, shape.txt.dIn]);
       const s = sub.s ? tf.tensor2d(sub.s, [sub.n, sub.n]) : tf.eye(sub.n);
+      // the teacher has no dropout, so its logits over the whole subset are computed once, then blocked like S
+      const tl = teacherHeads && tf.tidy(() => teacherLogits(teacherHeads, x, y, teacher!.temperature));
+      const block = (m: tf.Tensor2D, bi: tf.Tensor1D) => tf.gather(tf.gather(m, bi, 0), bi, 1) as tf.Tensor2D;
       const pairs: PairSource = {
         n: sub.n,
         batch: (idx) => {
@@ -82,7 +149,8 @@ export async function trainStudent(
           return {
             x: tf.gather(x, bi) as tf.Tensor2D,
             y: tf.gather(y, bi) as tf.Tensor2D,
-            s: tf.gather(tf.gather(s, bi, 0), bi, 1) as tf.Tensor2D,
+            s: block(s, bi),
+            ...(tl ? { teacher: block(tl, bi) } : {}),
           };
         },
       };
@@ -98,6 +166,7 @@ export async function trainStudent(
               batchSize: cfg.batchSize,
               dropout: model.dropout,
               loss: sub.loss,
+              ...(kd ? { kd } : {}),
               temperature: model.temperature,
               lr: { img: sub.lrImg * decay, txt: sub.lrTxt * decay },
               sgd: { momentum: cfg.momentum, weightDecay: cfg.weightDecay },
@@ -112,11 +181,13 @@ export async function trainStudent(
         x.dispose();
         y.dispose();
         s.dispose();
+        tl?.dispose();
       }
     }
   } finally {
     disposeDual(state.theta);
     disposeDual(state.velocity!);
+    if (teacherHeads) disposeDual(teacherHeads);
   }
   return { checkpoints };
 }

@@ -5,7 +5,7 @@
 import { tf } from '../backend';
 import { mm } from './linalg';
 import { type HeadParams, type HeadShape, type ParamName, PARAM_NAMES, headBackward, headForward, initHead, paramShapes } from './head';
-import { LOSSES, type LossName } from './losses';
+import { LOSSES, type LossFn, type LossName } from './losses';
 import { sgd } from './sgd';
 
 export const TOWERS = ['img', 'txt'] as const;
@@ -36,17 +36,25 @@ export interface StepInput {
   readonly maskTxt: tf.Tensor2D | null;
 }
 
-/** Loss and parameter gradients of one batch. Call inside tf.tidy. */
+/** Logits L = u vᵀ / T of L2-normalised image (u) and text (v) embeddings (students, teachers alike). */
+export function studentLogits(u: tf.Tensor2D, v: tf.Tensor2D, temperature: number): tf.Tensor2D {
+  return tf.div(mm(u, v, false, true), temperature) as tf.Tensor2D;
+}
+
+/**
+ * Loss and parameter gradients of one batch; `loss` is a named loss or any LossFn (e.g. the KD loss of
+ * kd.ts, which closes over the batch's teacher logits). Call inside tf.tidy.
+ */
 export function dualGrads(
   theta: DualParams,
   input: StepInput,
-  loss: LossName,
+  loss: LossName | LossFn,
   temperature: number,
 ): { loss: tf.Scalar; grads: DualGrads } {
   const ci = headForward(theta.img, input.x, input.maskImg);
   const ct = headForward(theta.txt, input.y, input.maskTxt);
-  const L = tf.div(mm(ci.u, ct.u, false, true), temperature) as tf.Tensor2D;
-  const out = LOSSES[loss](L, input.s);
+  const L = studentLogits(ci.u, ct.u, temperature);
+  const out = (typeof loss === 'string' ? LOSSES[loss] : loss)(L, input.s);
   const gU = tf.div(mm(out.gL, ct.u), temperature) as tf.Tensor2D;
   const gV = tf.div(mm(out.gL, ci.u, true, false), temperature) as tf.Tensor2D;
   return { loss: out.loss, grads: { img: headBackward(theta.img, ci, gU), txt: headBackward(theta.txt, ct, gV) } };

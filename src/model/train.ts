@@ -11,15 +11,19 @@ import type { Rng } from '../util/random';
 import { permutation } from '../util/random';
 import { type DualParams, type DualShape, TOWERS, type Tower, dualGrads } from './dual';
 import { type HeadParams, dropoutMask } from './head';
-import type { LossName } from './losses';
+import { LOSSES, type LossName } from './losses';
+import { type KdOptions, kdLoss } from './kd';
 import { allFinite, dualTensors } from './finite';
 import { type SgdOptions, sgd } from './sgd';
 
 /** Training pairs as the loop sees them: how many, and the tensors of one batch given its pair indices. */
 export interface PairSource {
   readonly n: number;
-  /** x (b × dImg), y (b × dTxt) and the target block S (b × b) of these pairs; called inside tf.tidy */
-  batch(pairs: Int32Array): { x: tf.Tensor2D; y: tf.Tensor2D; s: tf.Tensor2D };
+  /**
+   * x (b × dImg), y (b × dTxt) and the target block S (b × b) of these pairs, and with knowledge
+   * distillation the teacher's logits on them (b × b); called inside tf.tidy
+   */
+  batch(pairs: Int32Array): { x: tf.Tensor2D; y: tf.Tensor2D; s: tf.Tensor2D; teacher?: tf.Tensor2D };
 }
 
 export interface EpochOptions {
@@ -27,6 +31,8 @@ export interface EpochOptions {
   readonly batchSize: number;
   readonly dropout: number;
   readonly loss: LossName;
+  /** knowledge distillation (kd.ts) against the batches' teacher logits; needs PairSource `teacher` */
+  readonly kd?: KdOptions;
   readonly temperature: number;
   /** step size per tower for this epoch */
   readonly lr: Readonly<Record<Tower, number>>;
@@ -62,8 +68,10 @@ export async function trainEpoch(state: HeadsState, data: PairSource, o: EpochOp
     const maskTxt = dropoutMask(b, o.shape.txt.dOut, o.dropout, u);
     const { theta, velocity } = state;
     const next = tf.tidy(() => {
-      const { x, y, s } = data.batch(pairs);
-      const { loss, grads } = dualGrads(theta, { x, y, s, maskImg, maskTxt }, o.loss, o.temperature);
+      const { x, y, s, teacher } = data.batch(pairs);
+      if (o.kd && !teacher) throw new Error(`${o.label}: knowledge distillation needs the batches' teacher logits`);
+      const lossFn = o.kd && teacher ? kdLoss(LOSSES[o.loss], teacher, o.kd) : o.loss;
+      const { loss, grads } = dualGrads(theta, { x, y, s, maskImg, maskTxt }, lossFn, o.temperature);
       const step = (t: Tower) => sgd(theta[t], grads[t], velocity?.[t], () => o.lr[t], o.sgd);
       const img = step('img');
       const txt = step('txt');
