@@ -1,11 +1,16 @@
 /** The coreset registry: every rule by name, shared by the CLI (`ptmst coreset`), `eval`, `repro` and notebooks. */
 import { ConfigError } from '../errors';
+import { herdingCoreset } from './herding';
+import { kCenterCoreset } from './kcenter';
+import { kMeansCoreset } from './kmeans';
 import { randomCoreset } from './random';
 import type { CoresetContext, CoresetRule } from './types';
 
 export type { CoresetContext, CoresetNeed, CoresetRule, TeacherParams } from './types';
 
-export const CORESETS: Readonly<Record<string, CoresetRule>> = Object.fromEntries([randomCoreset].map((r) => [r.name, r]));
+export const CORESETS: Readonly<Record<string, CoresetRule>> = Object.fromEntries(
+  [randomCoreset, herdingCoreset, kCenterCoreset, kMeansCoreset].map((r) => [r.name, r]),
+);
 export const CORESET_NAMES = Object.keys(CORESETS) as [string, ...string[]];
 
 export function coresetRule(name: string): CoresetRule {

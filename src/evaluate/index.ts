@@ -2,7 +2,8 @@
  * The evaluation stage (`ptmst eval`): score a training set by the retrieval of students trained on it,
  * over `runs` independent students, under the three labelled selection rules.
  *   - `synthetic`: a distilled set (its subsets in order, each with its S and learned rates);
- *   - `coreset`: N real pairs — `random` (a fresh draw per run) or given caption indices;
+ *   - `coreset`: N real pairs — chosen by a rule of the coreset registry (`random`: a fresh draw per run;
+ *     `herding`, `kcenter`, `kmeans`, …) or given caption indices;
  *   - `full`: the full-data teacher, read from the expert buffer (each expert is one run; no extra work).
  */
 import { existsSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { ready } from '../backend';
 import { parseConfig } from '../config/parse';
+import { CORESET_NAMES, coresetRule, selectCoreset } from '../coreset';
 import { DataConfig, DistillConfig, EvalConfig, ModelConfig, Workspace, inWorkspace, resolveData } from '../config/schemas';
 import { readSyntheticSet } from '../distill/synthetic-file';
 import { ConfigError, CorruptFileError, unusable } from '../errors';
@@ -23,7 +25,7 @@ import { readJsonFile } from '../store/json';
 import { withLock } from '../store/lock';
 import { readBuffer } from '../trajectory/store';
 import type { ProgressSink } from '../util/progress';
-import { deriveSeed, rng, sampleWithoutReplacement } from '../util/random';
+import { deriveSeed, rng } from '../util/random';
 import { runPool, threadCount } from '../util/pool';
 import { type Checkpoint, type KdTeacher, type TrainingSubset, loadKdTeacher, trainStudent } from './student';
 import { type MetricSummary, type Selection, summariseRuns } from './summary';
@@ -33,8 +35,11 @@ export const MethodSpec = z.discriminatedUnion('kind', [
   z
     .object({
       kind: z.literal('coreset'),
-      /** `random`: a fresh seeded draw of `size` pairs per run; `indices`: the given caption indices */
-      selection: z.enum(['random', 'indices']).default('random'),
+      /**
+       * a coreset rule (`random`: a fresh seeded draw of `size` pairs per run; `herding`, `kcenter`, `kmeans`, …:
+       * see src/coreset), or `indices`: the given caption indices
+       */
+      selection: z.enum(['indices', ...CORESET_NAMES]).default('random'),
       size: z.number().int().positive().optional(),
       indices: z.array(z.number().int().nonnegative()).optional(),
     })
@@ -172,13 +177,18 @@ export async function planRuns(
       subsetsFor = () => [fixed];
       pairs = method.indices.length;
     } else {
-      if (!method.size) throw new ConfigError('method.size: a random coreset needs its size');
+      const selection = method.selection;
+      if (!method.size) throw new ConfigError(`method.size: a ${selection} coreset needs its size`);
       const size = method.size;
       if (size > train.numCaptions) {
         throw new ConfigError(`method.size: a coreset of ${size} pairs is larger than the ${train.numCaptions} training pairs`);
       }
-      subsetsFor = (run) =>
-        [realSubset(train, sampleWithoutReplacement(rng(deriveSeed(ev.seed, 'coreset', run)), train.numCaptions, size), ev.realLr, loss)];
+      // evaluation has only the training features: a rule that needs a teacher or forgetting record fails here,
+      // before any student trains (selectCoreset checks the needs before it selects anything)
+      const ctx = { train };
+      if (coresetRule(selection).needs.length > 0) selectCoreset(selection, ctx, size, rng(0));
+      // each run draws with its own seed (the `random` rule: the same draws as before the registry existed)
+      subsetsFor = (run) => [realSubset(train, selectCoreset(selection, ctx, size, rng(deriveSeed(ev.seed, 'coreset', run))), ev.realLr, loss)];
       pairs = size;
     }
   }
@@ -190,7 +200,7 @@ export async function planRuns(
 export function methodLabel(method: MethodSpec): string {
   if (method.kind === 'synthetic') return `synthetic set ${method.file}`;
   if (method.kind === 'full') return `full data (${method.buffer})`;
-  return method.selection === 'random' ? `random coreset (${method.size} pairs)` : `coreset (${method.indices?.length ?? 0} given pairs)`;
+  return method.selection === 'indices' ? `coreset (${method.indices?.length ?? 0} given pairs)` : `${method.selection} coreset (${method.size} pairs)`;
 }
 
 /** Train and score one student (the body of both the in-process path and the worker). */

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { ready } from '../backend';
 import { parseConfig } from '../config/parse';
+import { CORESET_NAMES } from '../coreset';
 import { ConfigError, CorruptFileError, unusable } from '../errors';
 import { BufferConfig, DataConfig, DistillConfig, EvalConfig, ModelConfig, SafeName, Workspace, inWorkspace } from '../config/schemas';
 import { prepareFeatureSets } from '../features/load';
@@ -36,7 +37,15 @@ export const ReproMethod = z.discriminatedUnion('kind', [
       overrides: z.record(z.string(), z.unknown()).default({}),
     })
     .strict(),
-  z.object({ name: SafeName, kind: z.literal('coreset'), size: z.number().int().positive() }).strict(),
+  z
+    .object({
+      name: SafeName,
+      kind: z.literal('coreset'),
+      size: z.number().int().positive(),
+      /** the coreset rule (src/coreset); absent: `random` (left absent, so older configs keep their cache keys) */
+      selection: z.enum(CORESET_NAMES).optional(),
+    })
+    .strict(),
   z.object({ name: SafeName, kind: z.literal('full') }).strict(),
 ]);
 export type ReproMethod = z.infer<typeof ReproMethod>;
@@ -155,7 +164,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
       );
       method = { kind: 'synthetic', file: distilled.file };
     } else if (m.kind === 'coreset') {
-      method = { kind: 'coreset', selection: 'random', size: m.size };
+      method = { kind: 'coreset', selection: m.selection ?? 'random', size: m.size };
     } else {
       method = { kind: 'full', buffer: experts!.dir, numExperts: config.buffer.numExperts };
     }
@@ -166,7 +175,8 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
       join(dir, 'eval.json'),
       // what the result depends on (not where the files are): the method, data, model, protocol, experts, set
       artefactKey({
-        method: { ...m, name: undefined },
+        // `selection: 'random'` spelled out hashes as its absence (configs written before rules existed)
+        method: { ...m, name: undefined, ...(m.kind === 'coreset' && m.selection === 'random' ? { selection: undefined } : {}) },
         data: { ...data, dataRoot: undefined, cacheDir: undefined },
         features: sets.map((s) => s.digest),
         model: config.model,

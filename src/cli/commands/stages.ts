@@ -1,7 +1,9 @@
-/** CLI commands for the pipeline stages: buffer, convexify, distill, eval, repro. */
+/** CLI commands for the pipeline stages: buffer, convexify, distill, coreset, eval, repro. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { CORESETS, CORESET_NAMES } from '../../coreset';
+import { coresetStage } from '../../coreset/stage';
 import { DistillStageConfig, distill } from '../../distill';
 import { parityStep, writeExampleState } from '../../distill/parity';
 import { ConfigError, MissingFileError } from '../../errors';
@@ -138,6 +140,28 @@ export function register(program: Command): void {
       });
       const r = await distill(cfg, progress, { log });
       log(`${r.file}: ${r.phases.map((p) => `${p.size} pairs (${p.iterations} its, loss ${p.finalLoss.toFixed(3)})`).join(' + ')}`);
+      return r;
+    }),
+  );
+
+  withCommon(
+    withData(program.command('coreset').description('choose N real training pairs with a coreset rule; write their caption indices (for eval --indices)'))
+      .requiredOption('--method <name>', `the rule: ${CORESET_NAMES.map((n) => `${n} (${CORESETS[n]!.description})`).join('; ')}`)
+      .requiredOption('--size <n>', 'pairs to choose')
+      .option('--seed <n>', 'seed of randomised rules (default: the config\'s eval.seed, else 0; the draw of evaluation run 0)')
+      .requiredOption('--out <file>', 'the JSON array of caption indices'),
+  ).action((o: DataFlags & CommonOptions & { method: string; size: string; seed?: string; out: string }) =>
+    runCommand('coreset', o, async ({ log }) => {
+      const c = merge(base(o), dataOverrides(o));
+      const cfg = merge(pick(c, ['data', 'workspace']), {
+        method: o.method,
+        size: num('--size', o.size),
+        seed: num('--seed', o.seed) ?? (c.eval as { seed?: unknown } | undefined)?.seed,
+        out: o.out,
+      });
+      const r = await coresetStage(cfg);
+      log(`${r.method}: ${r.description}`);
+      log(`${r.file}: ${r.size} caption indices (selected in ${r.selectSeconds.toFixed(1)} s)`);
       return r;
     }),
   );

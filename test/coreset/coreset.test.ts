@@ -1,0 +1,246 @@
+import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CORESET_NAMES, coresetRule, selectCoreset } from '../../src/coreset';
+import { jointFeatures } from '../../src/coreset/joint';
+import { kMeansPlusPlus, kMeansSelect } from '../../src/coreset/kmeans';
+import { ConfigError } from '../../src/errors';
+import { EvalStageConfig, planRuns } from '../../src/evaluate';
+import type { FeatureSet } from '../../src/features/feature-set';
+import { ReproMethod } from '../../src/pipeline/repro';
+import { normal, rng } from '../../src/util/random';
+import { REPO, sharedCache, tempDir } from '../helpers';
+
+/** A small feature set: `numImages` images, `numCaptions` captions, each caption on a random image. */
+function tinySet(seed: number, numImages: number, numCaptions: number, dImg: number, dTxt: number): FeatureSet {
+  const r = rng(seed);
+  const img = Float32Array.from({ length: numImages * dImg }, () => normal(r));
+  const txt = Float32Array.from({ length: numCaptions * dTxt }, () => normal(r));
+  const captionToImage = Int32Array.from({ length: numCaptions }, (_, j) => (j < numImages ? j : Math.floor(r.next() * numImages)));
+  const imageToCaptions = Array.from({ length: numImages }, (_, i) => [...captionToImage.keys()].filter((j) => captionToImage[j] === i));
+  return { dataset: 'tiny', split: 'train', imageEncoder: 'a', textEncoder: 'b', digest: `tiny-${seed}`, numImages, numCaptions, dImg, dTxt, img, txt, captionToImage, imageToCaptions };
+}
+
+// ---- brute force, written with arrays of arrays -----------------------------------------------------------
+
+const unit = (v: number[]): number[] => {
+  const norm = Math.hypot(...v);
+  return v.map((x) => (norm > 0 ? x / norm : 0));
+};
+const row = (a: Float32Array, i: number, d: number): number[] => Array.from(a.slice(i * d, (i + 1) * d));
+/** pair j's [unit image row ; unit caption row] */
+const jointRows = (s: FeatureSet): number[][] =>
+  Array.from({ length: s.numCaptions }, (_, j) => [...unit(row(s.img, s.captionToImage[j]!, s.dImg)), ...unit(row(s.txt, j, s.dTxt))]);
+const mean = (rows: number[][]): number[] => rows[0]!.map((_, k) => rows.reduce((a, r) => a + r[k]!, 0) / rows.length);
+const dist = (a: number[], b: number[]): number => Math.sqrt(a.reduce((s, x, k) => s + (x - b[k]!) ** 2, 0));
+/** the index of the smallest (or largest) score, the lower index on ties */
+function argBest(scores: [number, number][], largest: boolean): number {
+  let best = scores[0]!;
+  for (const s of scores) if (largest ? s[1] > best[1] : s[1] < best[1]) best = s;
+  return best[0];
+}
+
+function bruteHerding(rows: number[][], size: number): number[] {
+  const mu = mean(rows);
+  const chosen: number[] = [];
+  while (chosen.length < size) {
+    const candidates = rows.map((_, i) => i).filter((i) => !chosen.includes(i));
+    chosen.push(argBest(candidates.map((i) => [i, dist(mean([...chosen, i].map((c) => rows[c]!)), mu)]), false));
+  }
+  return chosen;
+}
+
+function bruteKCenter(rows: number[][], size: number): number[] {
+  const mu = mean(rows);
+  const chosen = [argBest(rows.map((r, i) => [i, dist(r, mu)]), false)];
+  while (chosen.length < size) {
+    const candidates = rows.map((_, i) => i).filter((i) => !chosen.includes(i));
+    chosen.push(argBest(candidates.map((i) => [i, Math.min(...chosen.map((c) => dist(rows[i]!, rows[c]!)))]), true));
+  }
+  return chosen;
+}
+
+/** Plain Lloyd from given centres (assign to the nearest, lower index on ties; empty clusters keep their centre). */
+function bruteLloyd(rows: number[][], centres: number[][], maxIterations: number): { centres: number[][]; assignment: number[] } {
+  const assign = (cs: number[][]) => rows.map((r) => argBest(cs.map((c, j) => [j, dist(r, c)]), false));
+  let assignment = assign(centres);
+  for (let it = 0; it < maxIterations; it++) {
+    centres = centres.map((c, j) => {
+      const members = rows.filter((_, i) => assignment[i] === j);
+      return members.length > 0 ? mean(members) : c;
+    });
+    const next = assign(centres);
+    const same = next.every((a, i) => a === assignment[i]);
+    assignment = next;
+    if (same) break;
+  }
+  return { centres, assignment };
+}
+
+describe('coreset rules', () => {
+  const cases = [
+    [1, 8, 12, 2, 1],
+    [2, 6, 12, 1, 3],
+    [3, 12, 12, 5, 2],
+    [4, 9, 13, 4, 6],
+    [5, 10, 12, 3, 12],
+  ] as const;
+
+  it('herding matches a brute-force herding (running mean nearest the data mean at every step)', () => {
+    for (const [seed, m, n, dImg, size] of cases) {
+      const s = tinySet(seed, m, n, dImg, 2);
+      const got = Array.from(selectCoreset('herding', { train: s }, size, rng(0)));
+      assert.deepEqual(got, bruteHerding(jointRows(s), size), `seed ${seed}, size ${size}`);
+    }
+  });
+
+  it('k-center matches a brute-force farthest-point traversal from the pair nearest the mean', () => {
+    for (const [seed, m, n, dImg, size] of cases) {
+      const s = tinySet(seed + 10, m, n, dImg, 2);
+      const got = Array.from(selectCoreset('kcenter', { train: s }, size, rng(0)));
+      assert.deepEqual(got, bruteKCenter(jointRows(s), size), `seed ${seed}, size ${size}`);
+    }
+  });
+
+  it('herding and k-center take the lower index on ties', () => {
+    // four identical pairs: every choice ties
+    const s: FeatureSet = { ...tinySet(0, 1, 4, 2, 2), txt: new Float32Array(8).fill(1) };
+    assert.deepEqual(Array.from(selectCoreset('herding', { train: s }, 3, rng(0))), [0, 1, 2]);
+    assert.deepEqual(Array.from(selectCoreset('kcenter', { train: s }, 3, rng(0))), [0, 1, 2]);
+  });
+
+  it('joint features: each half L2-normalised', () => {
+    const s = tinySet(7, 3, 5, 4, 3);
+    const f = jointFeatures(s);
+    const rows = jointRows(s);
+    for (let j = 0; j < 5; j++) rows[j]!.forEach((v, k) => assert.ok(Math.abs(f.x[j * 7 + k]! - v) < 1e-6));
+  });
+
+  it('k-means: the same seed gives the same coreset, other seeds can give another', () => {
+    const s = tinySet(21, 30, 60, 3, 3);
+    const pick = (seed: number) => Array.from(selectCoreset('kmeans', { train: s }, 6, rng(seed)));
+    assert.deepEqual(pick(4), pick(4));
+    const distinct = new Set([0, 1, 2, 3, 4, 5, 6, 7].map((seed) => pick(seed).join(',')));
+    assert.ok(distinct.size > 1, 'every seed gave the same coreset');
+  });
+
+  it('k-means equals plain Lloyd from the same k-means++ seeds; each kept pair is the nearest free one to its centroid', () => {
+    for (const seed of [0, 1, 2, 3]) {
+      const s = tinySet(30 + seed, 25, 50, 3, 3);
+      const f = jointFeatures(s);
+      const rows = jointRows(s);
+      const k = 4 + seed;
+      const seeds = kMeansPlusPlus(f.x, f.n, f.d, k, rng(seed));
+      const r = kMeansSelect(f.x, f.n, f.d, k, rng(seed));
+      const lloyd = bruteLloyd(rows, Array.from({ length: k }, (_, j) => Array.from(seeds.centres.slice(j * f.d, (j + 1) * f.d))), 50);
+      assert.deepEqual(Array.from(r.assignment), lloyd.assignment, `seed ${seed}`);
+      // the seeds are k-means++'s draws (squared distance to the nearest seed so far, measured in full here)
+      const draw = rng(seed);
+      const chosen = [Math.floor(draw.next() * rows.length)];
+      while (chosen.length < k) {
+        const w = rows.map((x) => Math.min(...chosen.map((c) => dist(x, rows[c]!) ** 2)));
+        const target = draw.next() * w.reduce((a, b) => a + b, 0);
+        let acc = 0;
+        chosen.push(w.findIndex((v) => v > 0 && (acc += v) > target));
+      }
+      chosen.forEach((c, j) => rows[c]!.forEach((v, q) => assert.ok(Math.abs(seeds.centres[j * f.d + q]! - v) < 1e-6, `seed ${j}`)));
+      rows.forEach((x, i) => {
+        const d2 = chosen.map((c) => dist(x, rows[c]!));
+        const owner = argBest(d2.map((v, j) => [j, v]), false);
+        assert.equal(seeds.owner[i], owner);
+        assert.ok(seeds.second[i]! <= Math.min(...d2.filter((_, j) => j !== owner)) + 1e-6, 'second is a lower bound');
+      });
+      lloyd.centres.forEach((c, j) => c.forEach((v, q) => assert.ok(Math.abs(r.centroids[j * f.d + q]! - v) < 1e-6, `centroid ${j}`)));
+      const taken: number[] = [];
+      lloyd.centres.forEach((c, j) => {
+        const free = rows.map((_, i) => i).filter((i) => !taken.includes(i));
+        const nearest = argBest(free.map((i) => [i, dist(rows[i]!, c)]), false);
+        assert.equal(r.picked[j], nearest, `seed ${seed}, centroid ${j}`);
+        taken.push(nearest);
+      });
+      assert.equal(new Set(r.picked).size, k);
+    }
+  });
+
+  it('k-means on three obvious clusters keeps one pair from each', () => {
+    // images and captions point along one axis per cluster (the joint features are unit halves), slightly jittered
+    const r = rng(5);
+    const n = 30;
+    const cluster = (j: number) => j % 3;
+    const img = new Float32Array(n * 3);
+    const txt = new Float32Array(n * 4);
+    for (let j = 0; j < n; j++) {
+      for (let q = 0; q < 3; q++) img[j * 3 + q] = (q === cluster(j) ? 1 : 0) + 0.02 * normal(r);
+      for (let q = 0; q < 4; q++) txt[j * 4 + q] = (q === cluster(j) ? 1 : 0) + 0.02 * normal(r);
+    }
+    const s: FeatureSet = { ...tinySet(0, n, n, 3, 4), img, txt, captionToImage: Int32Array.from({ length: n }, (_, j) => j) };
+    for (let seed = 0; seed < 10; seed++) {
+      const got = Array.from(selectCoreset('kmeans', { train: s }, 3, rng(seed)));
+      assert.deepEqual(got.map(cluster).sort(), [0, 1, 2], `seed ${seed}: ${got}`);
+    }
+  });
+
+  it('selectCoreset: a size beyond the pairs and an unknown rule are config errors', () => {
+    const s = tinySet(1, 4, 12, 2, 2);
+    for (const name of ['herding', 'kcenter', 'kmeans']) {
+      assert.throws(() => selectCoreset(name, { train: s }, 13, rng(0)), (e: unknown) => e instanceof ConfigError && /size 13 is not in 1\.\.12/.test(String(e)));
+      assert.throws(() => selectCoreset(name, { train: s }, 0, rng(0)), ConfigError);
+      assert.equal(selectCoreset(name, { train: s }, 12, rng(0)).length, 12);
+    }
+    assert.throws(() => selectCoreset('herdin', { train: s }, 2, rng(0)), (e: unknown) => e instanceof ConfigError && /unknown \(known: .*herding/.test(String(e)));
+    for (const name of ['herding', 'kcenter', 'kmeans']) assert.ok(CORESET_NAMES.includes(name) && coresetRule(name).needs.length === 0);
+  });
+});
+
+describe('coreset rules in evaluation and repro', () => {
+  it('eval: the selection names a rule, each run drawn with its own seed', async () => {
+    const s = tinySet(3, 10, 20, 3, 2);
+    const sets = { train: s, val: s, test: s };
+    const plan = async (selection: string) =>
+      planRuns(EvalStageConfig.parse({ method: { kind: 'coreset', selection, size: 4 }, eval: { seed: 9 } }), sets);
+    const herding = await plan('herding');
+    const want = selectCoreset('herding', { train: s }, 4, rng(0));
+    const x = herding.subsetsFor(1)[0]!.x;
+    want.forEach((j, i) => assert.deepEqual(Array.from(x.subarray(i * 3, i * 3 + 3)), Array.from(s.img.subarray(s.captionToImage[j]! * 3, s.captionToImage[j]! * 3 + 3))));
+    assert.equal(herding.pairs, 4);
+    const random = await plan('random');
+    assert.notDeepEqual(random.subsetsFor(0)[0]!.y, random.subsetsFor(1)[0]!.y);
+    assert.throws(() => EvalStageConfig.parse({ method: { kind: 'coreset', selection: 'herdin', size: 4 } }));
+  });
+
+  it('repro: a coreset method without `selection` parses without one (its cache key is unchanged)', () => {
+    assert.deepEqual(ReproMethod.parse({ name: 'c', kind: 'coreset', size: 5 }), { name: 'c', kind: 'coreset', size: 5 });
+    assert.equal((ReproMethod.parse({ name: 'c', kind: 'coreset', size: 5, selection: 'kmeans' }) as { selection?: string }).selection, 'kmeans');
+    assert.throws(() => ReproMethod.parse({ name: 'c', kind: 'coreset', size: 5, selection: 'indices' }));
+  });
+});
+
+describe('ptmst coreset on the generated shapes set', function () {
+  this.timeout(600000);
+  const cli = (cwd: string, ...args: string[]) => {
+    const r = spawnSync(process.execPath, [join(REPO, 'dist', 'src', 'cli', 'main.js'), ...args, '--no-progress'], {
+      cwd,
+      encoding: 'utf8',
+      env: { ...process.env, PTMST_DATA_ROOT: '' },
+    });
+    return { code: r.status, err: r.stderr };
+  };
+
+  it('writes a JSON array of caption indices that eval --indices accepts', () => {
+    const cwd = tempDir('ptmst-coreset-');
+    writeFileSync(join(cwd, 'quick.json'), JSON.stringify({ data: { dataset: 'shapes', cacheDir: sharedCache() }, model: { dOut: 16 }, eval: { runs: 1, epochs: 2, evalEvery: 1, decayEpoch: 1 } }));
+    assert.equal(cli(cwd, 'features', '--dataset', 'shapes', '--cache-dir', sharedCache()).code, 0);
+    const made = cli(cwd, 'coreset', '--config', 'quick.json', '--method', 'kcenter', '--size', '8', '--out', 'idx.json');
+    assert.equal(made.code, 0, made.err);
+    assert.match(made.err, /kcenter: k-center greedy/);
+    const idx = JSON.parse(readFileSync(join(cwd, 'idx.json'), 'utf8')) as number[];
+    assert.equal(idx.length, 8);
+    assert.equal(new Set(idx).size, 8);
+    const r = cli(cwd, 'eval', '--config', 'quick.json', '--indices', 'idx.json', '--json', 'summary.json');
+    assert.equal(r.code, 0, r.err);
+    assert.equal((JSON.parse(readFileSync(join(cwd, 'summary.json'), 'utf8')) as { pairs: number }).pairs, 8);
+    const bad = cli(cwd, 'coreset', '--config', 'quick.json', '--method', 'nope', '--size', '8', '--out', 'x.json');
+    assert.equal(bad.code, 2, bad.err);
+  });
+});
