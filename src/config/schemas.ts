@@ -76,6 +76,11 @@ export const BufferConfig = z
     seed: z.number().int().nonnegative().default(0),
     /** worker threads (one expert each at a time); default: cores, at most 2 */
     workers: z.number().int().positive().optional(),
+    /**
+     * record forgetting events while experts train (forgetting-NNN.safetensors beside each expert; the
+     * `forgetting` coreset reads them). Does not change the experts, so it is no part of their key.
+     */
+    forgetting: z.boolean().default(false),
   })
   .strict();
 export type BufferConfig = z.infer<typeof BufferConfig>;

@@ -13,6 +13,8 @@ export interface TeacherParams {
   readonly shape: DualShape;
   readonly img: Float32Array;
   readonly txt: Float32Array;
+  /** the logit temperature T the teacher trained with (model.temperature); the loss-ranked rules need it */
+  readonly temperature?: number;
 }
 
 export interface CoresetContext {

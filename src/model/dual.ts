@@ -42,22 +42,24 @@ export function studentLogits(u: tf.Tensor2D, v: tf.Tensor2D, temperature: numbe
 }
 
 /**
- * Loss and parameter gradients of one batch; `loss` is a named loss or any LossFn (e.g. the KD loss of
- * kd.ts, which closes over the batch's teacher logits). Call inside tf.tidy.
+ * Loss and parameter gradients of one batch, and the logits L = u vᵀ / T they came from (rows images,
+ * columns captions; returned so that a caller can read them without a second forward pass). `loss` is a
+ * named loss or any LossFn (e.g. the KD loss of kd.ts, which closes over the batch's teacher logits). Call
+ * inside tf.tidy.
  */
 export function dualGrads(
   theta: DualParams,
   input: StepInput,
   loss: LossName | LossFn,
   temperature: number,
-): { loss: tf.Scalar; grads: DualGrads } {
+): { loss: tf.Scalar; grads: DualGrads; logits: tf.Tensor2D } {
   const ci = headForward(theta.img, input.x, input.maskImg);
   const ct = headForward(theta.txt, input.y, input.maskTxt);
   const L = studentLogits(ci.u, ct.u, temperature);
   const out = (typeof loss === 'string' ? LOSSES[loss] : loss)(L, input.s);
   const gU = tf.div(mm(out.gL, ct.u), temperature) as tf.Tensor2D;
   const gV = tf.div(mm(out.gL, ci.u, true, false), temperature) as tf.Tensor2D;
-  return { loss: out.loss, grads: { img: headBackward(theta.img, ci, gU), txt: headBackward(theta.txt, ct, gV) } };
+  return { loss: out.loss, grads: { img: headBackward(theta.img, ci, gU), txt: headBackward(theta.txt, ct, gV) }, logits: L };
 }
 
 /** θ − lr·g per tower (lr may be a scalar tensor, e.g. a learned learning rate): the unrolled student's step. */

@@ -43,6 +43,24 @@ export interface EpochOptions {
   /** hears step k of `steps` every `reportEvery` steps and at the last one, with the batch loss read back */
   readonly onStep?: (step: number, steps: number, loss: number) => void;
   readonly reportEvery?: number;
+  /**
+   * Hears every step's pairs (the batch's caption indices, in batch order) and, per pair, whether it is
+   * learned at this presentation (see `learnedFlags`). Absent: nothing extra is computed or read back, and
+   * training is unchanged bit for bit either way (the flags only read the logits the loss already uses).
+   */
+  readonly onBatch?: (pairs: Int32Array, learned: Uint8Array) => void;
+}
+
+/**
+ * Per column j of batch logits L (rows images, columns captions; pair j = row j, column j): 1 when caption
+ * j scores its own image at least as high as every other image of the batch (rank 1, ties count as learned),
+ * else 0. These are the training-mode logits of the step (dropout on, parameters before the step). Call
+ * inside tf.tidy.
+ */
+export function learnedFlags(L: tf.Tensor2D): tf.Tensor1D {
+  const b = L.shape[0];
+  const own = tf.sum(tf.mul(L, tf.eye(b)), 0);
+  return tf.cast(tf.greaterEqual(own, tf.max(L, 0)), 'int32') as tf.Tensor1D;
 }
 
 export interface HeadsState {
@@ -71,7 +89,7 @@ export async function trainEpoch(state: HeadsState, data: PairSource, o: EpochOp
       const { x, y, s, teacher } = data.batch(pairs);
       if (o.kd && !teacher) throw new Error(`${o.label}: knowledge distillation needs the batches' teacher logits`);
       const lossFn = o.kd && teacher ? kdLoss(LOSSES[o.loss], teacher, o.kd) : o.loss;
-      const { loss, grads } = dualGrads(theta, { x, y, s, maskImg, maskTxt }, lossFn, o.temperature);
+      const { loss, grads, logits } = dualGrads(theta, { x, y, s, maskImg, maskTxt }, lossFn, o.temperature);
       const step = (t: Tower) => sgd(theta[t], grads[t], velocity?.[t], () => o.lr[t], o.sgd);
       const img = step('img');
       const txt = step('txt');
@@ -79,8 +97,9 @@ export async function trainEpoch(state: HeadsState, data: PairSource, o: EpochOp
         theta: { img: img.params, txt: txt.params },
         velocity: img.velocity && txt.velocity ? { img: img.velocity, txt: txt.velocity } : undefined,
         loss: tf.keep(loss),
+        learned: o.onBatch ? learnedFlags(logits) : undefined,
       };
-    }) as { theta: DualParams; velocity?: Record<Tower, HeadParams>; loss: tf.Scalar };
+    }) as { theta: DualParams; velocity?: Record<Tower, HeadParams>; loss: tf.Scalar; learned?: tf.Tensor1D };
     maskImg?.dispose();
     maskTxt?.dispose();
     for (const t of TOWERS) {
@@ -89,6 +108,11 @@ export async function trainEpoch(state: HeadsState, data: PairSource, o: EpochOp
     }
     state.theta = next.theta;
     if (next.velocity) state.velocity = next.velocity;
+    if (next.learned) {
+      const flags = Uint8Array.from(await next.learned.data());
+      next.learned.dispose();
+      o.onBatch!(pairs.slice(), flags);
+    }
     const report = o.onStep !== undefined && (k === steps - 1 || k % (o.reportEvery ?? 20) === 0);
     if (report) o.onStep!(k + 1, steps, (await next.loss.data())[0]!);
     const sum = tf.add(lossSum, next.loss) as tf.Scalar;

@@ -17,11 +17,12 @@ import { loadFeatureSets } from '../features/load';
 import { ensureDir } from '../store/atomic';
 import { artefactKey } from '../store/key';
 import { withLock } from '../store/lock';
-import { type TensorRecord, readSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
+import { MissingFileError, type TensorRecord, readSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
 import type { ProgressSink } from '../util/progress';
 import { deriveSeed, rng } from '../util/random';
 import { runPool, threadCount } from '../util/pool';
 import { type ExpertOptions, type ExpertProgress, trainExpert } from './expert';
+import { type ForgettingState, ForgettingTracker, readExpertForgetting, writeForgetting } from './forgetting';
 import {
   BUFFER_FORMAT,
   type BufferManifest,
@@ -88,18 +89,28 @@ const progressFile = (dir: string, index: number) => join(dir, expertFileName(in
 const progressKey = (config: BufferStageConfig, job: ExpertJob, sets: SplitSets) =>
   artefactKey({ config: expertConfig(config), features: sets.train.digest, seed: job.seed, index: job.index });
 
-async function saveProgress(file: string, key: string, p: ExpertProgress): Promise<void> {
+async function saveProgress(file: string, key: string, p: ExpertProgress, forgetting?: ForgettingState): Promise<void> {
   const tensors: TensorRecord = {
     img: { shape: [p.epochs + 1, p.img.length / (p.epochs + 1)], data: p.img },
     txt: { shape: [p.epochs + 1, p.txt.length / (p.epochs + 1)], data: p.txt },
   };
   if (p.retrieval.length > 0) tensors.retrieval = retrievalTensor(p.retrieval);
   if (p.retrievalVal.length > 0) tensors.retrievalVal = retrievalTensor(p.retrievalVal);
+  if (forgetting) {
+    const n = forgetting.events.length;
+    tensors.forgettingLast = { shape: [n], data: Int32Array.from(forgetting.last) };
+    tensors.forgettingEvents = { shape: [n], data: forgetting.events.slice() };
+    tensors.forgettingEver = { shape: [n], data: forgetting.everLearned.slice() };
+  }
   await writeSafetensors(file, tensors, { format: PROGRESS_FORMAT, key, epochs: String(p.epochs), rng: String(p.rngState) });
 }
 
 /** The progress of an interrupted expert, or undefined (none, another configuration, or unreadable). */
-async function loadProgress(file: string, key: string, warn: (line: string) => void): Promise<ExpertProgress | undefined> {
+async function loadProgress(
+  file: string,
+  key: string,
+  warn: (line: string) => void,
+): Promise<(ExpertProgress & { forgetting?: ForgettingState }) | undefined> {
   if (!existsSync(file)) return undefined;
   try {
     const st = await readSafetensors(file, { requireDigest: true });
@@ -115,6 +126,15 @@ async function loadProgress(file: string, key: string, warn: (line: string) => v
       retrieval: retrievalRows(st.tensors.get('retrieval')),
       retrievalVal: retrievalRows(st.tensors.get('retrievalVal')),
       rngState: Number(st.metadata.rng),
+      ...(st.tensors.has('forgettingEvents')
+        ? {
+            forgetting: {
+              last: Int8Array.from(tensorOf(st, 'forgettingLast', file).data),
+              events: Int32Array.from(tensorOf(st, 'forgettingEvents', file).data),
+              everLearned: Uint8Array.from(tensorOf(st, 'forgettingEver', file).data),
+            },
+          }
+        : {}),
     };
   } catch (e) {
     if (!(e instanceof CorruptFileError)) throw e;
@@ -139,7 +159,10 @@ export async function runExpertJob(
   const t0 = performance.now();
   const file = progressFile(dir, job.index);
   const key = progressKey(config, job, sets);
-  const from = await loadProgress(file, key, (line) => post({ type: 'warning', line }));
+  let from = await loadProgress(file, key, (line) => post({ type: 'warning', line }));
+  // counting forgetting events needs every epoch: a partial expert saved without the count restarts
+  if (from && config.buffer.forgetting && !from.forgetting) from = undefined;
+  const tracker = config.buffer.forgetting ? new ForgettingTracker(train.numCaptions, from?.forgetting) : undefined;
   if (from) post({ type: 'warning', line: `[ptmst] expert ${job.index} resumes after epoch ${from.epochs} (${file})` });
   const traj = await trainExpert(
     train,
@@ -147,8 +170,13 @@ export async function runExpertJob(
     expertOptions(config, job.index),
     rng(job.seed),
     (epoch, step, steps, loss) => post({ type: 'progress', index: job.index, epoch, step, steps, ...(loss !== undefined ? { loss } : {}) }),
-    { ...(from ? { from } : {}), onEpoch: (p) => (p.epochs < config.buffer.epochs ? saveProgress(file, key, p) : Promise.resolve()) },
+    {
+      ...(from ? { from } : {}),
+      onEpoch: (p) => (p.epochs < config.buffer.epochs ? saveProgress(file, key, p, tracker?.state) : Promise.resolve()),
+      ...(tracker ? { onBatch: (_epoch: number, pairs: Int32Array, learned: Uint8Array) => tracker.observeBatch(pairs, learned) } : {}),
+    },
   );
+  if (tracker) await writeForgetting(dir, job.index, tracker);
   const written = await writeTrajectory(dir, job.index, { ...traj, snapshots: config.buffer.epochs + 1 }, {
     dataset: config.data.dataset,
     expert: String(job.index),
@@ -161,7 +189,7 @@ export async function runExpertJob(
 /** What determines each expert's trajectory (how many experts, and on how many threads, does not). */
 const expertConfig = (config: BufferStageConfig) => ({
   model: config.model,
-  buffer: { ...config.buffer, numExperts: undefined, workers: undefined },
+  buffer: { ...config.buffer, numExperts: undefined, workers: undefined, forgetting: undefined },
 });
 
 export interface BufferResult {
@@ -223,10 +251,18 @@ async function buildBufferLocked(
     for (const e of old.experts) {
       try {
         await readTrajectory(dir, old, e);
-        kept.push(e);
       } catch (err) {
         if (!config.force || !(err instanceof CorruptFileError)) unusable(err, join(dir, e.file), 'rerun with --force to retrain this expert');
         log(`[ptmst] ${(err as Error).message}: retraining it (--force)`);
+        continue;
+      }
+      // with forgetting on, an expert without a valid count is retrained (to the same bytes) to record it
+      try {
+        if (config.buffer.forgetting) await readExpertForgetting(dir, e.index, train!.numCaptions);
+        kept.push(e);
+      } catch (err) {
+        if (!(err instanceof CorruptFileError || err instanceof MissingFileError)) throw err;
+        log(`[ptmst] expert ${e.index} has no valid forgetting record (${(err as Error).message}): retraining it to record one`);
       }
     }
     manifest = { ...fresh, numExperts: Math.max(old.numExperts, fresh.numExperts), experts: kept };

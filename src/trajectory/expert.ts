@@ -40,6 +40,11 @@ export interface ExpertResume {
   readonly from?: ExpertProgress;
   /** called after every finished epoch, before the next starts (persist it to resume after a crash) */
   readonly onEpoch?: (p: ExpertProgress) => Promise<void>;
+  /**
+   * Hears every step's caption indices and their learned flags (trainEpoch's `onBatch`: what forgetting events
+   * are counted from). Absent: training computes and reads back nothing extra. Either way the trajectory is the same bit for bit.
+   */
+  readonly onBatch?: (epoch: number, pairs: Int32Array, learned: Uint8Array) => void;
 }
 
 export interface ExpertTrajectory {
@@ -139,6 +144,7 @@ export async function trainExpert(
           label,
           where: `epoch ${epoch + 1}`,
           ...(onStep ? { onStep: (step: number, steps: number, loss: number) => onStep(epoch, step, steps, loss) } : {}),
+          ...(resume.onBatch ? { onBatch: (p: Int32Array, l: Uint8Array) => resume.onBatch!(epoch, p, l) } : {}),
         },
         rand,
       );
