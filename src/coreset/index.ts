@@ -3,13 +3,15 @@ import { ConfigError } from '../errors';
 import { herdingCoreset } from './herding';
 import { kCenterCoreset } from './kcenter';
 import { kMeansCoreset } from './kmeans';
+import { forgettingCoreset } from './forgetting';
+import { lossEasyCoreset, lossHardCoreset } from './loss-ranked';
 import { randomCoreset } from './random';
 import type { CoresetContext, CoresetRule } from './types';
 
 export type { CoresetContext, CoresetNeed, CoresetRule, TeacherParams } from './types';
 
 export const CORESETS: Readonly<Record<string, CoresetRule>> = Object.fromEntries(
-  [randomCoreset, herdingCoreset, kCenterCoreset, kMeansCoreset].map((r) => [r.name, r]),
+  [randomCoreset, herdingCoreset, kCenterCoreset, kMeansCoreset, lossHardCoreset, lossEasyCoreset, forgettingCoreset].map((r) => [r.name, r]),
 );
 export const CORESET_NAMES = Object.keys(CORESETS) as [string, ...string[]];
 

@@ -5,7 +5,8 @@
  */
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
-import { DataConfig, Workspace, inWorkspace, resolveData } from '../config/schemas';
+import { DataConfig, ModelConfig, Workspace, inWorkspace, resolveData } from '../config/schemas';
+import { coresetContext } from './context';
 import { loadFeatureSets } from '../features/load';
 import { writeJsonAtomic } from '../store/atomic';
 import { deriveSeed, rng } from '../util/random';
@@ -18,6 +19,10 @@ export const CoresetStageConfig = z
     method: z.enum(CORESET_NAMES),
     size: z.number().int().positive(),
     seed: z.number().int().nonnegative().default(0),
+    /** the expert buffer folder, for rules that read a teacher or forgetting events */
+    buffer: z.string().min(1).optional(),
+    /** the heads' temperature (the loss-ranked rules score pairs with the teacher's logits) */
+    model: ModelConfig.default(ModelConfig.parse({})),
     /** the JSON file of caption indices (in the workspace unless absolute) */
     out: z.string().min(1),
     workspace: Workspace,
@@ -42,8 +47,10 @@ export async function coresetStage(input: unknown): Promise<CoresetStageResult> 
   const config = parseConfig(CoresetStageConfig, input, 'coreset config');
   const rule = coresetRule(config.method);
   const [train] = await loadFeatureSets(resolveData(config.data, config.workspace), ['train']);
+  const buffer = config.buffer === undefined ? {} : { buffer: inWorkspace(config.workspace, config.buffer) };
+  const ctx = await coresetContext(rule, train!, { ...buffer, temperature: config.model.temperature });
   const t0 = performance.now();
-  const picked = selectCoreset(rule.name, { train: train! }, config.size, rng(deriveSeed(config.seed, 'coreset', 0)));
+  const picked = selectCoreset(rule.name, ctx, config.size, rng(deriveSeed(config.seed, 'coreset', 0)));
   const selectSeconds = (performance.now() - t0) / 1000;
   const file = inWorkspace(config.workspace, config.out);
   const indices = Array.from(picked);

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { ready } from '../backend';
 import { parseConfig } from '../config/parse';
 import { CORESET_NAMES, coresetRule, selectCoreset } from '../coreset';
+import { coresetContext } from '../coreset/context';
 import { DataConfig, DistillConfig, EvalConfig, ModelConfig, Workspace, inWorkspace, resolveData } from '../config/schemas';
 import { readSyntheticSet } from '../distill/synthetic-file';
 import { ConfigError, CorruptFileError, unusable } from '../errors';
@@ -42,6 +43,10 @@ export const MethodSpec = z.discriminatedUnion('kind', [
       selection: z.enum(['indices', ...CORESET_NAMES]).default('random'),
       size: z.number().int().positive().optional(),
       indices: z.array(z.number().int().nonnegative()).optional(),
+      /** the expert buffer a rule reads its teacher (`loss-hard`, `loss-easy`) or forgetting events (`forgetting`) from */
+      buffer: z.string().min(1).optional(),
+      /** experts whose forgetting events are summed (default: all) */
+      numExperts: z.number().int().positive().optional(),
     })
     .strict(),
   z
@@ -183,10 +188,9 @@ export async function planRuns(
       if (size > train.numCaptions) {
         throw new ConfigError(`method.size: a coreset of ${size} pairs is larger than the ${train.numCaptions} training pairs`);
       }
-      // evaluation has only the training features: a rule that needs a teacher or forgetting record fails here,
-      // before any student trains (selectCoreset checks the needs before it selects anything)
-      const ctx = { train };
-      if (coresetRule(selection).needs.length > 0) selectCoreset(selection, ctx, size, rng(0));
+      // a rule that needs a teacher or forgetting record reads it from method.buffer, before any student trains
+      const buffer = method.buffer === undefined ? {} : { buffer: inWorkspace(config.workspace, method.buffer) };
+      const ctx = await coresetContext(coresetRule(selection), train, { ...buffer, ...(method.numExperts ? { numExperts: method.numExperts } : {}), temperature: config.model.temperature });
       // each run draws with its own seed (the `random` rule: the same draws as before the registry existed)
       subsetsFor = (run) => [realSubset(train, selectCoreset(selection, ctx, size, rng(deriveSeed(ev.seed, 'coreset', run))), ev.realLr, loss)];
       pairs = size;

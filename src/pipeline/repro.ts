@@ -9,13 +9,13 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { ready } from '../backend';
 import { parseConfig } from '../config/parse';
-import { CORESET_NAMES } from '../coreset';
 import { ConfigError, CorruptFileError, unusable } from '../errors';
 import { BufferConfig, DataConfig, DistillConfig, EvalConfig, ModelConfig, SafeName, Workspace, inWorkspace } from '../config/schemas';
 import { prepareFeatureSets } from '../features/load';
 import { buildBuffer } from '../trajectory/buffer';
 import { distill } from '../distill';
 import { DISTILL_METHOD_NAMES, distillMethod } from '../distill/methods';
+import { CORESET_NAMES, coresetRule } from '../coreset';
 import { type EvalResult, evaluateMethod } from '../evaluate';
 import { type CurvePoint, METRIC_KEYS, type MetricSummary, SELECTIONS, type Selection, checkpointCurve } from '../evaluate/summary';
 import { type TableRow, resultsCsv, resultsMarkdown } from '../figures/tables';
@@ -143,7 +143,8 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
   // the planner chains the stages: features, then experts (when a method needs them), then each method
   const data = { ...config.data, cacheDir: inWorkspace(workspace, config.data.cacheDir) };
   const sets = await prepareFeatureSets(data, ['train', 'val', 'test'], onProgress);
-  const needsExperts = config.methods.some((m) => m.kind !== 'coreset');
+  const needsBuffer = (m: ReproMethod) => m.kind !== 'coreset' || coresetRule(m.selection ?? 'random').needs.length > 0;
+  const needsExperts = config.methods.some(needsBuffer);
   const experts = needsExperts
     ? await buildBuffer({ data, model: config.model, buffer: config.buffer, workspace, force: config.force }, onProgress, log)
     : undefined;
@@ -164,7 +165,9 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
       );
       method = { kind: 'synthetic', file: distilled.file };
     } else if (m.kind === 'coreset') {
-      method = { kind: 'coreset', selection: m.selection ?? 'random', size: m.size };
+      // rules that read a teacher or forgetting events get the config's expert buffer
+      const buffer = needsBuffer(m) ? { buffer: experts!.dir, numExperts: config.buffer.numExperts } : {};
+      method = { kind: 'coreset', selection: m.selection ?? 'random', size: m.size, ...buffer };
     } else {
       method = { kind: 'full', buffer: experts!.dir, numExperts: config.buffer.numExperts };
     }

@@ -9,6 +9,9 @@ import { ConfigError } from '../../src/errors';
 import { EvalStageConfig, planRuns } from '../../src/evaluate';
 import type { FeatureSet } from '../../src/features/feature-set';
 import { ReproMethod } from '../../src/pipeline/repro';
+import { coresetContext } from '../../src/coreset/context';
+import { loadFeatureSets, prepareFeatureSets } from '../../src/features/load';
+import { buildBuffer } from '../../src/trajectory/buffer';
 import { normal, rng } from '../../src/util/random';
 import { REPO, sharedCache, tempDir } from '../helpers';
 
@@ -242,5 +245,22 @@ describe('ptmst coreset on the generated shapes set', function () {
     assert.equal((JSON.parse(readFileSync(join(cwd, 'summary.json'), 'utf8')) as { pairs: number }).pairs, 8);
     const bad = cli(cwd, 'coreset', '--config', 'quick.json', '--method', 'nope', '--size', '8', '--out', 'x.json');
     assert.equal(bad.code, 2, bad.err);
+  });
+
+  it('loss-hard reads its teacher from the expert buffer given to eval; without one it is an error naming the need', async () => {
+    const cwd = tempDir('ptmst-coreset-teacher-');
+    const data = { dataset: 'shapes', cacheDir: sharedCache() };
+    await prepareFeatureSets(data, ['train', 'val', 'test']);
+    const experts = await buildBuffer({ data, model: { dOut: 16 }, buffer: { numExperts: 1, epochs: 1, workers: 1 }, workspace: cwd });
+    const [train, val, test] = await loadFeatureSets(data, ['train', 'val', 'test']);
+    const sets = { train: train!, val: val!, test: test! };
+    const method = { kind: 'coreset', selection: 'loss-hard', size: 8 };
+    const plan = await planRuns(EvalStageConfig.parse({ data, model: { dOut: 16 }, method: { ...method, buffer: experts.dir }, workspace: cwd }), sets);
+    const ctx = await coresetContext(coresetRule('loss-hard'), train!, { buffer: experts.dir, temperature: 0.07 });
+    const want = selectCoreset('loss-hard', ctx, 8, rng(0));
+    const x = plan.subsetsFor(0)[0]!.x;
+    const d = train!.dImg;
+    want.forEach((j, i) => assert.deepEqual(Array.from(x.subarray(i * d, (i + 1) * d)), Array.from(train!.img.subarray(train!.captionToImage[j]! * d, (train!.captionToImage[j]! + 1) * d))));
+    await assert.rejects(planRuns(EvalStageConfig.parse({ data, model: { dOut: 16 }, method, workspace: cwd }), sets), /loss-hard needs an expert buffer/);
   });
 });

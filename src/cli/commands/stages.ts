@@ -149,12 +149,14 @@ export function register(program: Command): void {
       .requiredOption('--method <name>', `the rule: ${CORESET_NAMES.map((n) => `${n} (${CORESETS[n]!.description})`).join('; ')}`)
       .requiredOption('--size <n>', 'pairs to choose')
       .option('--seed <n>', 'seed of randomised rules (default: the config\'s eval.seed, else 0; the draw of evaluation run 0)')
+      .option('--buffer <dir>', 'the expert buffer (loss-hard, loss-easy: its teacher; forgetting: its forgetting events)')
       .requiredOption('--out <file>', 'the JSON array of caption indices'),
-  ).action((o: DataFlags & CommonOptions & { method: string; size: string; seed?: string; out: string }) =>
+  ).action((o: DataFlags & CommonOptions & { method: string; size: string; seed?: string; buffer?: string; out: string }) =>
     runCommand('coreset', o, async ({ log }) => {
       const c = merge(base(o), dataOverrides(o));
-      const cfg = merge(pick(c, ['data', 'workspace']), {
+      const cfg = merge(pick(c, ['data', 'model', 'workspace']), {
         method: o.method,
+        buffer: o.buffer,
         size: num('--size', o.size),
         seed: num('--seed', o.seed) ?? (c.eval as { seed?: unknown } | undefined)?.seed,
         out: o.out,
