@@ -1,7 +1,12 @@
 import { strict as assert } from 'node:assert';
 import { ready } from '../../src/backend';
 import { type EvalResult, evaluateMethod } from '../../src/evaluate';
-import { prepareFeatureSets } from '../../src/features/load';
+import { loadKdTeacher } from '../../src/evaluate/student';
+import { DataConfig } from '../../src/config/schemas';
+import { loadFeatureSets, prepareFeatureSets } from '../../src/features/load';
+import { unflattenTower } from '../../src/model/dual';
+import { evaluateRetrieval } from '../../src/model/retrieval';
+import { tf } from '../../src/backend';
 import { buildBuffer } from '../../src/trajectory/buffer';
 import { readBuffer } from '../../src/trajectory/store';
 import { sharedCache, tempDir } from '../helpers';
@@ -48,6 +53,16 @@ describe('evaluate: knowledge distillation from a trained expert (shapes)', func
       `      [kd effect, 50 random pairs, 3 runs, 30 epochs; teacher r_mean ${teacher.toFixed(2)}]\n` +
         `      ${line('plain', plain)}\n      ${line('KD T=4 α=0.1', kd)}\n      ${line('KD T=4 α=0.5', strong)}\n`,
     );
+  });
+
+  it('the loaded teacher is the trained expert: it scores the test retrieval its buffer recorded', async () => {
+    const [train, test] = await loadFeatureSets(DataConfig.parse(data), ['train', 'test']);
+    const t = await loadKdTeacher({ buffer, teacherIndex: 0, temperature: 4, alpha: 0.1 }, train!, 0.07);
+    const theta = tf.tidy(() => ({ img: unflattenTower(tf.tensor1d(t.img), t.shape.img), txt: unflattenTower(tf.tensor1d(t.txt), t.shape.txt) }));
+    const r = await evaluateRetrieval(theta, test!, 'teacher');
+    tf.dispose([...Object.values(theta.img), ...Object.values(theta.txt)]);
+    const { trajectories } = await readBuffer(buffer);
+    assert.equal(r.rMean, trajectories[0]!.retrieval.at(-1)!.rMean);
   });
 
   it('a missing teacher is a clear error', async () => {
