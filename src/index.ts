@@ -47,9 +47,23 @@ export { emaUpdate } from './distill/ema';
 export { type SyntheticState, initSynthetic } from './distill/synthetic';
 export { type SyntheticSet, readSyntheticSet, writeSyntheticSet } from './distill/synthetic-file';
 
+// coresets: the registry of rules and what they read
+export { CORESETS, CORESET_NAMES, type CoresetContext, type CoresetRule, type TeacherParams, coresetRule, selectCoreset } from './coreset';
+export { type CoresetSource, coresetContext } from './coreset/context';
+export { CoresetStageConfig, coresetStage } from './coreset/stage';
+export { herdingSelect } from './coreset/herding';
+export { kCenterSelect } from './coreset/kcenter';
+export { kMeansSelect } from './coreset/kmeans';
+export { perPairLoss } from './coreset/loss-ranked';
+export { countForgetting, readForgetting } from './trajectory/forgetting';
+
+// distillation methods of the tables (configurations of the one distiller)
+export { DISTILL_METHODS, DISTILL_METHOD_NAMES, type DistillMethod, type MethodOverrides, distillMethod, ptmSizes } from './distill/methods';
+
 // evaluation
 export { EvalStageConfig, type EvalResult, type MethodSpec, evaluateMethod } from './evaluate';
-export { type Checkpoint, type TrainingSubset, trainStudent } from './evaluate/student';
+export { type Checkpoint, type KdTeacher, type TrainingSubset, loadKdTeacher, trainStudent } from './evaluate/student';
+export { kdLoss, kdTarget, teacherLogits } from './model/kd';
 export { type CurvePoint, METRIC_KEYS, type MeanStd, type MetricSummary, SELECTIONS, SELECTION_LABELS, type Selection, checkpointCurve, select, summariseRuns } from './evaluate/summary';
 
 // the whole pipeline and its tables
