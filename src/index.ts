@@ -49,6 +49,8 @@ export { type SyntheticSet, readSyntheticSet, writeSyntheticSet } from './distil
 
 // evaluation
 export { EvalStageConfig, type EvalResult, type MethodSpec, evaluateMethod } from './evaluate';
+export { CORESETS, CORESET_NAMES, type CoresetContext, type CoresetRule, coresetRule, selectCoreset } from './coreset';
+export { CoresetStageConfig, type CoresetStageResult, coresetStage } from './coreset/stage';
 export { type Checkpoint, type TrainingSubset, trainStudent } from './evaluate/student';
 export { type CurvePoint, METRIC_KEYS, type MeanStd, type MetricSummary, SELECTIONS, SELECTION_LABELS, type Selection, checkpointCurve, select, summariseRuns } from './evaluate/summary';
 
