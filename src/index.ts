@@ -50,7 +50,7 @@ export { type SyntheticSet, readSyntheticSet, writeSyntheticSet } from './distil
 // coresets: the registry of rules and what they read
 export { CORESETS, CORESET_NAMES, type CoresetContext, type CoresetRule, type TeacherParams, coresetRule, selectCoreset } from './coreset';
 export { type CoresetSource, coresetContext } from './coreset/context';
-export { CoresetStageConfig, coresetStage } from './coreset/stage';
+export { CoresetStageConfig, type CoresetStageResult, coresetStage } from './coreset/stage';
 export { herdingSelect } from './coreset/herding';
 export { kCenterSelect } from './coreset/kcenter';
 export { kMeansSelect } from './coreset/kmeans';

@@ -129,11 +129,12 @@ describe('coreset rules', () => {
   });
 
   it('k-means equals plain Lloyd from the same k-means++ seeds; each kept pair is the nearest free one to its centroid', () => {
-    for (const seed of [0, 1, 2, 3]) {
+    // few pairs per cluster too, where a centroid's nearest free pair is often in another cluster
+    const cases = [[0, 4], [1, 5], [2, 6], [3, 7], ...Array.from({ length: 16 }, (_, i) => [4 + i, [20, 30, 40, 45][i % 4]!] as const)];
+    for (const [seed, k] of cases) {
       const s = tinySet(30 + seed, 25, 50, 3, 3);
       const f = jointFeatures(s);
       const rows = jointRows(s);
-      const k = 4 + seed;
       const seeds = kMeansPlusPlus(f.x, f.n, f.d, k, rng(seed));
       const r = kMeansSelect(f.x, f.n, f.d, k, rng(seed));
       const lloyd = bruteLloyd(rows, Array.from({ length: k }, (_, j) => Array.from(seeds.centres.slice(j * f.d, (j + 1) * f.d))), 50);
@@ -159,10 +160,45 @@ describe('coreset rules', () => {
       lloyd.centres.forEach((c, j) => {
         const free = rows.map((_, i) => i).filter((i) => !taken.includes(i));
         const nearest = argBest(free.map((i) => [i, dist(rows[i]!, c)]), false);
-        assert.equal(r.picked[j], nearest, `seed ${seed}, centroid ${j}`);
-        taken.push(nearest);
+        const got = r.picked[j]!;
+        // a centroid halfway between two pairs ties in exact arithmetic; rounding decides which, so ties are allowed
+        assert.ok(free.includes(got) && dist(rows[got]!, c) <= dist(rows[nearest]!, c) + 1e-6, `seed ${seed}, centroid ${j}: ${got}, not ${nearest}`);
+        taken.push(got);
       });
       assert.equal(new Set(r.picked).size, k);
+    }
+  });
+
+  it("k-means keeps the nearest pair even when it belongs to another centroid's cluster", () => {
+    // a fixed point of Lloyd: centroid (0,0) holds (±4.9, 0) and (0, ±4.9), centroid (10,0) holds (10, ±6); yet
+    // (4.9, 0) is nearer (10,0) (5.1) than that centroid's own members (6)
+    const x = Float32Array.of(-4.9, 0, 0, 4.9, 0, -4.9, 4.9, 0, 10, 6, 10, -6);
+    let reached = 0;
+    for (let seed = 0; seed < 20; seed++) {
+      const r = kMeansSelect(x, 6, 2, 2, rng(seed));
+      const far = r.centroids[0]! > 5 ? 0 : 1;
+      if (Math.abs(r.centroids[far * 2]! - 10) > 1e-9 || Math.abs(r.centroids[far * 2 + 1]!) > 1e-9) continue;
+      reached++;
+      assert.equal(r.picked[far], 3, `seed ${seed}`);
+    }
+    assert.ok(reached > 0, 'no seed reached the fixed point');
+  });
+
+  it('k-means keeps distinct pairs when pairs repeat (empty clusters, shared nearest pairs)', () => {
+    // 4 distinct pairs, each three times: seeds coincide, clusters go empty, centroids share their nearest pairs
+    const base = tinySet(8, 4, 4, 3, 3);
+    const n = 12;
+    const s: FeatureSet = {
+      ...base,
+      numCaptions: n,
+      txt: Float32Array.from({ length: n * 3 }, (_, i) => base.txt[(Math.floor(i / 3) % 4) * 3 + (i % 3)]!),
+      captionToImage: Int32Array.from({ length: n }, (_, j) => j % 4),
+    };
+    for (let seed = 0; seed < 6; seed++) {
+      for (const size of [5, 8, 11, 12]) {
+        const got = selectCoreset('kmeans', { train: s }, size, rng(seed));
+        assert.equal(new Set(got).size, size);
+      }
     }
   });
 
