@@ -11,6 +11,7 @@ export const forgettingCoreset: CoresetRule = {
   name: 'forgetting',
   description: 'the pairs with the most forgetting events while the experts trained (never learned = hardest)',
   needs: ['forgetting'],
+  randomised: false,
   select: (ctx, size) => {
     const f = ctx.forgetting!;
     if (f.length !== ctx.train.numCaptions) throw new Error(`forgetting record has ${f.length} pairs, the training split ${ctx.train.numCaptions}`);

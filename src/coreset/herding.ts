@@ -44,6 +44,7 @@ export const herdingCoreset: CoresetRule = {
   name: 'herding',
   description: 'herding: greedily keep the running mean of the chosen joint (image ; caption) features closest to the data mean',
   needs: [],
+  randomised: false,
   select: (ctx, size) => {
     const f = jointFeatures(ctx.train);
     return herdingSelect(f.x, f.n, f.d, size);

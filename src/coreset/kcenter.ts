@@ -47,6 +47,7 @@ export const kCenterCoreset: CoresetRule = {
   name: 'kcenter',
   description: 'k-center greedy: farthest-point traversal of the joint (image ; caption) features, starting at the pair nearest the mean',
   needs: [],
+  randomised: false,
   select: (ctx, size) => {
     const f = jointFeatures(ctx.train);
     return kCenterSelect(f.x, f.n, f.d, size);

@@ -197,6 +197,7 @@ export const kMeansCoreset: CoresetRule = {
   name: 'kmeans',
   description: 'k-means (k = size, k-means++ seeding) on the joint (image ; caption) features; the pair nearest each centroid',
   needs: [],
+  randomised: true,
   select: (ctx, size, rand) => {
     const f = jointFeatures(ctx.train);
     return kMeansSelect(f.x, f.n, f.d, size, rand).picked;

@@ -71,6 +71,7 @@ const lossRule = (hard: boolean): CoresetRule => ({
     ? "the pairs with the highest per-pair InfoNCE under a trained teacher (blocks of 128)"
     : "the pairs with the lowest per-pair InfoNCE under a trained teacher (control for loss-hard)",
   needs: ['teacher'],
+  randomised: false,
   select: (ctx, size) => topIndices(perPairLoss(ctx.train, ctx.teacher!), size, hard),
 });
 

@@ -6,5 +6,6 @@ export const randomCoreset: CoresetRule = {
   name: 'random',
   description: 'uniform draw of real pairs, a fresh draw per evaluation run',
   needs: [],
+  randomised: true,
   select: (ctx, size, rand) => sampleWithoutReplacement(rand, ctx.train.numCaptions, size),
 };

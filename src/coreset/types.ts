@@ -32,6 +32,8 @@ export interface CoresetRule {
   /** one line for tables and `ptmst coreset --help` */
   readonly description: string;
   readonly needs: readonly CoresetNeed[];
+  /** whether `select` draws from `rand`; a rule that does not is computed once per evaluation, not per run */
+  readonly randomised: boolean;
   /**
    * `size` distinct caption indices in [0, train.numCaptions). Deterministic for a given `rand` state; rules
    * without randomness ignore it (every evaluation run then trains on the same coreset).

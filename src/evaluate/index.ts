@@ -192,7 +192,10 @@ export async function planRuns(
       const buffer = method.buffer === undefined ? {} : { buffer: inWorkspace(config.workspace, method.buffer) };
       const ctx = await coresetContext(coresetRule(selection), train, { ...buffer, ...(method.numExperts ? { numExperts: method.numExperts } : {}), temperature: config.model.temperature });
       // each run draws with its own seed (the `random` rule: the same draws as before the registry existed)
-      subsetsFor = (run) => [realSubset(train, selectCoreset(selection, ctx, size, rng(deriveSeed(ev.seed, 'coreset', run))), ev.realLr, loss)];
+      // a rule without randomness gives every run the same pairs: selected once (herding, k-center, … on Flickr8k
+      // take seconds to minutes), a randomised one per run with the run's own seed
+      const once = coresetRule(selection).randomised ? undefined : realSubset(train, selectCoreset(selection, ctx, size, rng(0)), ev.realLr, loss);
+      subsetsFor = (run) => [once ?? realSubset(train, selectCoreset(selection, ctx, size, rng(deriveSeed(ev.seed, 'coreset', run))), ev.realLr, loss)];
       pairs = size;
     }
   }

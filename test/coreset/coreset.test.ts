@@ -248,6 +248,17 @@ describe('coreset rules in evaluation and repro', () => {
     assert.throws(() => EvalStageConfig.parse({ method: { kind: 'coreset', selection: 'herdin', size: 4 } }));
   });
 
+  it('`randomised` tells the truth: rules declared without randomness give the same pairs for any seed (and eval selects them once)', async () => {
+    const s = tinySet(4, 12, 24, 3, 2);
+    for (const name of ['herding', 'kcenter', 'random', 'kmeans']) {
+      const draws = [1, 2, 3, 4, 5].map((seed) => Array.from(selectCoreset(name, { train: s }, 5, rng(seed))).join());
+      assert.equal(new Set(draws).size === 1, !coresetRule(name).randomised, name);
+    }
+    const sets = { train: s, val: s, test: s };
+    const plan = await planRuns(EvalStageConfig.parse({ method: { kind: 'coreset', selection: 'herding', size: 4 } }), sets);
+    assert.equal(plan.subsetsFor(0)[0], plan.subsetsFor(3)[0], 'the same subset object: selected once');
+  });
+
   it('repro: a coreset method without `selection` parses without one (its cache key is unchanged)', () => {
     assert.deepEqual(ReproMethod.parse({ name: 'c', kind: 'coreset', size: 5 }), { name: 'c', kind: 'coreset', size: 5 });
     assert.equal((ReproMethod.parse({ name: 'c', kind: 'coreset', size: 5, selection: 'kmeans' }) as { selection?: string }).selection, 'kmeans');
