@@ -40,3 +40,14 @@ export function tempDir(prefix = 'ptmst-test-'): string {
 export function sharedCache(): string {
   return join(TEST_ROOT, 'shared-cache');
 }
+
+/** Relative L2 error ‖a − b‖ / ‖b‖ (gradient checks). */
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}

@@ -6,7 +6,7 @@
 import { ConfigError } from '../errors';
 import type { FeatureSet } from '../features/feature-set';
 import { readForgetting } from '../trajectory/forgetting';
-import { readBuffer } from '../trajectory/store';
+import { readBuffer, readBufferManifest } from '../trajectory/store';
 import type { CoresetContext, CoresetRule } from './types';
 
 export interface CoresetSource {
@@ -29,7 +29,7 @@ export async function coresetContext(rule: CoresetRule, train: FeatureSet, sourc
     ctx.teacher = { shape: t.shape, img: last(t.img), txt: last(t.txt), temperature: source.temperature };
   }
   if (rule.needs.includes('forgetting')) {
-    const { manifest } = await readBuffer(source.buffer, 1);
+    const manifest = await readBufferManifest(source.buffer);
     ctx.forgetting = await readForgetting(source.buffer, source.numExperts ?? manifest.experts.length);
   }
   return ctx;

@@ -5,16 +5,8 @@ import { PARAM_NAMES, dropoutMask, headForward } from '../../src/model/head';
 import { LOSSES, LOSS_NAMES } from '../../src/model/losses';
 import { mm } from '../../src/model/linalg';
 import { rng } from '../../src/util/random';
+import { relErr } from '../helpers';
 
-const relErr = (a: Float32Array | number[], b: Float32Array | number[]) => {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-};
 
 describe('model: hand-written gradients', function () {
   this.timeout(60000);

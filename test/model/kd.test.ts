@@ -6,16 +6,8 @@ import { kdLoss, kdSoftLoss, kdTarget, teacherLogits } from '../../src/model/kd'
 import { LOSSES, LOSS_NAMES } from '../../src/model/losses';
 import { mm } from '../../src/model/linalg';
 import { rng } from '../../src/util/random';
+import { relErr } from '../helpers';
 
-const relErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-};
 
 /** Knowledge distillation (src/model/kd.ts): soft targets, loss value and its hand-written gradient. */
 describe('model: knowledge distillation loss', function () {
