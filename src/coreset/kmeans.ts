@@ -4,10 +4,14 @@
  * real pair nearest to it (distinct: a pair already kept goes to no other centroid, which takes its next
  * nearest). The seeding draws from `rand`, so the coreset is fixed by the seed (a fresh one per evaluation run).
  *
- * Exactly Lloyd's result, computed with fewer of the O(n · k · d) distances: the seeding and the assignments use
- * Hamerly's bounds (2010) — an upper bound on each pair's distance to its centroid and a lower bound on its
- * distance to every other one — so a pair is only measured when its centroid might not be strictly nearest.
+ * Exactly Lloyd's result, computed fast. The seeding bounds distances with the triangle inequality (Hamerly
+ * 2010). Each assignment step measures every pair against every centroid as one float32 matrix product per
+ * block of rows (‖x‖² + ‖c‖² − 2 x·c, the backend's GEMM), then settles each pair in float64: every centroid
+ * whose float32 distance lies within twice the product's worst-case rounding error (Higham's γ_d bound) of
+ * the smallest is measured exactly, and the exact nearest wins (ties → lower index). So the assignment is the
+ * float64 one, whatever order the GEMM sums in, at GEMM speed (Flickr8k, k = 500: minutes, not hours).
  */
+import { tf } from '../backend';
 import { randInt } from '../util/random';
 import type { Rng } from '../util/random';
 import { jointFeatures, sqDist } from './joint';
@@ -91,33 +95,96 @@ export function kMeansPlusPlus(x: Float32Array, n: number, d: number, k: number,
   return { centres, owner, near, second };
 }
 
-/** Nearest and second-nearest centroid of row i (distances, not squared); ties → lower index. */
-function nearestTwo(x: Float32Array, i: number, c: Float64Array, k: number, d: number): [number, number, number] {
-  let a = 0;
-  let u = Infinity;
-  let l = Infinity;
-  for (let j = 0; j < k; j++) {
-    const dist = sqDist(x, i, c, j, d);
-    if (dist < u) {
-      l = u;
-      u = dist;
-      a = j;
-    } else if (dist < l) l = dist;
-  }
-  return [a, Math.sqrt(u), Math.sqrt(l)];
+function transpose(c: Float64Array, k: number, d: number): Float32Array {
+  const t = new Float32Array(k * d);
+  for (let j = 0; j < k; j++) for (let q = 0; q < d; q++) t[q * k + j] = c[j * d + q]!;
+  return t;
 }
 
-/** k-means (k-means++ seeding from `rand`, Lloyd with Hamerly's bounds), then the distinct real row nearest each centroid. */
+/** rows per GEMM block of the assignment step */
+const BLOCK = 2048;
+const UNIT_ROUNDOFF = 2 ** -24;
+
+/**
+ * Every row's nearest centroid (exact, float64; ties → lower index), its distance, and a lower bound on its
+ * distance to every other centroid. Distances are not squared.
+ */
+export function assignNearest(x: Float32Array, n: number, d: number, c: Float64Array, k: number): { owner: Int32Array; near: Float64Array; second: Float64Array } {
+  const owner = new Int32Array(n);
+  const near = new Float64Array(n);
+  const second = new Float64Array(n);
+  const cNorm = new Float64Array(k);
+  let cMax = 0;
+  for (let j = 0; j < k; j++) {
+    let s2 = 0;
+    for (let q = 0; q < d; q++) s2 += c[j * d + q]! ** 2;
+    cNorm[j] = s2;
+    cMax = Math.max(cMax, Math.sqrt(s2));
+  }
+  const xNorm = new Float64Array(n);
+  let xMax = 0;
+  for (let i = 0; i < n; i++) {
+    let s2 = 0;
+    for (let q = 0, o = i * d; q < d; q++) s2 += x[o + q]! ** 2;
+    xNorm[i] = s2;
+    xMax = Math.max(xMax, Math.sqrt(s2));
+  }
+  // |float32 − exact| of a squared distance: the dot product's γ_d·|x|·|c| (times 2), the norms' rounding to
+  // float32 and the two additions, with a factor 2 to spare
+  const err = 2 * (2 * ((d * UNIT_ROUNDOFF) / (1 - d * UNIT_ROUNDOFF)) * xMax * cMax + 4 * UNIT_ROUNDOFF * (xMax + cMax) ** 2) + 1e-30;
+  // Cᵀ laid out d × k: tfjs-wasm multiplies by a transposed operand ~13× slower than by a plain one
+  const cT = tf.tensor2d(transpose(c, k, d), [d, k]);
+  const cN = tf.tensor1d(Float32Array.from(cNorm));
+  try {
+    for (let from = 0; from < n; from += BLOCK) {
+      const rows = Math.min(BLOCK, n - from);
+      // ‖c‖² − 2 x·c (‖x‖² is the same for every centroid: added in float64 below)
+      const part = tf.tidy(() => {
+        const xb = tf.tensor2d(x.subarray(from * d, (from + rows) * d), [rows, d]);
+        return tf.sub(cN, tf.mul(2, tf.matMul(xb, cT)));
+      });
+      const g = part.dataSync() as Float32Array;
+      part.dispose();
+      for (let r = 0; r < rows; r++) {
+        const i = from + r;
+        const o = r * k;
+        let m = Infinity;
+        for (let j = 0; j < k; j++) if (g[o + j]! < m) m = g[o + j]!;
+        // exact distances for every centroid that could be the nearest; the rest are bounded below
+        let best = -1;
+        let bestD = Infinity;
+        let other = Infinity;
+        for (let j = 0; j < k; j++) {
+          const approx = g[o + j]!;
+          if (approx <= m + 2 * err) {
+            const e = sqDist(x, i, c, j, d);
+            if (e < bestD) {
+              if (best >= 0) other = Math.min(other, bestD);
+              bestD = e;
+              best = j;
+            } else other = Math.min(other, e);
+          } else other = Math.min(other, xNorm[i]! + approx - err);
+        }
+        owner[i] = best;
+        near[i] = Math.sqrt(bestD);
+        second[i] = Math.sqrt(Math.max(0, other));
+      }
+    }
+  } finally {
+    cT.dispose();
+    cN.dispose();
+  }
+  return { owner, near, second };
+}
+
+/** k-means (k-means++ seeding from `rand`, then Lloyd with exact assignments), then the distinct real row nearest each centroid. */
 export function kMeansSelect(x: Float32Array, n: number, d: number, k: number, rand: Rng): KMeansResult {
   const seeds = kMeansPlusPlus(x, n, d, k, rand);
   const c = seeds.centres;
   const assignment = seeds.owner;
-  const upper = seeds.near.map(Math.sqrt);
   const lower = seeds.second;
   const sums = new Float64Array(k * d);
   const counts = new Int32Array(k);
-  const moved = new Float64Array(k);
-  const old = new Float64Array(d);
   let iterations = 0;
   while (iterations < KMEANS_MAX_ITERATIONS) {
     iterations++;
@@ -129,41 +196,16 @@ export function kMeansSelect(x: Float32Array, n: number, d: number, k: number, r
       counts[a]!++;
       for (let q = 0, o = a * d, p = i * d; q < d; q++) sums[o + q] = sums[o + q]! + x[p + q]!;
     }
-    let maxMove = 0;
-    let maxAt = -1;
-    let secondMove = 0;
     for (let j = 0; j < k; j++) {
-      const o = j * d;
-      let m = 0;
-      if (counts[j]! > 0) {
-        for (let q = 0; q < d; q++) old[q] = c[o + q]!;
-        for (let q = 0; q < d; q++) c[o + q] = sums[o + q]! / counts[j]!;
-        for (let q = 0; q < d; q++) m += (c[o + q]! - old[q]!) ** 2;
-      }
-      m = Math.sqrt(m);
-      moved[j] = m;
-      if (m > maxMove) {
-        secondMove = maxMove;
-        maxMove = m;
-        maxAt = j;
-      } else if (m > secondMove) secondMove = m;
+      if (counts[j]! === 0) continue;
+      for (let q = 0, o = j * d; q < d; q++) c[o + q] = sums[o + q]! / counts[j]!;
     }
-    // assignment, with the bounds moved by how far the centroids moved: a row whose centroid is strictly
-    // nearer than any other could be keeps it without a scan
+    // assignment: every pair's exact nearest centroid
+    const next = assignNearest(x, n, d, c, k);
     let changed = 0;
-    for (let i = 0; i < n; i++) {
-      const a = assignment[i]!;
-      upper[i] = (upper[i]! + moved[a]!) * (1 + SLACK);
-      lower[i] = (lower[i]! - (a === maxAt ? secondMove : maxMove)) * (1 - SLACK);
-      if (upper[i]! < lower[i]!) continue;
-      upper[i] = Math.sqrt(sqDist(x, i, c, a, d)) * (1 + SLACK);
-      if (upper[i]! < lower[i]!) continue;
-      const [b, u, l] = nearestTwo(x, i, c, k, d);
-      assignment[i] = b;
-      upper[i] = u;
-      lower[i] = l;
-      if (b !== a) changed++;
-    }
+    for (let i = 0; i < n; i++) if (next.owner[i] !== assignment[i]) changed++;
+    assignment.set(next.owner);
+    lower.set(next.second);
     if (changed === 0) break;
   }
   // for each centroid in turn, the nearest row not yet kept (ties → lower index); a row of another cluster is

@@ -17,7 +17,7 @@ import { distill } from '../distill';
 import { DISTILL_METHOD_NAMES, distillMethod } from '../distill/methods';
 import { CORESET_NAMES, coresetRule } from '../coreset';
 import { type EvalResult, evaluateMethod } from '../evaluate';
-import { type CurvePoint, METRIC_KEYS, type MetricSummary, SELECTIONS, type Selection, checkpointCurve } from '../evaluate/summary';
+import { type CurvePoint, METRIC_KEYS, type MetricSummary, SELECTIONS, type Selection, checkpointCurve, summariseRuns } from '../evaluate/summary';
 import { type TableRow, resultsCsv, resultsMarkdown } from '../figures/tables';
 import { LOSS_NAMES } from '../model/losses';
 import { sha256, writeAtomic, writeJsonAtomic } from '../store/atomic';
@@ -25,8 +25,25 @@ import { readJsonFile } from '../store/json';
 import { artefactKey } from '../store/key';
 import type { ProgressSink } from '../util/progress';
 
+/**
+ * Per-method changes to the evaluation protocol (any `EvalConfig` field; absent fields keep the config's), and
+ * knowledge distillation from the config's expert buffer (`kd`: teacher index, temperature, weight).
+ */
+const methodEval = {
+  eval: EvalConfig.omit({ kd: true }).partial().strict().optional(),
+  kd: z
+    .object({ teacherIndex: z.number().int().nonnegative().default(0), temperature: z.number().positive().default(4), alpha: z.number().min(0).max(1).default(0.1) })
+    .strict()
+    .optional(),
+};
+/**
+ * Distillation seeds: each seed distils its own set (runs/<group>/<name>/seed-<s>) and is evaluated with
+ * `eval.runs` students; the row pools every student of every seed. Absent: one set, the config's seed.
+ */
+const seeds = z.array(z.number().int().nonnegative()).min(1).optional();
+
 export const ReproMethod = z.discriminatedUnion('kind', [
-  z.object({ name: SafeName, kind: z.literal('distill'), distill: DistillConfig }).strict(),
+  z.object({ name: SafeName, kind: z.literal('distill'), distill: DistillConfig, seeds, ...methodEval }).strict(),
   /** a named method of the registry (src/distill/methods.ts) at a budget; `overrides` are DistillConfig fields (+ `iterations`) */
   z
     .object({
@@ -35,6 +52,8 @@ export const ReproMethod = z.discriminatedUnion('kind', [
       method: z.enum(DISTILL_METHOD_NAMES),
       budget: z.number().int().positive(),
       overrides: z.record(z.string(), z.unknown()).default({}),
+      seeds,
+      ...methodEval,
     })
     .strict(),
   z
@@ -44,9 +63,15 @@ export const ReproMethod = z.discriminatedUnion('kind', [
       size: z.number().int().positive(),
       /** the coreset rule (src/coreset); absent: `random` (left absent, so older configs keep their cache keys) */
       selection: z.enum(CORESET_NAMES).optional(),
+      ...methodEval,
     })
     .strict(),
   z.object({ name: SafeName, kind: z.literal('full') }).strict(),
+  /**
+   * An earlier row's sets (every seed of a distilled row, or a coreset's rule and size) evaluated under another
+   * protocol: knowledge distillation, or any `eval` change (the schedule study). Nothing is distilled again.
+   */
+  z.object({ name: SafeName, kind: z.literal('variant'), of: SafeName, ...methodEval }).strict(),
 ]);
 export type ReproMethod = z.infer<typeof ReproMethod>;
 
@@ -143,70 +168,101 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
   // the planner chains the stages: features, then experts (when a method needs them), then each method
   const data = { ...config.data, cacheDir: inWorkspace(workspace, config.data.cacheDir) };
   const sets = await prepareFeatureSets(data, ['train', 'val', 'test'], onProgress);
-  const needsBuffer = (m: ReproMethod) => m.kind !== 'coreset' || coresetRule(m.selection ?? 'random').needs.length > 0;
-  const needsExperts = config.methods.some(needsBuffer);
+  // a variant row's sets come from its base row; a knowledge-distillation teacher is one of the experts
+  const needsBuffer = (m: ReproMethod) => (m.kind === 'coreset' ? coresetRule(m.selection ?? 'random').needs.length > 0 : m.kind !== 'variant');
+  const needsExperts = config.methods.some((m) => needsBuffer(m) || (m.kind !== 'full' && m.kd !== undefined));
   const experts = needsExperts
     ? await buildBuffer({ data, model: config.model, buffer: config.buffer, workspace, force: config.force }, onProgress, log)
     : undefined;
+  const expertDigests = () => experts!.manifest.experts.filter((e) => e.index < config.buffer.numExperts).map((e) => e.sha256);
   const results: MethodResult[] = [];
+  // what each row evaluated, so a `variant` row can evaluate the same sets under another protocol
+  const evaluated = new Map<string, { row: Exclude<ReproMethod, { kind: 'variant' }>; units: { seed?: number; method: unknown; synthDigest: string }[] }>();
   for (const m of config.methods) {
     const dir = inWorkspace(workspace, join('runs', config.name, m.name));
-    const t0 = performance.now();
-    let distilled: Awaited<ReturnType<typeof distill>> | undefined;
-    let method: unknown;
-    if (m.kind === 'distill' || m.kind === 'method') {
-      const distillConfig = m.kind === 'distill' ? m.distill : parseConfig(DistillConfig, distillMethod(m.method).config(m.budget, m.overrides), `methods.${m.name}`);
-      distilled = await distill(
-        // the workspace too: the set's provenance names the buffer relative to it, so the set (and the
-        // evaluation keys that include its digest) must not depend on the folder the process started in
-        { data, expertBuffer: experts!.dir, numExperts: config.buffer.numExperts, name: `${config.name}-${m.name}`, distill: distillConfig, out: dir, workspace, force: config.force, ...workers },
-        onProgress,
-        { log },
-      );
-      method = { kind: 'synthetic', file: distilled.file };
-    } else if (m.kind === 'coreset') {
-      // rules that read a teacher or forgetting events get the config's expert buffer
-      const buffer = needsBuffer(m) ? { buffer: experts!.dir, numExperts: config.buffer.numExperts } : {};
-      method = { kind: 'coreset', selection: m.selection ?? 'random', size: m.size, ...buffer };
-    } else {
-      method = { kind: 'full', buffer: experts!.dir, numExperts: config.buffer.numExperts };
-    }
-    const evalInput = { data, model: config.model, eval: config.eval, method, realLoss: config.realLoss };
-    const synthDigest = distilled?.sha256 ?? '';
-    // the method's wall time (distillation + evaluation) as measured when its result was computed
-    const { value: ev, reused, wallSeconds } = await cached<EvalResult>(
-      join(dir, 'eval.json'),
-      // what the result depends on (not where the files are): the method, data, model, protocol, experts, set
-      artefactKey({
-        // `selection: 'random'` spelled out hashes as its absence (configs written before rules existed)
-        method: { ...m, name: undefined, ...(m.kind === 'coreset' && m.selection === 'random' ? { selection: undefined } : {}) },
-        data: { ...data, dataRoot: undefined, cacheDir: undefined },
-        features: sets.map((s) => s.digest),
-        model: config.model,
-        eval: config.eval,
-        realLoss: config.realLoss,
-        experts: m.kind === 'full' ? experts!.manifest.experts.filter((e) => e.index < config.buffer.numExperts).map((e) => e.sha256) : [],
-        synthDigest,
-      }),
-      config.force,
-      () =>
-        evaluateMethod(
-          { ...evalInput, out: join(dir, 'eval-runs'), workspace, force: config.force, ...workers },
+    let row: Exclude<ReproMethod, { kind: 'variant' }>;
+    if (m.kind === 'variant') {
+      const of = evaluated.get(m.of);
+      if (!of) throw new ConfigError(`methods.${m.name}.of: "${m.of}" is not a non-variant row before it`);
+      row = of.row;
+    } else row = m;
+    // the row's protocol: the config's, with the row's changes and its teacher for knowledge distillation
+    const evalConfig: EvalConfig =
+      m.kind === 'full' ? config.eval : EvalConfig.parse({ ...config.eval, ...m.eval, ...(m.kd ? { kd: { ...m.kd, buffer: experts!.dir } } : {}) });
+    const seedsOf = row.kind === 'distill' || row.kind === 'method' ? row.seeds : undefined;
+    // one unit per distillation seed (a coreset or the full data is one unit)
+    const units: { dir: string; seed?: number }[] = seedsOf ? seedsOf.map((seed) => ({ dir: join(dir, `seed-${seed}`), seed })) : [{ dir }];
+    const made: { seed?: number; method: unknown; synthDigest: string }[] = [];
+    const evaluations: EvalResult[] = [];
+    const phases: unknown[] = [];
+    let wallSeconds: number | null = 0;
+    let reusedAll = true;
+    for (const [u, unit] of units.entries()) {
+      const t0 = performance.now();
+      let method: unknown;
+      let synthDigest = '';
+      if (m.kind === 'variant') {
+        ({ method, synthDigest } = evaluated.get(m.of)!.units[u]!);
+      } else if (m.kind === 'distill' || m.kind === 'method') {
+        const base = m.kind === 'distill' ? m.distill : parseConfig(DistillConfig, distillMethod(m.method).config(m.budget, m.overrides), `methods.${m.name}`);
+        const distillConfig = unit.seed === undefined ? base : { ...base, seed: unit.seed };
+        const distilled = await distill(
+          // the workspace too: the set's provenance names the buffer relative to it, so the set (and the
+          // evaluation keys that include its digest) must not depend on the folder the process started in
+          { data, expertBuffer: experts!.dir, numExperts: config.buffer.numExperts, name: `${config.name}-${m.name}`, distill: distillConfig, out: unit.dir, workspace, force: config.force, ...workers },
           onProgress,
-          log,
-        ),
-      () => (performance.now() - t0) / 1000,
-    );
-    log(`${m.name}: r_mean ${ev.selections.final.rMean.mean.toFixed(2)} ± ${ev.selections.final.rMean.std.toFixed(2)} (final epoch, ${ev.runs} runs)${reused ? ' [cached]' : ''}`);
+          { log },
+        );
+        method = { kind: 'synthetic', file: distilled.file };
+        synthDigest = distilled.sha256;
+        phases.push(distilled.phases.map(({ losses: _, ...p }) => p));
+      } else if (m.kind === 'coreset') {
+        // rules that read a teacher or forgetting events get the config's expert buffer
+        const buffer = needsBuffer(m) ? { buffer: experts!.dir, numExperts: config.buffer.numExperts } : {};
+        method = { kind: 'coreset', selection: m.selection ?? 'random', size: m.size, ...buffer };
+      } else {
+        method = { kind: 'full', buffer: experts!.dir, numExperts: config.buffer.numExperts };
+      }
+      made.push({ ...(unit.seed === undefined ? {} : { seed: unit.seed }), method, synthDigest });
+      const evalInput = { data, model: config.model, eval: evalConfig, method, realLoss: config.realLoss };
+      // the unit's wall time (distillation + evaluation) as measured when its result was computed
+      const stored = await cached<EvalResult>(
+        join(unit.dir, 'eval.json'),
+        // what the result depends on (not where the files are): the method, data, model, protocol, experts, set
+        artefactKey({
+          // `selection: 'random'` spelled out hashes as its absence (configs written before rules existed)
+          method: { ...row, name: undefined, eval: undefined, kd: undefined, seeds: undefined, ...(row.kind === 'coreset' && row.selection === 'random' ? { selection: undefined } : {}) },
+          seed: unit.seed,
+          data: { ...data, dataRoot: undefined, cacheDir: undefined },
+          features: sets.map((s) => s.digest),
+          model: config.model,
+          eval: evalConfig.kd ? { ...evalConfig, kd: { ...evalConfig.kd, buffer: undefined } } : evalConfig,
+          realLoss: config.realLoss,
+          experts: row.kind === 'full' || evalConfig.kd ? expertDigests() : [],
+          synthDigest,
+        }),
+        config.force,
+        () => evaluateMethod({ ...evalInput, out: join(unit.dir, 'eval-runs'), workspace, force: config.force, ...workers }, onProgress, log),
+        () => (performance.now() - t0) / 1000,
+      );
+      evaluations.push(stored.value);
+      wallSeconds = wallSeconds === null || stored.wallSeconds === null ? null : wallSeconds + stored.wallSeconds;
+      reusedAll &&= stored.reused;
+    }
+    if (m.kind !== 'variant') evaluated.set(m.name, { row: m, units: made });
+    // every student of every seed, pooled
+    const checkpoints = evaluations.flatMap((e) => e.checkpoints);
+    const selections = summariseRuns(checkpoints);
+    log(`${m.name}: r_mean ${selections.final.rMean.mean.toFixed(2)} ± ${selections.final.rMean.std.toFixed(2)} (final epoch, ${checkpoints.length} runs)${reusedAll ? ' [cached]' : ''}`);
     results.push({
       name: m.name,
       kind: m.kind,
-      pairs: ev.pairs,
-      runs: ev.runs,
-      selections: ev.selections,
+      pairs: evaluations[0]!.pairs,
+      runs: checkpoints.length,
+      selections,
       wallSeconds,
-      curve: checkpointCurve(ev.checkpoints),
-      ...(distilled ? { distill: distilled.phases.map(({ losses: _, ...p }) => p) } : {}),
+      curve: checkpointCurve(checkpoints),
+      ...(phases.length === 0 ? {} : { distill: units.length > 1 ? phases : phases[0] }),
     });
   }
   const provenance = [

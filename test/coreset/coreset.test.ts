@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CORESET_NAMES, coresetRule, selectCoreset } from '../../src/coreset';
 import { jointFeatures } from '../../src/coreset/joint';
-import { kMeansPlusPlus, kMeansSelect } from '../../src/coreset/kmeans';
+import { assignNearest, kMeansPlusPlus, kMeansSelect } from '../../src/coreset/kmeans';
 import { ConfigError } from '../../src/errors';
 import { EvalStageConfig, planRuns } from '../../src/evaluate';
 import type { FeatureSet } from '../../src/features/feature-set';
@@ -166,6 +166,35 @@ describe('coreset rules', () => {
         taken.push(got);
       });
       assert.equal(new Set(r.picked).size, k);
+    }
+  });
+
+  it('the GEMM assignment is the float64 one, even where float32 cannot tell centroids apart', () => {
+    // 1,000 rows of width 700 (norms ~26); centroids a random centre plus offsets of 1e-4…1e-6 per coordinate
+    // (distance gaps at and below the float32 GEMM's rounding, ~1e-3 here), some exactly repeated: the nearest,
+    // ties → lower index, must match float64 brute force
+    const r = rng(77);
+    const n = 1000;
+    const d = 700;
+    const k = 24;
+    const x = Float32Array.from({ length: n * d }, () => normal(r));
+    const base = Array.from({ length: d }, () => normal(r));
+    const c = new Float64Array(k * d);
+    for (let j = 0; j < k; j++) {
+      const scale = [1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 0][j % 6]!;
+      for (let q = 0; q < d; q++) c[j * d + q] = base[q]! + (j % 6 === 5 ? 0 : scale * normal(r));
+    }
+    const got = assignNearest(x, n, d, c, k);
+    for (let i = 0; i < n; i++) {
+      const d2 = Array.from({ length: k }, (_, j) => {
+        let s2 = 0;
+        for (let q = 0; q < d; q++) s2 += (x[i * d + q]! - c[j * d + q]!) ** 2;
+        return s2;
+      });
+      const owner = argBest(d2.map((v, j) => [j, v]), false);
+      assert.equal(got.owner[i], owner, `row ${i}`);
+      assert.ok(Math.abs(got.near[i]! - Math.sqrt(d2[owner]!)) < 1e-9);
+      assert.ok(got.second[i]! <= Math.sqrt(Math.min(...d2.filter((_, j) => j !== owner))) + 1e-9, 'second is a lower bound');
     }
   });
 
