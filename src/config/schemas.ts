@@ -139,12 +139,18 @@ export const DistillConfig = z
     ema: z.number().min(0).max(1).default(0.99),
     /** dropout inside the unroll (masks reused by the re-pass); default: the model's */
     unrollDropout: z.number().min(0).max(0.9).optional(),
-    init: z.enum(['real', 'noise']).default('real'),
+    /** the synthetic set's start: random real pairs, noise, or AMD's k-means prototypes (src/distill/amd.ts) */
+    init: z.enum(['real', 'noise', 'prototypes']).default('real'),
     /**
      * AMD (SPEC §8), asynchronous matching: the image and text towers' start epochs are drawn independently
      * from the phase's start range. Absent = off (kept out of the parsed config, so existing runs' keys hold).
      */
     asyncStart: z.boolean().optional(),
+    /**
+     * AMD's dynamic ranges: each tower draws its start from its own range, set by how fast its parameters
+     * change along the trajectories (src/distill/amd.ts). Absent = off (the same keys as before).
+     */
+    dynamicStart: z.boolean().optional(),
     seed: z.number().int().nonnegative().default(0),
     checkpointEvery: z.number().int().positive().default(50),
   })

@@ -6,8 +6,9 @@
  * - MTT-VL: one phase on the experts' own trajectories, full backprop through the unroll, no S (S = I), no EMA.
  * - LoRS: one phase on the experts' trajectories, TESLA gradient, low-rank S, no EMA.
  * - PTM-ST: two phases on shortcut trajectories, windows sliding forward, full S, EMA (SPEC §5).
- * - AMD (SPEC §8), so far its asynchronous matching on LoRS (`amd-async`); dynamic ranges and prototype
- *   initialisation are still to come.
+ * - AMD (SPEC §8) on LoRS: asynchronous matching, dynamic start ranges and prototype initialisation (`amd`);
+ *   each part is a DistillConfig switch (`asyncStart`, `dynamicStart`, `init: 'prototypes'`), and
+ *   `amd-async` is asynchronous matching alone.
  * - The ablation at 500 pairs (paper Table "Ablation"): BASE = one phase on the experts' trajectories with a
  *   learned S and no EMA; +EMA = BASE with the EMA; +PTM = +EMA with PTM's two phases on the raw trajectories;
  *   +ST = +EMA with one phase on a shortcut trajectory; PTM+ST = PTM-ST. (The paper's text says PTM and ST
@@ -86,6 +87,14 @@ export const DISTILL_METHODS: Readonly<Record<string, DistillMethod>> = Object.f
       similarity: 'lowrank',
       ema: 0,
       asyncStart: true,
+    })),
+    method('amd', 'AMD', 'LoRS with AMD: asynchronous matching, dynamic start ranges per tower, k-means prototype initialisation', (b) => ({
+      phases: onePhase(b, 'experts'),
+      similarity: 'lowrank',
+      ema: 0,
+      asyncStart: true,
+      dynamicStart: true,
+      init: 'prototypes',
     })),
     method('base', 'BASE', 'ablation: one phase on expert trajectories, learned S, no EMA', (b) => ({ phases: onePhase(b, 'experts'), ema: 0 })),
     method('base+ema', '+EMA', 'ablation: BASE with the EMA', (b) => ({ phases: onePhase(b, 'experts') })),

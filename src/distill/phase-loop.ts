@@ -13,6 +13,7 @@ import { dropoutMask } from '../model/head';
 import type { LossName } from '../model/losses';
 import type { Trajectory } from '../trajectory/store';
 import { type Rng, deriveSeed, randInt, rng, sampleWithoutReplacement } from '../util/random';
+import { type StartRange, type StartRanges, dynamicStartRanges } from './amd';
 import { emaUpdate } from './ema';
 import { type Teacher, type UnrollStep, distillIteration, similarityKeys } from './iteration';
 import { sgdMomentumStep } from './optimizer';
@@ -65,18 +66,22 @@ export interface UnrollDraw {
   readonly steps: UnrollStep[];
 }
 
-/** Draw one iteration's expert, start epoch and unrolled steps from the phase's random stream. */
+/**
+ * Draw one iteration's expert, start epoch and unrolled steps from the phase's random stream. With AMD's
+ * dynamic ranges (`ranges`), each tower draws from its own range, asynchronously.
+ */
 export function sampleUnroll(
   rand: Rng,
   input: Pick<LoopOptions, 'phase' | 'config' | 'trajectories' | 'shape' | 'dropout'>,
+  ranges?: StartRanges,
 ): UnrollDraw {
   const { phase, config } = input;
   const batch = Math.min(config.batchSyn, phase.size);
   const expert = randInt(rand, input.trajectories.length);
-  const draw = () => phase.start[0] + randInt(rand, phase.start[1] - phase.start[0] + 1);
-  const start = draw();
+  const draw = (r: StartRange) => r[0] + randInt(rand, r[1] - r[0] + 1);
+  const start = draw(ranges?.img ?? phase.start);
   // drawn only when on, so the stream (and every result) without AMD is what it always was
-  const startTxt = config.asyncStart ? draw() : undefined;
+  const startTxt = ranges ? draw(ranges.txt) : config.asyncStart ? draw(phase.start) : undefined;
   const steps: UnrollStep[] = Array.from({ length: config.synSteps }, () => ({
     batch: sampleWithoutReplacement(rand, phase.size, batch).slice(),
     maskImg: dropoutMask(batch, input.shape.img.dOut, input.dropout, () => rand.next()),
@@ -145,9 +150,10 @@ export async function runPhase(
   const spec = similaritySpec(config);
   const opt = { momentum: config.momentum, lr: stepSizes(config) };
   const stop = o.stop ?? phase.iterations;
+  const ranges = config.dynamicStart ? dynamicStartRanges(o.trajectories, phase.start, config.expertStep) : undefined;
   while (s.losses.length < stop) {
     const it = s.losses.length;
-    const { expert, start, startTxt, steps } = sampleUnroll(s.rand, o);
+    const { expert, start, startTxt, steps } = sampleUnroll(s.rand, o, ranges);
     const teacher = teacherAt(o.trajectories[expert]!, o.shape, start, config.expertStep, startTxt);
     const res = await distillIteration(s.state, teacher, steps, {
       loss: config.loss as LossName,

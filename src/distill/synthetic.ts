@@ -7,6 +7,7 @@
  * The state is a flat record of named tensors, so the optimizer, the EMA, checkpoints and the output
  * file treat every learned quantity alike.
  */
+import { prototypePairs } from './amd';
 import { tf } from '../backend';
 import { gatherRows, gatherVector, mm } from '../model/linalg';
 import type { FeatureSet } from '../features/feature-set';
@@ -27,18 +28,21 @@ export interface SimilaritySpec {
 
 export interface InitOptions {
   readonly size: number;
-  readonly init: 'real' | 'noise';
+  readonly init: 'real' | 'noise' | 'prototypes';
   readonly similarity: SimilaritySpec;
   readonly alphaInit: number;
 }
 
-/** Initialise from N random real pairs (a caption and its image) or from matching Gaussian noise. */
+/**
+ * Initialise from N random real pairs (a caption and its image), from AMD's k-means prototype pairs, or from
+ * matching Gaussian noise.
+ */
 export function initSynthetic(train: FeatureSet, o: InitOptions, rand: Rng): { state: SyntheticState; pairs: Int32Array } {
   const n = o.size;
-  const pairs = sampleWithoutReplacement(rand, train.numCaptions, n);
+  const pairs = o.init === 'prototypes' ? prototypePairs(train, n, rand) : sampleWithoutReplacement(rand, train.numCaptions, n);
   const x = new Float32Array(n * train.dImg);
   const y = new Float32Array(n * train.dTxt);
-  if (o.init === 'real') {
+  if (o.init !== 'noise') {
     pairs.forEach((c, i) => {
       const img = train.captionToImage[c]!;
       x.set(train.img.subarray(img * train.dImg, (img + 1) * train.dImg), i * train.dImg);

@@ -44,6 +44,14 @@ describe('distillation methods: each registry entry builds the configuration it 
     assert.equal(parse('amd-async').asyncStart, true);
   });
 
+  it('AMD: LoRS with asynchronous matching, dynamic ranges and prototype initialisation, each a switch', () => {
+    const amd = parse('amd');
+    assert.deepEqual([amd.asyncStart, amd.dynamicStart, amd.init], [true, true, 'prototypes']);
+    assert.deepEqual({ ...amd, asyncStart: undefined, dynamicStart: undefined, init: 'real' }, { ...parse('lors'), asyncStart: undefined, dynamicStart: undefined });
+    const noProto = parse('amd', 500, { init: 'real' });
+    assert.deepEqual([noProto.init, noProto.dynamicStart], ['real', true]);
+  });
+
   it('the ablation rows differ from BASE by exactly their part', () => {
     const base = parse('base');
     const ema = parse('base+ema');
