@@ -30,7 +30,7 @@ import type { ProgressSink } from '../util/progress';
  * knowledge distillation from the config's expert buffer (`kd`: teacher index, temperature, weight).
  */
 const methodEval = {
-  eval: EvalConfig.omit({ kd: true }).partial().strict().optional(),
+  eval: overrides(EvalConfig.omit({ kd: true })).optional(),
   kd: z
     .object({ teacherIndex: z.number().int().nonnegative().default(0), temperature: z.number().positive().default(4), alpha: z.number().min(0).max(1).default(0.1) })
     .strict()
@@ -41,6 +41,20 @@ const methodEval = {
  * `eval.runs` students; the row pools every student of every seed. Absent: one set, the config's seed.
  */
 const seeds = z.array(z.number().int().nonnegative()).min(1).optional();
+
+/**
+ * A schema of changes to `schema`'s fields: each optional and without its default (zod's `.partial()` keeps
+ * defaults, which would set every absent field back to the reference value).
+ */
+function overrides<T extends z.ZodRawShape>(schema: z.ZodObject<T>) {
+  const shape = Object.fromEntries(
+    Object.entries(schema.shape).map(([k, v]) => [k, (v instanceof z.ZodDefault ? (v.removeDefault() as z.ZodTypeAny) : (v as z.ZodTypeAny)).optional()]),
+  );
+  return z.object(shape).strict();
+}
+
+/** The fields a parsed partial object sets (zod keeps absent optional fields as `undefined` keys). */
+const definedFields = (o: object | undefined) => Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined));
 
 export const ReproMethod = z.discriminatedUnion('kind', [
   z.object({ name: SafeName, kind: z.literal('distill'), distill: DistillConfig, seeds, ...methodEval }).strict(),
@@ -188,7 +202,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
     } else row = m;
     // the row's protocol: the config's, with the row's changes and its teacher for knowledge distillation
     const evalConfig: EvalConfig =
-      m.kind === 'full' ? config.eval : EvalConfig.parse({ ...config.eval, ...m.eval, ...(m.kd ? { kd: { ...m.kd, buffer: experts!.dir } } : {}) });
+      m.kind === 'full' ? config.eval : EvalConfig.parse({ ...config.eval, ...definedFields(m.eval), ...(m.kd ? { kd: { ...m.kd, buffer: experts!.dir } } : {}) });
     const seedsOf = row.kind === 'distill' || row.kind === 'method' ? row.seeds : undefined;
     // one unit per distillation seed (a coreset or the full data is one unit)
     const units: { dir: string; seed?: number }[] = seedsOf ? seedsOf.map((seed) => ({ dir: join(dir, `seed-${seed}`), seed })) : [{ dir }];

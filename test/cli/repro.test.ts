@@ -56,4 +56,40 @@ describe('ptmst repro on the generated shapes set (end to end)', function () {
     assert.equal(r.status, 0, r.stderr);
     assert.equal((r.stderr.match(/\[cached\]/g) ?? []).length, 3, r.stderr);
   });
+
+  it('distillation seeds pool their students; a variant row re-evaluates the same sets under another protocol', async () => {
+    // on the first test's features and experts: LoRS at 20 pairs, 2 seeds × 2 students, 10 iterations; then
+    // the same sets with 10 epochs per subset, and with knowledge distillation
+    const config = {
+      name: 'seeds',
+      data: { dataset: 'shapes' },
+      model: { dOut: 128 },
+      buffer: { numExperts: 4, epochs: 6 },
+      eval: { runs: 2, epochs: 20, decayEpoch: 10 },
+      methods: [
+        { name: 'lors-20', kind: 'method', method: 'lors', budget: 20, seeds: [0, 1], overrides: { iterations: 10 } },
+        { name: 'lors-20-same', kind: 'variant', of: 'lors-20' },
+        { name: 'lors-20-short', kind: 'variant', of: 'lors-20', eval: { epochs: 10, decayEpoch: 5 } },
+        { name: 'lors-20-kd', kind: 'variant', of: 'lors-20', kd: { alpha: 0.5 } },
+      ],
+    };
+    writeFileSync(join(cwd, 'seeds.json'), JSON.stringify(config));
+    const r = spawnSync(process.execPath, [join(REPO, 'dist', 'src', 'cli', 'main.js'), 'repro', '--config', join(cwd, 'seeds.json')], { cwd, encoding: 'utf8', env: { ...process.env, PTMST_DATA_ROOT: '' } });
+    assert.equal(r.status, 0, r.stderr);
+    const res = await readResults('seeds', cwd);
+    const row = (name: string) => res.methods.find((m) => m.name === name)!;
+    assert.deepEqual(res.methods.map((m) => m.runs), [4, 4, 4, 4]);
+    // the pooled mean is the mean over both seeds' students, each seed stored in its own folder
+    const perSeed = [0, 1].map((s) => JSON.parse(readFileSync(join(cwd, 'runs', 'seeds', 'lors-20', `seed-${s}`, 'eval.json'), 'utf8')).value as { checkpoints: { test: { rMean: number } }[][] });
+    const finals = perSeed.flatMap((e) => e.checkpoints.map((c) => c.at(-1)!.test.rMean));
+    assert.equal(finals.length, 4);
+    assert.ok(Math.abs(row('lors-20').selections.final.rMean.mean - finals.reduce((a, b) => a + b, 0) / 4) < 1e-9);
+    assert.notEqual(perSeed[0]!.checkpoints[0]!.at(-1)!.test.rMean, perSeed[1]!.checkpoints[0]!.at(-1)!.test.rMean, 'the seeds distil different sets');
+    // a variant with no change is the same evaluation; distillation ran once per seed
+    assert.deepEqual(row('lors-20-same').selections, row('lors-20').selections);
+    assert.equal(existsSync(join(cwd, 'runs', 'seeds', 'lors-20-same', 'seed-0', 'synthetic.safetensors')), false);
+    assert.equal(row('lors-20-short').curve.length, 2, 'checkpoints at 0 and 10 epochs');
+    assert.notDeepEqual(row('lors-20-kd').selections, row('lors-20').selections);
+    assert.match(r.stderr, /lors-20-kd: r_mean/);
+  });
 });
