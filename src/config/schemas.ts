@@ -174,6 +174,12 @@ export const EvalConfig = z
      * (this project's default); `last` uses the last phase's rates for every subset (the reference)
      */
     lrUse: z.enum(['per-subset', 'last']).default('per-subset'),
+    /**
+     * which of a multi-phase set's subsets train the students, and how: `sequence` (each subset for `epochs`,
+     * in phase order: the reference), `union` (one set of all pairs, block-diagonal S, the size-weighted mean of
+     * the learned rates), `first` or `last` (that subset alone). Absent = `sequence` (the same keys as before).
+     */
+    subsets: z.enum(['sequence', 'union', 'first', 'last']).optional(),
     /** learning rate of students trained on real pairs (coresets), which have no learned rate */
     realLr: z.number().positive().default(0.1),
     seed: z.number().int().nonnegative().default(0),

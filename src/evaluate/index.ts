@@ -126,6 +126,32 @@ function realSubset(train: FeatureSet, captions: Int32Array, lr: number, loss: L
   return { n, x, y, lrImg: lr, lrTxt: lr, loss };
 }
 
+/** A multi-phase set's subsets as `EvalConfig.subsets` asks: in sequence, as one union, or one of them alone. */
+export function arrangeSubsets(subsets: readonly TrainingSubset[], how: 'sequence' | 'union' | 'first' | 'last'): TrainingSubset[] {
+  if (how === 'sequence' || subsets.length === 1) return [...subsets];
+  if (how === 'first') return [subsets[0]!];
+  if (how === 'last') return [subsets[subsets.length - 1]!];
+  const n = subsets.reduce((a, s) => a + s.n, 0);
+  const cat = (pick: (s: TrainingSubset) => Float32Array) => {
+    const out = new Float32Array(subsets.reduce((a, s) => a + pick(s).length, 0));
+    let at = 0;
+    for (const s of subsets) (out.set(pick(s), at), (at += pick(s).length));
+    return out;
+  };
+  // S of the union: each subset's S (identity where it has none) on the diagonal, 0 between subsets
+  let s: Float32Array | undefined;
+  if (subsets.some((t) => t.s)) {
+    s = new Float32Array(n * n);
+    let o = 0;
+    for (const t of subsets) {
+      for (let i = 0; i < t.n; i++) for (let j = 0; j < t.n; j++) s[(o + i) * n + o + j] = t.s ? t.s[i * t.n + j]! : i === j ? 1 : 0;
+      o += t.n;
+    }
+  }
+  const mean = (pick: (t: TrainingSubset) => number) => subsets.reduce((a, t) => a + pick(t) * t.n, 0) / n;
+  return [{ n, x: cat((t) => t.x), y: cat((t) => t.y), ...(s ? { s } : {}), lrImg: mean((t) => t.lrImg), lrTxt: mean((t) => t.lrTxt), loss: subsets[0]!.loss }];
+}
+
 /**
  * The training subsets of each run of a non-`full` method (shared by the main thread and the workers), and
  * with `eval.kd` the teacher: loaded here unless given (the workers get the main thread's).
@@ -169,8 +195,9 @@ export async function planRuns(
       lrTxt: ev.lrUse === 'last' ? last.lrTxt : p.lrTxt,
       loss: distilled,
     }));
-    subsetsFor = () => subsets;
-    pairs = subsets.reduce((a, s) => a + s.n, 0);
+    const used = arrangeSubsets(subsets, ev.subsets ?? 'sequence');
+    subsetsFor = () => used;
+    pairs = used.reduce((a, s) => a + s.n, 0);
   } else {
     const loss = config.realLoss as LossName;
     if (method.selection === 'indices') {
