@@ -8,6 +8,8 @@ import type { TopLevelSpec } from 'vega-lite' with { 'resolution-mode': 'import'
 import { type CurvePoint, type MeanStd, SELECTION_LABELS, SELECTIONS, type Selection, meanStd } from '../evaluate/summary';
 import type { Retrieval } from '../model/retrieval';
 import type { FigureSpec, VegaLiteSpec } from './render';
+import { CORESET_NAMES } from '../coreset';
+import { DISTILL_METHODS } from '../distill/methods';
 
 /** A typed vega-lite spec as the plain JSON a figure carries. */
 const json = (s: TopLevelSpec): VegaLiteSpec => s as unknown as VegaLiteSpec;
@@ -30,16 +32,32 @@ export interface ResultsLike {
 /** A method's family: its name without the budget suffix (`ptmst-100` → `ptmst`). */
 export const methodFamily = (name: string) => name.replace(/-\d+$/, '');
 
-const FAMILY_LABELS: Readonly<Record<string, string>> = { ptmst: 'PTM-ST', random: 'random coreset', full: 'full data' };
-export const familyLabel = (name: string) => FAMILY_LABELS[methodFamily(name)] ?? methodFamily(name);
+const FAMILY_LABELS: Readonly<Record<string, string>> = {
+  ptmst: 'PTM-ST',
+  random: 'random coreset',
+  full: 'full data',
+  ...Object.fromEntries(Object.values(DISTILL_METHODS).map((m) => [m.name, m.label])),
+  ...Object.fromEntries(CORESET_NAMES.filter((c) => c !== 'random').map((c) => [c, `${c} coreset`])),
+  'base-ema': '+EMA',
+  'base-ptm': '+PTM',
+  'base-st': '+ST',
+};
+/** A family's label: the registries' names (`lors` → LoRS, `herding` → herding coreset), `-kd` → "+ KD". */
+export function familyLabel(name: string): string {
+  const family = methodFamily(name);
+  const kd = /-kd$/.test(family);
+  const base = kd ? family.slice(0, -3) : family;
+  return (FAMILY_LABELS[base] ?? base) + (kd ? ' + KD' : '');
+}
 
 /** The budget a method was configured for (`ptmst-100` → 100; PTM-ST's phases may store a pair fewer). */
 export const methodBudget = (m: { readonly name: string; readonly pairs: number }) => Number(/-(\d+)$/.exec(m.name)?.[1] ?? m.pairs);
 
 /** One colour per method family in every figure (PTM-ST blue, random coreset orange, full data green, others after). */
-const PALETTE = ['#4c78a8', '#f58518', '#54a24b', '#e45756', '#72b7b2', '#b279a2', '#9d755d', '#bab0ac'];
+// tableau10 then tableau20's light tones: enough for every family of the main table
+const PALETTE = ['#4c78a8', '#f58518', '#54a24b', '#e45756', '#72b7b2', '#b279a2', '#9d755d', '#bab0ac', '#eeca3b', '#ff9da6', '#9ecae9', '#ffbf79', '#88d27a', '#d6a5c9', '#79706e', '#b6992d'];
 function colour(methods: readonly { readonly name: string }[]) {
-  const known = Object.values(FAMILY_LABELS);
+  const known = [...new Set(Object.values(FAMILY_LABELS))];
   const present = new Set(methods.map((m) => familyLabel(m.name)));
   const order = [...known, ...[...present].filter((f) => !known.includes(f))];
   const domain = order.filter((f) => present.has(f));
