@@ -130,6 +130,49 @@ export function budgetFigure(r: ResultsLike, name = `${r.name}-budget`): FigureS
 }
 
 /**
+ * One point per row (± std), rows in the results' order: the ablation table, the schedule study, any set of
+ * rows at one budget. One panel per rule in `rules` (default: final epoch and best on validation; the test
+ * rule only when asked, labelled). `label` names each row (default: the family label and the row name).
+ */
+export function comparisonFigure(
+  r: ResultsLike,
+  name = `${r.name}-rows`,
+  options: { readonly rules?: readonly Selection[]; readonly label?: (row: string) => string; readonly what?: string } = {},
+): FigureSpec {
+  const rules = options.rules ?? (['final', 'val'] as const);
+  const label = options.label ?? ((row: string) => row);
+  const selectionLabel = (s: Selection) => (s === 'test' ? 'best on test (reference rule, test split)' : SELECTION_LABELS[s]);
+  const rows = r.methods.filter((m) => m.pairs > 0);
+  const values = rows.flatMap((m) => rules.map((s) => ({ row: label(m.name), method: familyLabel(m.name), runs: m.runs, selection: selectionLabel(s), ...band(m.selections[s].rMean) })));
+  const x = { field: 'row', type: 'nominal', title: null, sort: rows.map((m) => label(m.name)), axis: { labelAngle: -35 } } as const;
+  const y = { field: 'mean', type: 'quantitative', title: 'r_mean (%)', scale: { zero: false } } as const;
+  const color = colour(rows);
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { values },
+    facet: { column: { field: 'selection', type: 'nominal', title: 'checkpoint selection rule', sort: rules.map(selectionLabel) } },
+    spec: {
+      width: Math.max(160, 26 * rows.length),
+      height: 190,
+      layer: [
+        { mark: { type: 'point', filled: true, size: 50 }, encoding: { x, y, color } },
+        { mark: { type: 'errorbar', ticks: true }, encoding: { x, y: { ...y, field: 'lo' }, y2: { field: 'hi' }, color } },
+      ],
+    },
+    config: CONFIG,
+  };
+  return {
+    name,
+    spec: json(spec),
+    caption: caption(
+      r,
+      options.what ?? 'Retrieval (r_mean, mean of IR/TR@1/5/10 on the test split) per row.',
+      `Rows: ${rows.map((m) => `${m.name} (${m.pairs} pairs, ${m.runs} runs)`).join(', ')}. Panels: the checkpoint each run reports (${rules.map(selectionLabel).join('; ')}).`,
+    ),
+  };
+}
+
+/**
  * Students' r_mean at every checkpoint across the training subsets (PTM-ST trains on its subsets in order),
  * one panel per budget, test split solid and validation dashed, bands ± std; dotted rules mark where a
  * subset begins.

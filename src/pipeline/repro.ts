@@ -124,6 +124,7 @@ export interface MethodResult {
 
 /** What `repro` writes to figures/<results>.json: the results with what produced them, checksummed. */
 export interface ResultsFile {
+  /** the results file's name (`results`, else the config's `name`): figures/<name>.json */
   readonly name: string;
   readonly provenance: readonly string[];
   readonly config: ReproConfig;
@@ -286,9 +287,10 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
     `evaluation: ${config.eval.runs} runs (seed ${config.eval.seed}), ${config.eval.epochs} epochs per subset, mean ± sample std`,
     'full data: each expert of the buffer is one run',
   ].filter((l) => l.length > 0);
-  const file: ResultsFile = { name: config.name, provenance, config, methods: results };
-  const table = resultsMarkdown(`Results: ${config.name}`, provenance, tableRows(file));
+  // the results' name is their file's: configs that share a run folder (`name`) write different results
   const stem = config.results ?? config.name;
+  const file: ResultsFile = { name: stem, provenance, config, methods: results };
+  const table = resultsMarkdown(`Results: ${stem}`, provenance, tableRows(file));
   const [json, markdown, csv] = ['json', 'md', 'csv'].map((ext) => inWorkspace(workspace, join('figures', `${stem}.${ext}`))) as [string, string, string];
   await writeJsonAtomic(json, { ...file, sha256: sha256(JSON.stringify(file)) });
   await writeAtomic(markdown, table);

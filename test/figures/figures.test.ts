@@ -3,7 +3,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { PNG } from 'pngjs';
-import { budgetFigure, checkpointFigure, lossFigure, methodBudget, type ResultsLike } from '../../src/figures/charts';
+import { budgetFigure, checkpointFigure, comparisonFigure, familyLabel, lossFigure, methodBudget, type ResultsLike } from '../../src/figures/charts';
 import { PNG_SCALE, renderFigure, renderSvg, saveFigure, svgToPng } from '../../src/figures/render';
 import { resultsCsv, resultsMarkdown, resultsTable } from '../../src/figures/tables';
 import { checkpointCurve } from '../../src/evaluate/summary';
@@ -73,6 +73,28 @@ describe('figures: vega-lite specs rendered to SVG and PNG', function () {
     assert.deepEqual([...new Set(values.filter((v) => !v.boundary).map((v) => v.step))].sort((a, b) => a - b), [0, 5, 10, 15, 20]);
     assert.deepEqual(values.filter((v) => v.boundary).map((v) => v.step), [10, 10]);
     assert.equal(values.filter((v) => v.method === 'full data').length, 0);
+  });
+
+  it('comparison figure: one point per row and rule in the results\' order, the full-data row left out; it renders', async () => {
+    const f = comparisonFigure(results, 'unit-rows');
+    const spec = f.spec as { data: { values: { row: string; selection: string; mean: number; lo: number; hi: number }[] }; spec: { layer: { encoding: { x: { sort: string[] } } }[] } };
+    assert.deepEqual(spec.data.values.map((v) => [v.row, v.selection, v.mean, v.lo, v.hi]), [
+      ['random-100', 'final epoch', 2, 1.6, 2.4],
+      ['random-100', 'best on validation', 3, 2.5, 3.5],
+      ['ptmst-100', 'final epoch', 5, 4.9, 5.1],
+      ['ptmst-100', 'best on validation', 6, 5.5, 6.5],
+    ]);
+    assert.deepEqual(spec.spec.layer[0]!.encoding.x.sort, ['random-100', 'ptmst-100']);
+    assert.match(f.caption, /ptmst-100 \(99 pairs, 3 runs\)/);
+    const svg = (await renderFigure(f)).svg;
+    assert.match(svg, /ptmst-100/);
+  });
+
+  it('family labels come from the registries; KD rows say so', () => {
+    assert.deepEqual(
+      ['lors-500', 'mtt-vl-100', 'amd-200', 'kmeans-100', 'random-kd-100', 'ptm-st-kd-500', 'base-ema-500', 'full'].map(familyLabel),
+      ['LoRS', 'MTT-VL', 'AMD', 'kmeans coreset', 'random coreset + KD', 'PTM-ST + KD', '+EMA', 'full data'],
+    );
   });
 
   it('saveFigure writes .svg, .png and .vl.json (spec with data and caption) that agree', async () => {
