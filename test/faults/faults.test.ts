@@ -63,7 +63,7 @@ const config = {
   eval: { runs: 3, epochs: 10, evalEvery: 5, decayEpoch: 5 },
 };
 
-const BUFFER = join('buffers', 'shapes-mobilenet_v2-wink-sg-100d-d32-s0');
+const BUFFER = join('buffers', 'shapes-mobilenet_v2-wink-sg-100d-d32-s0-e3');
 const STAGES = {
   buffer: ['buffer', '--config', 'faults.json'],
   distill: ['distill', '--config', 'faults.json', '--workers', '1'],
