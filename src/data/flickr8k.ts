@@ -59,12 +59,16 @@ export function readFlickr8k(dir: string, split: SplitName): Promise<ImageCaptio
   return readCaptionsFolder('flickr8k', dir, split, FLICKR8K_SPLIT_FILES, FLICKR8K_KNOWN_MISSING);
 }
 
-/** Any dataset laid out like Flickr8k: `captions.txt`, one image list per split, `images/`. */
+/**
+ * Any dataset laid out like Flickr8k: `captions.txt`, one image list per split, `images/`. With no lists
+ * (`splitFiles` null) the split is every image of `captions.txt`, in file order: the caller decides which
+ * split that is (src/data/captions.ts: `test`).
+ */
 export async function readCaptionsFolder(
   dataset: string,
   dir: string,
   split: SplitName,
-  splitFiles: SplitFiles,
+  splitFiles: SplitFiles | null,
   knownMissing: readonly string[] = [],
 ): Promise<ImageCaptionSplit> {
   const captionsFile = join(dir, 'captions.txt');
@@ -72,21 +76,10 @@ export async function readCaptionsFolder(
   const captions = parseCaptionsCsv(await readText(captionsFile), captionsFile);
   if (!existsSync(imageDir)) throw new DatasetError(imageDir, 'image folder not found');
   const present = new Set(await readdir(imageDir));
-  const lists = Object.fromEntries(
-    await Promise.all(
-      Object.entries(splitFiles).map(async ([s, f]) => [s, listNames(await readText(join(dir, f)))] as const),
-    ),
-  ) as Record<Exclude<SplitName, 'rest'>, string[]>;
-  let names: string[];
-  let listFile: string;
-  if (split === 'rest') {
-    const listed = new Set(Object.values(lists).flat());
-    names = [...captions.keys()].filter((n) => !listed.has(n));
-    listFile = captionsFile;
-  } else {
-    names = lists[split];
-    listFile = join(dir, splitFiles[split]);
-  }
+  const { names, listFile } =
+    splitFiles === null
+      ? { names: [...captions.keys()], listFile: captionsFile }
+      : await listedNames(dir, split, splitFiles, captions, captionsFile);
   const skip = new Set(knownMissing);
   const absent = names.filter((n) => !skip.has(n) && !(present.has(n) && captions.has(n)));
   if (absent.length > 0) {
@@ -99,4 +92,24 @@ export async function readCaptionsFolder(
   }
   const images = names.filter((n) => present.has(n) && captions.has(n));
   return splitFromRows(dataset, split, imageDir, images, captions, captionsFile);
+}
+
+/** The images a split list names (`rest`: the captioned images that no list names) and the file naming them. */
+async function listedNames(
+  dir: string,
+  split: SplitName,
+  splitFiles: SplitFiles,
+  captions: ReadonlyMap<string, readonly string[]>,
+  captionsFile: string,
+): Promise<{ names: string[]; listFile: string }> {
+  const lists = Object.fromEntries(
+    await Promise.all(
+      Object.entries(splitFiles).map(async ([s, f]) => [s, listNames(await readText(join(dir, f)))] as const),
+    ),
+  ) as Record<Exclude<SplitName, 'rest'>, string[]>;
+  if (split === 'rest') {
+    const listed = new Set(Object.values(lists).flat());
+    return { names: [...captions.keys()].filter((n) => !listed.has(n)), listFile: captionsFile };
+  }
+  return { names: lists[split], listFile: join(dir, splitFiles[split]) };
 }

@@ -3,11 +3,16 @@
  * - flickr8k: `captions.txt`, `Flickr_8k.{train,dev,test}Images.txt`, `images/` (as distributed)
  * - flickr30k, coco: `annotations/<prefix>_{train,val,test}.json` (Karpathy/BLIP format) and the image
  *   paths those files name, relative to the dataset folder (e.g. `flickr30k-images/…`, `val2014/…`)
+ * - cc3m: LLaVA-CC3M-Pretrain-595K `chat.json` (or `metadata.json`), optional `splits.json`, `images/` (./cc3m.ts)
+ * - coco-mini, and `captions:<folder>` for any folder: `captions.txt`, optional `{train,val,test}.txt`,
+ *   `images/` (./captions.ts); `captions:<folder>` reads `<dataRoot>/<folder>/`
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, DatasetError } from '../errors';
 import type { ImageCaptionSplit, SplitName } from './dataset';
+import { readCaptionsDir } from './captions';
+import { CC3M_DATASET, readCc3m } from './cc3m';
 import { readCaptionsFolder, readFlickr8k } from './flickr8k';
 import { SHAPES_DATASET, SHAPES_SPLIT_FILES, ensureShapes } from './shapes';
 import { readKarpathyJson } from './karpathy';
@@ -16,6 +21,8 @@ export interface DatasetEntry {
   readonly describe: string;
   readonly splits: readonly SplitName[];
   readonly load: (dir: string, split: SplitName) => Promise<ImageCaptionSplit>;
+  /** the folder under the data root, when it is not the dataset's name (`captions:<folder>`) */
+  readonly folder?: string;
 }
 
 function karpathy(name: string, prefix: string, describe: string): DatasetEntry {
@@ -39,11 +46,40 @@ export const DATASETS: Readonly<Record<string, DatasetEntry>> = Object.freeze({
   },
   flickr30k: karpathy('flickr30k', 'flickr30k', 'Flickr30k, Karpathy split, BLIP annotation JSONs'),
   coco: karpathy('coco', 'coco_karpathy', 'MS-COCO, Karpathy split, BLIP annotation JSONs'),
+  [CC3M_DATASET]: {
+    describe: 'CC3M as LLaVA-CC3M-Pretrain-595K (chat.json or metadata.json); splits.json, else by record order (last 1,000 test)',
+    splits: ['train', 'val', 'test'],
+    load: readCc3m,
+  },
+  'coco-mini': {
+    describe: '407 COCO images, five captions each, a captions.txt folder with no split lists: all test (cross-dataset evaluation)',
+    splits: ['test'],
+    load: (dir, split) => readCaptionsDir('coco-mini', dir, split),
+  },
 });
 
+/** `captions:<folder>`: any `captions.txt` folder under the data root, without a registry entry (./captions.ts). */
+export const CAPTIONS_PREFIX = 'captions:';
+
+function captionsEntry(name: string): DatasetEntry {
+  const folder = name.slice(CAPTIONS_PREFIX.length);
+  if (folder === '' || folder === '.' || folder === '..' || /[/\\]/.test(folder)) {
+    throw new ConfigError(`dataset "${name}": ${CAPTIONS_PREFIX}<folder> names one folder under the data root`);
+  }
+  return {
+    describe: `the captions.txt folder ${folder}/ (split lists train.txt, val.txt, test.txt; without them all test)`,
+    splits: ['train', 'val', 'test'],
+    load: (dir, split) => readCaptionsDir(name, dir, split),
+    folder,
+  };
+}
+
 export function datasetEntry(name: string): DatasetEntry {
+  if (name.startsWith(CAPTIONS_PREFIX)) return captionsEntry(name);
   const entry = DATASETS[name];
-  if (entry === undefined || !Object.hasOwn(DATASETS, name)) throw new ConfigError(`unknown dataset "${name}"; valid: ${Object.keys(DATASETS).join(', ')}`);
+  if (entry === undefined || !Object.hasOwn(DATASETS, name)) {
+    throw new ConfigError(`unknown dataset "${name}"; valid: ${Object.keys(DATASETS).join(', ')}, ${CAPTIONS_PREFIX}<folder>`);
+  }
   return entry;
 }
 
@@ -53,7 +89,7 @@ export async function loadSplit(dataRoot: string, dataset: string, split: SplitN
   if (!entry.splits.includes(split)) {
     throw new ConfigError(`dataset ${dataset} has no split "${split}"; valid: ${entry.splits.join(', ')}`);
   }
-  const dir = join(dataRoot, dataset);
+  const dir = join(dataRoot, entry.folder ?? dataset);
   if (!existsSync(dir)) throw new DatasetError(dir, `dataset folder not found under data root ${dataRoot}`);
   return entry.load(dir, split);
 }
