@@ -76,6 +76,7 @@ export { type ResultsLike, budgetFigure, checkpointFigure, comparisonFigure, fam
 
 // analyses
 export { type Neighbour, type SyntheticNeighbours, nearestRows, syntheticNeighbours } from './analysis/nearest';
+export { type DirectionSettings, type DirectionSetup, type DirectionStats, type GradientDirections, type GradientDirectionsInput, directionSetup, directionStats, gradientDirections, gradientDirectionsFromBuffer } from './analysis/gradient-directions';
 
 // notebooks: context, inline display, progress
 export { type Display, type NotebookContext, type NotebookMode, notebookContext, notebookProgress, projectRoot, show, showPhotos, showTable } from './notebook';
