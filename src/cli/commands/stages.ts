@@ -9,6 +9,7 @@ import { parityStep, writeExampleState } from '../../distill/parity';
 import { ConfigError, MissingFileError } from '../../errors';
 import { parseConfig } from '../../config/parse';
 import { artefactKey } from '../../store/key';
+import { DATASETS } from '../../data/registry';
 import { DistillConfig, ModelConfig } from '../../config/schemas';
 import { LOSS_NAMES, type LossName } from '../../model/losses';
 import { EvalStageConfig, evaluateMethod } from '../../evaluate';
@@ -45,7 +46,7 @@ const KNOWN_SECTIONS = new Set(
 const withData = (c: Command) =>
   c
     .option('--config <file>', 'JSON config (a path, or a name in configs/)')
-    .option('--dataset <name>', 'dataset (flickr8k, flickr30k, coco, shapes)')
+    .option('--dataset <name>', `dataset (${Object.keys(DATASETS).join(', ')}, or captions:<folder>)`)
     .option('--data-root <dir>', 'folder holding <dataset>/ (default: $PTMST_DATA_ROOT)')
     .option('--cache-dir <dir>', 'features and generated data (default: data)')
     .option('--workspace <dir>', 'where data/, buffers/, runs/ and figures/ go (default: the current folder)');
