@@ -64,7 +64,7 @@ export { DISTILL_METHODS, DISTILL_METHOD_NAMES, type DistillMethod, type MethodO
 export { EvalStageConfig, type EvalResult, type MethodSpec, evaluateMethod } from './evaluate';
 export { type Checkpoint, type KdTeacher, type TrainingSubset, loadKdTeacher, trainStudent } from './evaluate/student';
 export { kdLoss, kdTarget, teacherLogits } from './model/kd';
-export { type CurvePoint, METRIC_KEYS, type MeanStd, type MetricSummary, SELECTIONS, SELECTION_LABELS, type Selection, checkpointCurve, select, summariseRuns } from './evaluate/summary';
+export { type CurvePoint, METRIC_KEYS, type MeanStd, type MetricSummary, SELECTIONS, SELECTION_LABELS, type Selection, checkpointCurve, meanStd, select, summariseRuns } from './evaluate/summary';
 
 // the whole pipeline and its tables
 export { type MethodResult, ReproConfig, type ReproResult, type ResultsFile, readResults, repro, tableRows } from './pipeline/repro';
@@ -72,7 +72,7 @@ export { PACKAGE_ROOT, readConfigFile } from './config/file';
 export { METRIC_HEADS, type Table, type TableRow, resultsCsv, resultsMarkdown, resultsTable, selectionTable } from './figures/tables';
 export { type FigureSpec, PNG_SCALE, type RenderedFigure, type SavedFigure, type VegaLiteSpec, renderFigure, renderSvg, saveFigure, svgToPng } from './figures/render';
 
-export { type ResultsLike, budgetFigure, checkpointFigure, comparisonFigure, familyLabel, lossFigure, methodBudget, methodFamily, teacherFigure } from './figures/charts';
+export { type ResultsLike, budgetFigure, checkpointFigure, comparisonFigure, type DirectionsLike, directionProfileFigure, directionsFigure, familyLabel, lossFigure, methodBudget, methodFamily, teacherFigure } from './figures/charts';
 
 // analyses
 export { type Neighbour, type SyntheticNeighbours, nearestRows, syntheticNeighbours } from './analysis/nearest';

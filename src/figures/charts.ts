@@ -278,3 +278,72 @@ export function lossFigure(
   ]);
   return { name: options.name, spec: json(spec), caption: `${options.caption} Thin: per iteration; thick: moving mean over 25 iterations.` };
 }
+
+/** What the gradient-direction figures need of `gradientDirections`' result (src/analysis/gradient-directions.ts). */
+export interface DirectionsLike {
+  readonly starts: readonly number[];
+  readonly original: { readonly cosine: readonly (readonly number[])[]; readonly norm: readonly number[]; readonly consecutive: readonly number[] };
+  readonly shortcut: { readonly cosine: readonly (readonly number[])[]; readonly norm: readonly number[]; readonly consecutive: readonly number[] };
+}
+
+const KINDS = [
+  ['original', 'original trajectories'],
+  ['shortcut', 'shortcut trajectories'],
+] as const;
+
+/** Pairwise cosine of the synthetic-data gradients from each start epoch: original and shortcut side by side. */
+export function directionsFigure(d: DirectionsLike, options: { readonly name: string; readonly caption: string }): FigureSpec {
+  const values = KINDS.flatMap(([k, label]) => d.starts.flatMap((ti, i) => d.starts.map((tj, j) => ({ kind: label, from: ti, to: tj, cosine: d[k].cosine[i]![j]! }))));
+  const axis = (field: string, title: string) => ({ field, type: 'ordinal', title, sort: [...d.starts] }) as const;
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { values },
+    facet: { column: { field: 'kind', type: 'nominal', title: null, sort: KINDS.map(([, l]) => l) } },
+    spec: {
+      width: 16 * d.starts.length + 40,
+      height: 16 * d.starts.length + 40,
+      layer: [
+        {
+          mark: 'rect',
+          encoding: {
+            x: axis('from', 'start epoch'),
+            y: axis('to', 'start epoch'),
+            color: { field: 'cosine', type: 'quantitative', title: 'cosine', scale: { domain: [-1, 1], scheme: 'redblue', reverse: true } },
+          },
+        },
+      ],
+    },
+    config: { ...CONFIG, axis: { ...CONFIG.axis, grid: false } },
+  };
+  return { name: options.name, spec: json(spec), caption: options.caption };
+}
+
+/** The gradient's norm per start epoch and the cosine between consecutive start epochs, original vs shortcut. */
+export function directionProfileFigure(d: DirectionsLike, options: { readonly name: string; readonly caption: string }): FigureSpec {
+  const values = KINDS.flatMap(([k, label]) => [
+    ...d.starts.map((t, i) => ({ kind: label, measure: 'gradient norm', start: t, value: d[k].norm[i]! })),
+    ...d[k].consecutive.map((c, i) => ({ kind: label, measure: 'cosine with the next start epoch', start: d.starts[i]!, value: c })),
+  ]);
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { values },
+    facet: { column: { field: 'measure', type: 'nominal', title: null } },
+    resolve: { scale: { y: 'independent' } },
+    spec: {
+      width: 260,
+      height: 180,
+      layer: [
+        {
+          mark: { type: 'line', point: true },
+          encoding: {
+            x: { field: 'start', type: 'quantitative', title: 'start epoch', axis: { tickMinStep: 1 } },
+            y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false } },
+            color: { field: 'kind', type: 'nominal', title: null },
+          },
+        },
+      ],
+    },
+    config: CONFIG,
+  };
+  return { name: options.name, spec: json(spec), caption: options.caption };
+}
