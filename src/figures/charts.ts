@@ -338,7 +338,7 @@ export function directionProfileFigure(d: DirectionsLike, options: { readonly na
           encoding: {
             x: { field: 'start', type: 'quantitative', title: 'start epoch', axis: { tickMinStep: 1 } },
             y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false } },
-            color: { field: 'kind', type: 'nominal', title: null },
+            color: { field: 'kind', type: 'nominal', title: null, legend: { labelLimit: 0, orient: 'bottom' } },
           },
         },
       ],
