@@ -85,3 +85,11 @@ export { type Display, type NotebookContext, type NotebookMode, notebookContext,
 export { type Rng, deriveSeed, rng } from './util/random';
 export { type ProgressEvent, type ProgressSink, formatInfo, teeProgress } from './util/progress';
 export { type ProgressLines, type ProgressLinesOptions, formatDuration, progressLines } from './util/progress-lines';
+
+// the unimodal control (SPEC §9.1): MNIST classification under the same trajectory matching
+export { type LabelledImages, MNIST_CLASSES, MNIST_PIXELS, MnistConfig, type MnistData, loadMnist, mnistClassCounts } from './control/mnist';
+export { type ClassifierShape, accuracy as classifierAccuracy, classifierGrads, classifierLogits, crossEntropy, initClassifier, parameterCount } from './control/classifier';
+export { type ClassifierExperts, ControlExpertsConfig, trainExperts } from './control/experts';
+export { ControlDistillConfig, type MatchingTeacher, type SyntheticDigits, distillDigits, initialDigits, matchingGradients, unrolledMatchingLoss } from './control/distill';
+export { ControlEvalConfig, evaluateDigits, trainDigitStudent } from './control/student';
+export { type WindowRow, type WindowSweepInput, type WindowSweepResult, windowSweep } from './control/sweep';

@@ -15,6 +15,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['features'],
   ['trajectory'],
   ['coreset', 'distill', 'evaluate'],
+  ['control'],
   ['analysis', 'figures'],
   ['pipeline'],
   ['notebook', 'cli'],
