@@ -72,7 +72,7 @@ export { PACKAGE_ROOT, readConfigFile } from './config/file';
 export { METRIC_HEADS, type Table, type TableRow, resultsCsv, resultsMarkdown, resultsTable, selectionTable } from './figures/tables';
 export { type FigureSpec, PNG_SCALE, type RenderedFigure, type SavedFigure, type VegaLiteSpec, renderFigure, renderSvg, saveFigure, svgToPng } from './figures/render';
 
-export { type ResultsLike, budgetFigure, checkpointFigure, comparisonFigure, type DirectionsLike, directionProfileFigure, directionsFigure, familyLabel, lossFigure, methodBudget, methodFamily, teacherFigure } from './figures/charts';
+export { type ResultsLike, budgetFigure, checkpointFigure, comparisonFigure, type DirectionsLike, directionProfileFigure, directionsFigure, familyLabel, type WindowPoint, windowFigure, lossFigure, methodBudget, methodFamily, teacherFigure } from './figures/charts';
 
 // analyses
 export { type Neighbour, type SyntheticNeighbours, nearestRows, syntheticNeighbours } from './analysis/nearest';

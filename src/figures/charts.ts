@@ -347,3 +347,36 @@ export function directionProfileFigure(d: DirectionsLike, options: { readonly na
   };
   return { name: options.name, spec: json(spec), caption: options.caption };
 }
+
+/** One point of the control: a score at an epoch (a student distilled from the window at t, or the teacher at epoch t). */
+export interface WindowPoint {
+  /** the panel, e.g. "MNIST classification (test accuracy, %)" */
+  readonly task: string;
+  /** e.g. "students (window [t, t+1])" or "teacher at epoch t" */
+  readonly series: string;
+  readonly epoch: number;
+  readonly score: MeanStd;
+}
+
+/** The control: each task's score against the teacher window's start epoch, beside the teacher's own curve. */
+export function windowFigure(points: readonly WindowPoint[], options: { readonly name: string; readonly caption: string }): FigureSpec {
+  const values = points.map((p) => ({ task: p.task, series: p.series, epoch: p.epoch, ...band(p.score) }));
+  const x = { field: 'epoch', type: 'quantitative', title: 'start epoch t (students) / epoch (teacher)', axis: { tickMinStep: 1 } } as const;
+  const color = { field: 'series', type: 'nominal', title: null, legend: { labelLimit: 0, orient: 'bottom' } } as const;
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { values },
+    facet: { column: { field: 'task', type: 'nominal', title: null } },
+    resolve: { scale: { y: 'independent', x: 'independent' } },
+    spec: {
+      width: 280,
+      height: 200,
+      layer: [
+        { mark: { type: 'area', opacity: 0.15 }, encoding: { x, y: { field: 'lo', type: 'quantitative', title: null, scale: { zero: false } }, y2: { field: 'hi' }, color } },
+        { mark: { type: 'line', point: true }, encoding: { x, y: { field: 'mean', type: 'quantitative', title: 'score', scale: { zero: false } }, color } },
+      ],
+    },
+    config: CONFIG,
+  };
+  return { name: options.name, spec: json(spec), caption: `${options.caption} Bands: ± one sample standard deviation.` };
+}

@@ -137,6 +137,8 @@ export interface ReproResult extends ResultsFile {
   readonly markdown: string;
   readonly csv: string;
   readonly table: string;
+  /** the expert buffer folder the methods used (absent when no method needed experts) */
+  readonly experts?: string;
 }
 
 const StoredResult = z.object({ key: z.string(), value: z.unknown(), wallSeconds: z.number().nullable(), sha256: z.string() }).strict();
@@ -295,7 +297,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
   await writeJsonAtomic(json, { ...file, sha256: sha256(JSON.stringify(file)) });
   await writeAtomic(markdown, table);
   await writeAtomic(csv, resultsCsv(tableRows(file)));
-  return { ...file, json, markdown, csv, table };
+  return { ...file, json, markdown, csv, table, ...(experts ? { experts: experts.dir } : {}) };
 }
 
 /** The table rows of a results file (full data shows "all" pairs). */
