@@ -23,6 +23,7 @@ import { LOSS_NAMES } from '../model/losses';
 import { sha256, writeAtomic, writeJsonAtomic } from '../store/atomic';
 import { readJsonFile } from '../store/json';
 import { artefactKey } from '../store/key';
+import { threadCount } from '../util/pool';
 import type { ProgressSink } from '../util/progress';
 
 /**
@@ -51,6 +52,14 @@ function overrides<T extends z.ZodRawShape>(schema: z.ZodObject<T>) {
     Object.entries(schema.shape).map(([k, v]) => [k, (v instanceof z.ZodDefault ? (v.removeDefault() as z.ZodTypeAny) : (v as z.ZodTypeAny)).optional()]),
   );
   return z.object(shape).strict();
+}
+
+/** Every promise settled (so nothing still runs when this returns), then the values, or the first error. */
+async function settledAll<T>(promises: readonly Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<T>).value);
 }
 
 /** The fields a parsed partial object sets (zod keeps absent optional fields as `undefined` keys). */
@@ -214,25 +223,40 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
     const phases: unknown[] = [];
     let wallSeconds: number | null = 0;
     let reusedAll = true;
+    // the seeds' distillations run side by side, the threads split between them (a one-phase method would
+    // leave a core idle otherwise); then each set is evaluated in turn on every thread
+    const tDistill = performance.now();
+    const distilled =
+      m.kind === 'distill' || m.kind === 'method'
+        ? await settledAll(
+            units.map((unit) => {
+              const base = m.kind === 'distill' ? m.distill : parseConfig(DistillConfig, distillMethod(m.method).config(m.budget, m.overrides), `methods.${m.name}`);
+              const distillConfig = unit.seed === undefined ? base : { ...base, seed: unit.seed };
+              const threads = units.length > 1 ? { workers: Math.max(1, Math.floor(threadCount(config.workers, Infinity) / units.length)) } : workers;
+              const progress: ProgressSink | undefined = onProgress && units.length > 1 ? (e) => onProgress({ ...e, label: `seed ${unit.seed}: ${e.label}` }) : onProgress;
+              return distill(
+                // the workspace too: the set's provenance names the buffer relative to it, so the set (and the
+                // evaluation keys that include its digest) must not depend on the folder the process started in
+                { data, expertBuffer: experts!.dir, numExperts: config.buffer.numExperts, name: `${config.name}-${m.name}`, distill: distillConfig, out: unit.dir, workspace, force: config.force, ...threads },
+                progress,
+                { log },
+              );
+            }),
+          )
+        : undefined;
+    // each unit's share of the distillation's wall time
+    const distillShare = (performance.now() - tDistill) / 1000 / units.length;
     for (const [u, unit] of units.entries()) {
       const t0 = performance.now();
       let method: unknown;
       let synthDigest = '';
       if (m.kind === 'variant') {
         ({ method, synthDigest } = evaluated.get(m.of)!.units[u]!);
-      } else if (m.kind === 'distill' || m.kind === 'method') {
-        const base = m.kind === 'distill' ? m.distill : parseConfig(DistillConfig, distillMethod(m.method).config(m.budget, m.overrides), `methods.${m.name}`);
-        const distillConfig = unit.seed === undefined ? base : { ...base, seed: unit.seed };
-        const distilled = await distill(
-          // the workspace too: the set's provenance names the buffer relative to it, so the set (and the
-          // evaluation keys that include its digest) must not depend on the folder the process started in
-          { data, expertBuffer: experts!.dir, numExperts: config.buffer.numExperts, name: `${config.name}-${m.name}`, distill: distillConfig, out: unit.dir, workspace, force: config.force, ...workers },
-          onProgress,
-          { log },
-        );
-        method = { kind: 'synthetic', file: distilled.file };
-        synthDigest = distilled.sha256;
-        phases.push(distilled.phases.map(({ losses: _, ...p }) => p));
+      } else if (distilled) {
+        const set = distilled[u]!;
+        method = { kind: 'synthetic', file: set.file };
+        synthDigest = set.sha256;
+        phases.push(set.phases.map(({ losses: _, ...p }) => p));
       } else if (m.kind === 'coreset') {
         // rules that read a teacher or forgetting events get the config's expert buffer
         const buffer = needsBuffer(m) ? { buffer: experts!.dir, numExperts: config.buffer.numExperts } : {};
@@ -242,7 +266,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
       }
       made.push({ ...(unit.seed === undefined ? {} : { seed: unit.seed }), method, synthDigest });
       const evalInput = { data, model: config.model, eval: evalConfig, method, realLoss: config.realLoss };
-      // the unit's wall time (distillation + evaluation) as measured when its result was computed
+      // the unit's wall time (its share of the distillation + its evaluation) as measured when computed
       const stored = await cached<EvalResult>(
         join(unit.dir, 'eval.json'),
         // what the result depends on (not where the files are): the method, data, model, protocol, experts, set
@@ -260,7 +284,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
         }),
         config.force,
         () => evaluateMethod({ ...evalInput, out: join(unit.dir, 'eval-runs'), workspace, force: config.force, ...workers }, onProgress, log),
-        () => (performance.now() - t0) / 1000,
+        () => distillShare + (performance.now() - t0) / 1000,
       );
       evaluations.push(stored.value);
       wallSeconds = wallSeconds === null || stored.wallSeconds === null ? null : wallSeconds + stored.wallSeconds;
