@@ -226,13 +226,15 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
     // the seeds' distillations run side by side, the threads split between them (a one-phase method would
     // leave a core idle otherwise); then each set is evaluated in turn on every thread
     const tDistill = performance.now();
+    // threads go to the seeds whose set is not there yet (a finished set only needs verifying)
+    const pending = units.filter((u) => !existsSync(join(u.dir, 'synthetic.safetensors'))).length;
     const distilled =
       m.kind === 'distill' || m.kind === 'method'
         ? await settledAll(
             units.map((unit) => {
               const base = m.kind === 'distill' ? m.distill : parseConfig(DistillConfig, distillMethod(m.method).config(m.budget, m.overrides), `methods.${m.name}`);
               const distillConfig = unit.seed === undefined ? base : { ...base, seed: unit.seed };
-              const threads = units.length > 1 ? { workers: Math.max(1, Math.floor(threadCount(config.workers, Infinity) / units.length)) } : workers;
+              const threads = pending > 1 ? { workers: Math.max(1, Math.floor(threadCount(config.workers, Infinity) / pending)) } : workers;
               const progress: ProgressSink | undefined = onProgress && units.length > 1 ? (e) => onProgress({ ...e, label: `seed ${unit.seed}: ${e.label}` }) : onProgress;
               return distill(
                 // the workspace too: the set's provenance names the buffer relative to it, so the set (and the
