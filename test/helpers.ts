@@ -1,6 +1,8 @@
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { FeatureSet } from '../src/features/feature-set';
+import { rng } from '../src/util/random';
 
 /** Repository root (tests run from dist/test/...). */
 export const REPO = resolve(__dirname, '..', '..');
@@ -50,4 +52,20 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
     den += b[i]! ** 2;
   }
   return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+/** A small random feature set: 40 images, 2 captions each; captions a noisy linear view of their image, so heads can learn. */
+export function toySet(seed: number): FeatureSet {
+  const r = rng(seed);
+  const nImg = 40;
+  const img = Float32Array.from({ length: nImg * 16 }, () => r.next());
+  const captionToImage = Int32Array.from({ length: nImg * 2 }, (_, j) => Math.floor(j / 2));
+  const txt = Float32Array.from({ length: nImg * 2 * 8 }, (_, k) => {
+    const j = Math.floor(k / 8);
+    return img[captionToImage[j]! * 16 + (k % 8)]! + 0.1 * (r.next() - 0.5);
+  });
+  return {
+    dataset: 'toy', split: 'train', imageEncoder: 'toy', textEncoder: 'toy', numImages: nImg, numCaptions: nImg * 2,
+    dImg: 16, dTxt: 8, img, txt, captionToImage, imageToCaptions: Array.from({ length: nImg }, (_, i) => [2 * i, 2 * i + 1]), digest: 'toy',
+  };
 }

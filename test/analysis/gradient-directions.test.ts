@@ -19,23 +19,8 @@ import { convexifyTrajectory } from '../../src/trajectory/convexify';
 import { trainExpert } from '../../src/trajectory/expert';
 import { BUFFER_FORMAT, type Trajectory, writeBufferManifest, writeTrajectory } from '../../src/trajectory/store';
 import { rng } from '../../src/util/random';
-import { tempDir } from '../helpers';
+import { tempDir, toySet } from '../helpers';
 
-/** A small random feature set: 40 images, 2 captions each (as in test/distill/phase.test.ts). */
-function toySet(seed: number): FeatureSet {
-  const r = rng(seed);
-  const nImg = 40;
-  const img = Float32Array.from({ length: nImg * 16 }, () => r.next());
-  const captionToImage = Int32Array.from({ length: nImg * 2 }, (_, j) => Math.floor(j / 2));
-  const txt = Float32Array.from({ length: nImg * 2 * 8 }, (_, k) => {
-    const j = Math.floor(k / 8);
-    return img[captionToImage[j]! * 16 + (k % 8)]! + 0.1 * (r.next() - 0.5);
-  });
-  return {
-    dataset: 'toy', split: 'train', imageEncoder: 'toy', textEncoder: 'toy', numImages: nImg, numCaptions: nImg * 2,
-    dImg: 16, dTxt: 8, img, txt, captionToImage, imageToCaptions: Array.from({ length: nImg }, (_, i) => [2 * i, 2 * i + 1]), digest: 'toy',
-  };
-}
 
 type Rows = Record<Tower, Float64Array>;
 const row = (t: Trajectory, i: number): Rows => {
