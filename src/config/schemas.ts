@@ -46,6 +46,12 @@ export const DataConfig = z
     imageEncoder: z.string().default('mobilenet_v2'),
     /** mean-pooled GloVe-derived word vectors: the one offline text encoder on npm */
     textEncoder: z.string().default('wink-sg-100d'),
+    /**
+     * train on a fraction of the train split's images, each with all its captions (scaling studies): the
+     * first ⌈fraction · images⌉ of one fixed permutation, so smaller fractions are subsets of larger ones;
+     * val and test are whole. Absent: the whole split (and the same keys as before the option existed).
+     */
+    trainFraction: z.number().gt(0).max(1).optional(),
   })
   .strict();
 export type DataConfig = z.infer<typeof DataConfig>;
@@ -180,6 +186,12 @@ export const EvalConfig = z
      * the learned rates), `first` or `last` (that subset alone). Absent = `sequence` (the same keys as before).
      */
     subsets: z.enum(['sequence', 'union', 'first', 'last']).optional(),
+    /**
+     * cross-dataset evaluation: score retrieval on this dataset's `test` split (the config's encoders; its
+     * features are made by `repro`) instead of the config's own; validation stays in-domain. Absent: the
+     * config's dataset (and the same keys as before the option existed).
+     */
+    testDataset: z.string().min(1).optional(),
     /** learning rate of students trained on real pairs (coresets), which have no learned rate */
     realLr: z.number().positive().default(0.1),
     seed: z.number().int().nonnegative().default(0),

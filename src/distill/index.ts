@@ -228,6 +228,9 @@ async function distillLocked(
     );
   }
   const [train] = await loadFeatureSets(config.data, ['train']);
+  if (experts.features !== undefined && experts.features !== train!.digest) {
+    throw new CorruptFileError(manifestPath(config.expertBuffer), 'experts were trained on other training features than these (another data.trainFraction, or re-extracted features)');
+  }
   const count = config.distill.phases.length;
   // every phase is checked here, before any work starts anywhere
   config.distill.phases.forEach((p, k) => {

@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ready } from '../backend';
+import { ready, tf } from '../backend';
 import { parseConfig } from '../config/parse';
 import { CORESET_NAMES, coresetRule, selectCoreset } from '../coreset';
 import { coresetContext } from '../coreset/context';
@@ -17,14 +17,15 @@ import { DataConfig, DistillConfig, EvalConfig, ModelConfig, Workspace, inWorksp
 import { readSyntheticSet } from '../distill/synthetic-file';
 import { ConfigError, CorruptFileError, unusable } from '../errors';
 import type { FeatureSet, SplitSets } from '../features/feature-set';
-import { type DualShape, dualShape } from '../model/dual';
+import { type DualShape, disposeDual, dualShape, unflattenTower } from '../model/dual';
+import { type Retrieval, evaluateRetrieval } from '../model/retrieval';
 import { LOSS_NAMES, type LossName } from '../model/losses';
 import { loadFeatureSets } from '../features/load';
 import { ensureDir, sha256, writeJsonAtomic } from '../store/atomic';
 import { artefactKey } from '../store/key';
 import { readJsonFile } from '../store/json';
 import { withLock } from '../store/lock';
-import { readBuffer } from '../trajectory/store';
+import { type Trajectory, readBuffer } from '../trajectory/store';
 import type { ProgressSink } from '../util/progress';
 import { deriveSeed, rng } from '../util/random';
 import { runPool, threadCount } from '../util/pool';
@@ -306,15 +307,20 @@ export async function evaluateMethod(input: unknown, onProgress?: ProgressSink, 
     ...(parsed.eval.kd ? { eval: { ...parsed.eval, kd: { ...parsed.eval.kd, buffer: inWorkspace(parsed.workspace, parsed.eval.kd.buffer) } } } : {}),
   };
   const { method, eval: ev } = config;
+  // cross-dataset evaluation: another dataset's test split (whole: a train fraction is no part of it)
+  const otherTest = ev.testDataset === undefined ? undefined : (await loadFeatureSets({ ...config.data, dataset: ev.testDataset, trainFraction: undefined }, ['test']))[0]!;
   if (method.kind === 'full') {
     const { trajectories } = await readBuffer(method.buffer, method.numExperts);
-    const checkpoints = trajectories.map((t) =>
-      t.retrieval.map((test, epoch) => ({ subset: 0, epoch, test, val: t.retrievalVal[epoch] ?? test })),
+    const checkpoints = await Promise.all(
+      trajectories.map(async (t, k) => {
+        const tests = otherTest ? await snapshotRetrieval(t, otherTest, `expert ${k} on ${otherTest.dataset}`) : t.retrieval;
+        return tests.map((test, epoch) => ({ subset: 0, epoch, test, val: t.retrievalVal[epoch] ?? test }));
+      }),
     );
     return { method, runs: checkpoints.length, selections: summariseRuns(checkpoints), checkpoints, pairs: -1 };
   }
   const [train, val, test] = await loadFeatureSets(config.data, ['train', 'val', 'test']);
-  const sets: SplitSets = { train: train!, val: val!, test: test! };
+  const sets: SplitSets = { train: train!, val: val!, test: otherTest ?? test! };
   const plan = await planRuns(config, sets);
   const body = async () => {
     const dir = config.out;
@@ -349,4 +355,22 @@ export async function evaluateMethod(input: unknown, onProgress?: ProgressSink, 
   if (config.out === undefined) return body();
   await ensureDir(config.out);
   return withLock(config.out, 'eval', body, log);
+}
+
+/** Retrieval of every snapshot of a trajectory on a split (the full-data teacher on another dataset). */
+async function snapshotRetrieval(t: Trajectory, split: FeatureSet, label: string): Promise<Retrieval[]> {
+  if (split.dImg !== t.shape.img.dIn || split.dTxt !== t.shape.txt.dIn) {
+    throw new ConfigError(`eval.testDataset: ${split.dataset} features are ${split.dImg}/${split.dTxt}-d, the experts take ${t.shape.img.dIn}/${t.shape.txt.dIn}-d`);
+  }
+  const out: Retrieval[] = [];
+  for (let e = 0; e < t.snapshots; e++) {
+    const at = (flat: Float32Array) => flat.subarray((e * flat.length) / t.snapshots, ((e + 1) * flat.length) / t.snapshots);
+    const theta = tf.tidy(() => ({ img: unflattenTower(tf.tensor1d(at(t.img)), t.shape.img), txt: unflattenTower(tf.tensor1d(at(t.txt)), t.shape.txt) }));
+    try {
+      out.push(await evaluateRetrieval(theta, split, `${label}, epoch ${e}`));
+    } finally {
+      disposeDual(theta);
+    }
+  }
+  return out;
 }

@@ -1,7 +1,9 @@
 /** A split as the trainable stages see it: image and caption feature matrices plus the retrieval maps. */
 import type { ImageCaptionSplit } from '../data/dataset';
+import { ConfigError } from '../errors';
 import type { RetrievalSplit } from '../model/retrieval';
 import { sha256 } from '../store/atomic';
+import { deriveSeed, permutation, rng } from '../util/random';
 import { type FeaturePaths, featurePaths, loadFeatures } from './cache';
 
 /** The matrices and caption maps (RetrievalSplit: caption j shows image captionToImage[j]), and their origin. */
@@ -60,5 +62,40 @@ export async function loadFeatureSet(
     captionToImage: split.captionToImage,
     imageToCaptions: split.imageToCaptions,
     digest: sha256(`${img.manifest.sha256}\n${txt.manifest.sha256}`),
+  };
+}
+
+/**
+ * The images of a split a `trainFraction` keeps: the first ⌈fraction · n⌉ of one fixed permutation (its seed
+ * is part of the definition, not of any config), in their original order, so 25% ⊂ 50% ⊂ 100%.
+ */
+export function fractionImages(numImages: number, fraction: number): Int32Array {
+  if (!(fraction > 0 && fraction <= 1)) throw new ConfigError(`data.trainFraction: ${fraction} is not in (0, 1]`);
+  const keep = Math.ceil(fraction * numImages);
+  return permutation(rng(deriveSeed(0, 'train-fraction')), numImages).slice(0, keep).sort();
+}
+
+/**
+ * A feature set restricted to some of its images, each with all its captions (rows copied, caption maps
+ * renumbered); its digest names the selection, so every artefact keyed on it is another artefact.
+ */
+export function subsetImages(set: FeatureSet, images: Int32Array, tag: string): FeatureSet {
+  const captions = Array.from(images, (i) => set.imageToCaptions[i] ?? []).flat();
+  const img = new Float32Array(images.length * set.dImg);
+  images.forEach((i, k) => img.set(set.img.subarray(i * set.dImg, (i + 1) * set.dImg), k * set.dImg));
+  const txt = new Float32Array(captions.length * set.dTxt);
+  captions.forEach((c, k) => txt.set(set.txt.subarray(c * set.dTxt, (c + 1) * set.dTxt), k * set.dTxt));
+  const imageToCaptions: number[][] = [];
+  let next = 0;
+  for (const i of images) imageToCaptions.push((set.imageToCaptions[i] ?? []).map(() => next++));
+  return {
+    ...set,
+    numImages: images.length,
+    numCaptions: captions.length,
+    img,
+    txt,
+    captionToImage: Int32Array.from(imageToCaptions.flatMap((caps, k) => caps.map(() => k))),
+    imageToCaptions,
+    digest: sha256(`${set.digest}\n${tag}`),
   };
 }

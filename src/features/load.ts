@@ -12,13 +12,13 @@ import type { SplitName } from '../data/dataset';
 import { loadSplit, resolveDataRoot } from '../data/registry';
 import { MissingFileError } from '../errors';
 import type { ProgressSink } from '../util/progress';
-import { type FeatureSet, featureSetPaths, loadFeatureSet } from './feature-set';
+import { type FeatureSet, featureSetPaths, fractionImages, loadFeatureSet, subsetImages } from './feature-set';
 import { computeFeatures } from './index';
 
 /** A data section as written in a config (defaults filled in by the schema). */
 export type DataInput = z.input<typeof DataConfig>;
 
-/** Load the cached, verified feature sets of `splits`; never computes. */
+/** Load the cached, verified feature sets of `splits` (train cut to `data.trainFraction`); never computes. */
 export async function loadFeatureSets(input: DataInput, splits: readonly SplitName[]): Promise<FeatureSet[]> {
   const data = parseConfig(DataConfig, input, 'data config');
   const dataRoot = await resolveDataRoot(data.dataset, data.dataRoot, data.cacheDir);
@@ -30,7 +30,10 @@ export async function loadFeatureSets(input: DataInput, splits: readonly SplitNa
           throw new MissingFileError(f, `features not found: run \`ptmst features --dataset ${data.dataset} --cache-dir ${data.cacheDir}\` first`);
         }
       }
-      return loadFeatureSet(data.cacheDir, await loadSplit(dataRoot, data.dataset, s), data.imageEncoder, data.textEncoder);
+      const set = await loadFeatureSet(data.cacheDir, await loadSplit(dataRoot, data.dataset, s), data.imageEncoder, data.textEncoder);
+      const fraction = data.trainFraction;
+      if (s !== 'train' || fraction === undefined || fraction === 1) return set;
+      return subsetImages(set, fractionImages(set.numImages, fraction), `trainFraction ${fraction}`);
     }),
   );
 }

@@ -41,6 +41,8 @@ const FAMILY_LABELS: Readonly<Record<string, string>> = {
   'base-ema': '+EMA',
   'base-ptm': '+PTM',
   'base-st': '+ST',
+  // the schedule study's protocol in the main table: PTM-ST's subsets trained as one set
+  'ptm-st-union': 'PTM-ST (union students)',
 };
 /** A family's label: the registries' names (`lors` → LoRS, `herding` → herding coreset), `-kd` → "+ KD". */
 export function familyLabel(name: string): string {

@@ -89,7 +89,8 @@ export const ReproMethod = z.discriminatedUnion('kind', [
       ...methodEval,
     })
     .strict(),
-  z.object({ name: SafeName, kind: z.literal('full') }).strict(),
+  /** the full-data teacher: the experts' own scores; `eval.testDataset` scores their snapshots on another dataset */
+  z.object({ name: SafeName, kind: z.literal('full'), eval: z.object({ testDataset: EvalConfig.shape.testDataset }).strict().optional() }).strict(),
   /**
    * An earlier row's sets (every seed of a distilled row, or a coreset's rule and size) evaluated under another
    * protocol: knowledge distillation, or any `eval` change (the schedule study). Nothing is distilled again.
@@ -214,7 +215,9 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
     } else row = m;
     // the row's protocol: the config's, with the row's changes and its teacher for knowledge distillation
     const evalConfig: EvalConfig =
-      m.kind === 'full' ? config.eval : EvalConfig.parse({ ...config.eval, ...definedFields(m.eval), ...(m.kd ? { kd: { ...m.kd, buffer: experts!.dir } } : {}) });
+      m.kind === 'full' ? { ...config.eval, ...definedFields(m.eval) } : EvalConfig.parse({ ...config.eval, ...definedFields(m.eval), ...(m.kd ? { kd: { ...m.kd, buffer: experts!.dir } } : {}) });
+    // cross-dataset evaluation: that dataset's test features (made here when missing) are part of the key
+    const otherTest = evalConfig.testDataset === undefined ? [] : await prepareFeatureSets({ ...data, dataset: evalConfig.testDataset, trainFraction: undefined }, ['test'], onProgress);
     const seedsOf = row.kind === 'distill' || row.kind === 'method' ? row.seeds : undefined;
     // one unit per distillation seed (a coreset or the full data is one unit)
     const units: { dir: string; seed?: number }[] = seedsOf ? seedsOf.map((seed) => ({ dir: join(dir, `seed-${seed}`), seed })) : [{ dir }];
@@ -277,7 +280,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
           method: { ...row, name: undefined, eval: undefined, kd: undefined, seeds: undefined, ...(row.kind === 'coreset' && row.selection === 'random' ? { selection: undefined } : {}) },
           seed: unit.seed,
           data: { ...data, dataRoot: undefined, cacheDir: undefined },
-          features: sets.map((s) => s.digest),
+          features: [...sets, ...otherTest].map((s) => s.digest),
           model: config.model,
           eval: evalConfig.kd ? { ...evalConfig, kd: { ...evalConfig.kd, buffer: undefined } } : evalConfig,
           realLoss: config.realLoss,

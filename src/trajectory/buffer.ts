@@ -50,16 +50,18 @@ export const BufferStageConfig = z
   .strict();
 export type BufferStageConfig = z.infer<typeof BufferStageConfig>;
 
-/** The buffer folder of a configuration (inside its workspace). */
 /**
- * `buffers/<dataset>-<encoders>-d<dOut>-s<seed>[-e<epochs>]`: the epoch count is named only when it is not
- * the default 10, so folders made before it was named keep their names (and every result keyed on them holds).
+ * The buffer folder of a configuration (inside its workspace):
+ * `buffers/<dataset>-<encoders>-d<dOut>-s<seed>[-e<epochs>][-f<train %>]`. The epoch count is named only when
+ * it is not the default 10 and the train fraction only when set, so folders made before either was named keep
+ * their names (and every result keyed on them holds).
  */
 export function defaultBufferDir(c: Pick<BufferStageConfig, 'data' | 'model' | 'buffer' | 'out' | 'workspace'>): string {
   const epochs = c.buffer.epochs === BufferConfig.shape.epochs.parse(undefined) ? '' : `-e${c.buffer.epochs}`;
+  const fraction = c.data.trainFraction === undefined || c.data.trainFraction === 1 ? '' : `-f${+(c.data.trainFraction * 100).toFixed(2)}`;
   return inWorkspace(
     c.workspace,
-    c.out ?? join('buffers', `${c.data.dataset}-${c.data.imageEncoder}-${c.data.textEncoder}-d${c.model.dOut}-s${c.buffer.seed}${epochs}`),
+    c.out ?? join('buffers', `${c.data.dataset}-${c.data.imageEncoder}-${c.data.textEncoder}-d${c.model.dOut}-s${c.buffer.seed}${epochs}${fraction}`),
   );
 }
 
