@@ -382,3 +382,59 @@ export function windowFigure(points: readonly WindowPoint[], options: { readonly
   };
   return { name: options.name, spec: json(spec), caption: `${options.caption} Bands: ± one sample standard deviation.` };
 }
+
+/**
+ * Scaling: r_mean against the share of the training split the experts (and coresets) saw, one line per
+ * method and budget, one panel per selection rule. `results` are one results file per fraction
+ * (`data.trainFraction`, absent = 100%); a row present in only some of them is drawn where it is.
+ */
+export function scalingFigure(
+  results: readonly (ResultsLike & { readonly config: { readonly data?: { readonly trainFraction?: number | undefined } } })[],
+  options: { readonly name: string; readonly what?: string; readonly rules?: readonly Selection[] },
+): FigureSpec {
+  const rules = options.rules ?? (['final', 'val'] as const);
+  const selectionLabel = (s: Selection) => (s === 'test' ? 'best on test (reference rule, test split)' : SELECTION_LABELS[s]);
+  const values = results.flatMap((r) => {
+    const percent = 100 * (r.config.data?.trainFraction ?? 1);
+    return r.methods.flatMap((m) =>
+      rules.map((s) => ({
+        percent,
+        method: familyLabel(m.name),
+        line: m.pairs < 0 ? familyLabel(m.name) : `${familyLabel(m.name)}, ${methodBudget(m)} pairs`,
+        budget: m.pairs < 0 ? 'all' : String(methodBudget(m)),
+        runs: m.runs,
+        selection: selectionLabel(s),
+        ...band(m.selections[s].rMean),
+      })),
+    );
+  });
+  const percents = [...new Set(values.map((v) => v.percent))].sort((a, b) => a - b);
+  const x = { field: 'percent', type: 'quantitative', title: 'training split used (%)', scale: { type: 'log', nice: false, padding: 12 }, axis: { values: percents, format: 'd' } } as const;
+  const y = { field: 'mean', type: 'quantitative', title: 'r_mean (%)' } as const;
+  const color = colour(results.flatMap((r) => r.methods));
+  const detail = { field: 'line', type: 'nominal' } as const;
+  const dash = { field: 'budget', type: 'nominal', title: 'budget (pairs)' } as const;
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { values },
+    facet: { column: { field: 'selection', type: 'nominal', title: 'checkpoint selection rule', sort: rules.map(selectionLabel) } },
+    spec: {
+      width: 300,
+      height: 210,
+      layer: [
+        { mark: { type: 'line', point: true }, encoding: { x, y, color, detail, strokeDash: dash } },
+        { mark: { type: 'errorbar', ticks: true }, encoding: { x, y: { ...y, field: 'lo' }, y2: { field: 'hi' }, color, detail } },
+      ],
+    },
+    config: CONFIG,
+  };
+  const first = results[0];
+  return {
+    name: options.name,
+    spec: json(spec),
+    caption:
+      `${options.what ?? 'Retrieval (r_mean) against the share of the training split used for experts, coresets and distillation.'} ` +
+      `Fractions: ${results.map((r) => `${100 * (r.config.data?.trainFraction ?? 1)}% (figures/${r.name}.json, ${r.methods.map((m) => `${m.name}: ${m.runs} runs`).join(', ')})`).join('; ')}. ` +
+      `${first ? first.provenance.slice(1).join(' ') : ''} Panels: ${rules.map(selectionLabel).join('; ')}. Error bars: ± one sample standard deviation over runs.`,
+  };
+}

@@ -69,3 +69,59 @@ export function resultsMarkdown(title: string, provenance: readonly string[], ro
   }
   return lines.join('\n');
 }
+
+/** What the scaling and cross-dataset tables read of a results file (figures/<name>.json). */
+export interface ScalingResults {
+  readonly name: string;
+  readonly config: {
+    readonly data?: { readonly trainFraction?: number | undefined };
+    readonly methods: readonly { readonly name: string; readonly kind: string; readonly of?: string; readonly eval?: { readonly testDataset?: string | undefined } }[];
+  };
+  readonly methods: readonly { readonly name: string; readonly pairs: number; readonly runs: number; readonly selections: Readonly<Record<Selection, MetricSummary>> }[];
+}
+
+const SHOWN: readonly Selection[] = ['final', 'val'];
+
+/**
+ * r_mean of each row at each training-split fraction, one results file per fraction: a row per method, a
+ * column per fraction × rule ("25% final"), "mean ± std (runs)"; a row absent at a fraction shows "—".
+ */
+export function scalingTable(results: readonly ScalingResults[]): Table {
+  const percent = (r: ScalingResults) => `${+(100 * (r.config.data?.trainFraction ?? 1)).toFixed(2)}%`;
+  const names = [...new Set(results.flatMap((r) => r.methods.map((m) => m.name)))];
+  return aq.from(
+    names.map((name) => ({
+      method: name,
+      ...Object.fromEntries(
+        results.flatMap((r) => {
+          const m = r.methods.find((x) => x.name === name);
+          return SHOWN.map((s) => [`${percent(r)} ${s === 'final' ? 'final' : 'val-selected'}`, m ? `${fmt(m.selections[s].rMean)} (${m.runs})` : '—']);
+        }),
+      ),
+    })),
+  );
+}
+
+/**
+ * Each row scored on its own test split beside the same sets scored on `dataset`'s (`eval.testDataset`):
+ * a row of the config whose eval names the dataset is paired with the row it is a variant `of` (the full-data
+ * row with the full-data row). r_mean, final epoch and validation-selected (validation stays in-domain).
+ */
+export function crossDatasetTable(r: ScalingResults, dataset: string): Table {
+  const result = (name: string) => r.methods.find((m) => m.name === name);
+  const rows = r.config.methods.flatMap((row) => {
+    if (row.eval?.testDataset !== dataset) return [];
+    const own = row.kind === 'full' ? r.config.methods.find((x) => x.kind === 'full' && x.eval?.testDataset === undefined)?.name : row.of;
+    const [a, b] = [own === undefined ? undefined : result(own), result(row.name)];
+    if (!a || !b) return [];
+    return [
+      {
+        method: own!,
+        pairs: a.pairs < 0 ? 'all' : a.pairs,
+        runs: b.runs,
+        ...Object.fromEntries(SHOWN.flatMap((s) => [[`own test, ${s === 'final' ? 'final' : 'val-selected'}`, fmt(a.selections[s].rMean)], [`${dataset}, ${s === 'final' ? 'final' : 'val-selected'}`, fmt(b.selections[s].rMean)]])),
+      },
+    ];
+  });
+  return aq.from(rows);
+}
