@@ -87,6 +87,12 @@ export const BufferConfig = z
      * `forgetting` coreset reads them). Does not change the experts, so it is no part of their key.
      */
     forgetting: z.boolean().default(false),
+    /**
+     * SGD passes over the training pairs between two snapshots (one buffer "epoch"). Scaling studies set it to
+     * 1 / data.trainFraction, so every snapshot interval holds as many SGD steps as one pass over the whole
+     * split and the distiller's windows and step counts keep their meaning. Absent: 1 (the same keys as before).
+     */
+    passesPerEpoch: z.number().int().positive().optional(),
   })
   .strict();
 export type BufferConfig = z.infer<typeof BufferConfig>;

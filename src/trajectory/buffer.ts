@@ -52,16 +52,17 @@ export type BufferStageConfig = z.infer<typeof BufferStageConfig>;
 
 /**
  * The buffer folder of a configuration (inside its workspace):
- * `buffers/<dataset>-<encoders>-d<dOut>-s<seed>[-e<epochs>][-f<train %>]`. The epoch count is named only when
- * it is not the default 10 and the train fraction only when set, so folders made before either was named keep
+ * `buffers/<dataset>-<encoders>-d<dOut>-s<seed>[-e<epochs>][-f<train %>][-p<passes per epoch>]`. The epoch
+ * count is named only when it is not the default 10, the others only when set, so folders made before either was named keep
  * their names (and every result keyed on them holds).
  */
 export function defaultBufferDir(c: Pick<BufferStageConfig, 'data' | 'model' | 'buffer' | 'out' | 'workspace'>): string {
   const epochs = c.buffer.epochs === BufferConfig.shape.epochs.parse(undefined) ? '' : `-e${c.buffer.epochs}`;
   const fraction = c.data.trainFraction === undefined || c.data.trainFraction === 1 ? '' : `-f${+(c.data.trainFraction * 100).toFixed(2)}`;
+  const passes = (c.buffer.passesPerEpoch ?? 1) === 1 ? '' : `-p${c.buffer.passesPerEpoch}`;
   return inWorkspace(
     c.workspace,
-    c.out ?? join('buffers', `${c.data.dataset}-${c.data.imageEncoder}-${c.data.textEncoder}-d${c.model.dOut}-s${c.buffer.seed}${epochs}${fraction}`),
+    c.out ?? join('buffers', `${c.data.dataset}-${c.data.imageEncoder}-${c.data.textEncoder}-d${c.model.dOut}-s${c.buffer.seed}${epochs}${fraction}${passes}`),
   );
 }
 
@@ -69,6 +70,7 @@ export function expertOptions(c: BufferStageConfig, index?: number): ExpertOptio
   return {
     ...(index !== undefined ? { label: `expert ${index}` } : {}),
     epochs: c.buffer.epochs,
+    ...(c.buffer.passesPerEpoch === undefined ? {} : { passesPerEpoch: c.buffer.passesPerEpoch }),
     lrImg: c.buffer.lrImg,
     lrTxt: c.buffer.lrTxt,
     batchSize: c.buffer.batchSize,

@@ -13,6 +13,8 @@ import { type Rng, rng } from '../util/random';
 
 export interface ExpertOptions {
   readonly epochs: number;
+  /** SGD passes over the pairs between two snapshots (BufferConfig.passesPerEpoch; default 1) */
+  readonly passesPerEpoch?: number;
   readonly lrImg: number;
   readonly lrTxt: number;
   readonly batchSize: number;
@@ -130,24 +132,28 @@ export async function trainExpert(
   };
   try {
     for (let epoch = from?.epochs ?? 0; epoch < opts.epochs; epoch++) {
-      await trainEpoch(
-        state,
-        pairs,
-        {
-          shape,
-          batchSize: opts.batchSize,
-          dropout: opts.dropout,
-          loss: opts.loss,
-          temperature: opts.temperature,
-          lr: { img: opts.lrImg, txt: opts.lrTxt },
-          sgd: { momentum: 0, weightDecay: 0 }, // SPEC §3: plain SGD
-          label,
-          where: `epoch ${epoch + 1}`,
-          ...(onStep ? { onStep: (step: number, steps: number, loss: number) => onStep(epoch, step, steps, loss) } : {}),
-          ...(resume.onBatch ? { onBatch: (p: Int32Array, l: Uint8Array) => resume.onBatch!(epoch, p, l) } : {}),
-        },
-        rand,
-      );
+      // a snapshot after every `passesPerEpoch` passes (resume stays at snapshot boundaries)
+      const passes = opts.passesPerEpoch ?? 1;
+      for (let pass = 0; pass < passes; pass++) {
+        await trainEpoch(
+          state,
+          pairs,
+          {
+            shape,
+            batchSize: opts.batchSize,
+            dropout: opts.dropout,
+            loss: opts.loss,
+            temperature: opts.temperature,
+            lr: { img: opts.lrImg, txt: opts.lrTxt },
+            sgd: { momentum: 0, weightDecay: 0 }, // SPEC §3: plain SGD
+            label,
+            where: passes === 1 ? `epoch ${epoch + 1}` : `epoch ${epoch + 1}, pass ${pass + 1}/${passes}`,
+            ...(onStep ? { onStep: (step: number, steps: number, loss: number) => onStep(epoch, pass * steps + step, passes * steps, loss) } : {}),
+            ...(resume.onBatch ? { onBatch: (p: Int32Array, l: Uint8Array) => resume.onBatch!(epoch, p, l) } : {}),
+          },
+          rand,
+        );
+      }
       snapshots.push(await flatSnapshot(state.theta));
       await record(epoch + 1);
       if (resume.onEpoch) {

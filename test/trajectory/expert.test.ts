@@ -37,6 +37,15 @@ describe('trajectory/expert', function () {
     }
   });
 
+  it('passesPerEpoch: snapshot k of an expert taking 2 passes per epoch is snapshot 2k of one taking 1', async () => {
+    const train = toySet(4);
+    const one = await trainExpert(train, {}, opts, rng(5));
+    const two = await trainExpert(train, {}, { ...opts, epochs: 2, passesPerEpoch: 2 }, rng(5));
+    const p = one.img.length / 5;
+    assert.equal(two.img.length, 3 * p);
+    for (const k of [0, 1, 2]) assert.deepEqual(Array.from(two.img.subarray(k * p, (k + 1) * p)), Array.from(one.img.subarray(2 * k * p, (2 * k + 1) * p)), `snapshot ${k}`);
+  });
+
   it('stops with a NonFiniteError naming the expert and the epoch when training diverges', async () => {
     await assert.rejects(trainExpert(toySet(3), {}, { ...opts, lrImg: 1e30, lrTxt: 1e30 }, rng(1)), (e: unknown) =>
       e instanceof NonFiniteError && /^expert 7: the training loss or the parameters became NaN or infinite in epoch 1; stopped/.test(e.message),
