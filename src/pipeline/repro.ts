@@ -313,8 +313,8 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
   }
   const provenance = [
     config.description,
-    `data: ${config.data.dataset} (train pairs for experts/coresets; retrieval on the ${config.data.dataset} test split, 5 captions per image), encoders: ${config.data.imageEncoder} + ${config.data.textEncoder}`,
-    `heads: d=${config.model.dOut}, T=${config.model.temperature}; experts: ${config.buffer.numExperts} × ${config.buffer.epochs} epochs, seed ${config.buffer.seed}`,
+    `data: ${config.data.dataset} (${config.data.trainFraction === undefined ? 'train pairs' : `${+(100 * config.data.trainFraction).toFixed(2)}% of the train images with their captions`} for experts/coresets; retrieval on the ${config.data.dataset} test split, 5 captions per image), encoders: ${config.data.imageEncoder} + ${config.data.textEncoder}`,
+    `heads: d=${config.model.dOut}, T=${config.model.temperature}; experts: ${config.buffer.numExperts} × ${config.buffer.epochs} epochs${(config.buffer.passesPerEpoch ?? 1) === 1 ? '' : ` of ${config.buffer.passesPerEpoch} passes each`}, seed ${config.buffer.seed}`,
     `evaluation: ${config.eval.runs} runs (seed ${config.eval.seed}), ${config.eval.epochs} epochs per subset, mean ± sample std`,
     'full data: each expert of the buffer is one run',
   ].filter((l) => l.length > 0);
