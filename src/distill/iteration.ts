@@ -144,16 +144,18 @@ function fullIteration(state: SyntheticState, teacher: Teacher, steps: readonly 
         ) as tf.Scalar;
       return { img: l('img'), txt: l('txt') };
     };
+    // the per-tower losses come out of the one forward pass (kept from its tidy), not from a second unroll
+    let split: { img: tf.Scalar; txt: tf.Scalar } | undefined;
     const { value, grads } = tf.valueAndGrads((...data: tf.Tensor[]) => {
       const l = perTower(...data);
+      split = { img: tf.keep(l.img), txt: tf.keep(l.txt) };
       return tf.add(l.img, l.txt) as tf.Scalar;
     })(keys.map((k) => state[k]!));
-    const split = perTower(...keys.map((k) => state[k]!));
     value.dispose();
     return {
       grads: Object.fromEntries(keys.map((k, j) => [k, grads[j]!])) as Record<string, tf.Tensor>,
-      lossImg: split.img,
-      lossTxt: split.txt,
+      lossImg: split!.img,
+      lossTxt: split!.txt,
       dispose: [] as tf.Tensor[],
     };
   });

@@ -103,6 +103,17 @@ describe('distill: one iteration, gradients vs finite differences', function () 
     ['tesla', { kind: 'lowrank', rank: 2, alpha: 1 }],
     ['full', { kind: 'full', rank: 0, alpha: 1 }],
   ];
+  it('an iteration leaves no tensor behind but its gradients, in either mode', async () => {
+    for (const mode of ['tesla', 'full'] as const) {
+      const { teacher, state, steps } = setup({ kind: 'full', rank: 0, alpha: 1 });
+      const before = tf.memory().numTensors;
+      const res = await distillIteration(state, teacher, steps, { loss: 'infonce', temperature: 0.07, similarity: { kind: 'full', rank: 0, alpha: 1 }, mode });
+      const grads = Object.values(res.grads);
+      assert.equal(tf.memory().numTensors - before, grads.length, `${mode}: only the ${grads.length} gradients are new`);
+      for (const g of grads) g.dispose();
+    }
+  });
+
   for (const [mode, spec] of cases) {
     it(`${mode} mode, ${spec.kind} S: data, S and learning-rate gradients match central differences`, async () => {
       const { teacher, state, steps } = setup(spec);
