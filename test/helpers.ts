@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { type BackendName, ready, useBackend } from '../src/backend';
 import type { FeatureSet } from '../src/features/feature-set';
 import { rng } from '../src/util/random';
 
@@ -41,6 +42,21 @@ export function tempDir(prefix = 'ptmst-test-'): string {
 /** One cache folder shared by the tests of a run (generated shapes and their features are made once). */
 export function sharedCache(): string {
   return join(TEST_ROOT, 'shared-cache');
+}
+
+/**
+ * Run `check` on the suite's backend and, when that is another one and wasm loads, on wasm too (its float32
+ * Sum adds one value after another: the case accuracy tests must cover explicitly), named by its argument.
+ * The suite's backend is current again afterwards.
+ */
+export async function onSuiteAndWasm(check: (backend: BackendName) => Promise<void>): Promise<void> {
+  const suite = (await ready(() => undefined)).name;
+  try {
+    await check(suite);
+    if (suite !== 'wasm' && (await useBackend('wasm'))) await check('wasm');
+  } finally {
+    await useBackend(suite);
+  }
 }
 
 /** Relative L2 error ‖a − b‖ / ‖b‖ (gradient checks). */

@@ -84,3 +84,15 @@ export function ready(log: (line: string) => void = (l) => process.stderr.write(
   chosen ??= choose(log);
   return chosen;
 }
+
+/**
+ * Make `name` the current backend (its package is loaded on first use); whether it is active now. The library
+ * keeps what `ready` chose: this is for checks that must run on one backend explicitly (tests of wasm's
+ * float32 arithmetic) and then switch back.
+ */
+export async function useBackend(name: BackendName): Promise<boolean> {
+  await ready(() => undefined);
+  if ((await activate(name)) === undefined) return false;
+  await tf.ready();
+  return true;
+}

@@ -15,6 +15,7 @@ import { tf } from '../backend';
 import { type DualParams, type Tower, disposeDual, dualGrads, flattenTower, sgdStep } from '../model/dual';
 import type { LossName } from '../model/losses';
 import { gatherRows } from '../model/linalg';
+import { blockedSum } from '../model/reduce';
 import { lrGradient, matchingLoss, stepCotangent } from './matching';
 import { type SimilaritySpec, type SyntheticState, similarityBlock } from './synthetic';
 
@@ -113,6 +114,8 @@ function teslaIteration(state: SyntheticState, teacher: Teacher, steps: readonly
     const next = tf.tidy(() => {
       const f = (...data: tf.Tensor[]) => {
         const g = stepGrads(thetas[i]!, withData(state, keys, data), step, o);
+        // only the gradient of this long sum is used, and a sum's gradient is exact in any order: one tf.sum
+        // (a blockedSum's backward costs more, for nothing; see model/reduce.ts)
         return tf.add(tf.sum(tf.mul(m.img.cot, flattenTower(g.img))), tf.sum(tf.mul(m.txt.cot, flattenTower(g.txt)))) as tf.Scalar;
       };
       const gs = tf.grads(f)(keys.map((k) => state[k]!));
@@ -139,8 +142,8 @@ function fullIteration(state: SyntheticState, teacher: Teacher, steps: readonly 
       for (const step of steps) theta = sgdStep(theta, stepGrads(theta, s, step, o), { img: s.lrImg as tf.Scalar, txt: s.lrTxt as tf.Scalar });
       const l = (t: Tower) =>
         tf.div(
-          tf.sum(tf.square(tf.sub(flattenTower(theta[t]), teacher.target[t]))),
-          tf.sum(tf.square(tf.sub(teacher.start[t], teacher.target[t]))),
+          blockedSum(tf.square(tf.sub(flattenTower(theta[t]), teacher.target[t]))),
+          blockedSum(tf.square(tf.sub(teacher.start[t], teacher.target[t]))),
         ) as tf.Scalar;
       return { img: l('img'), txt: l('txt') };
     };

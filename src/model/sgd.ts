@@ -5,6 +5,7 @@
  * student (SPEC §6); μ = 0.5 over the synthetic state is the distiller's (SPEC §5.5).
  */
 import { tf } from '../backend';
+import { scaleByScalar } from './reduce';
 
 export interface SgdOptions {
   readonly momentum: number;
@@ -40,7 +41,8 @@ export function sgd(
     const gw = o.weightDecay > 0 ? tf.add(g, tf.mul(p, o.weightDecay)) : g;
     const v = nextV ? tf.add(tf.mul(velocity![k]!, o.momentum), gw) : gw;
     if (nextV) nextV[k] = v;
-    next[k] = tf.sub(p, tf.mul(v, eta));
+    // a learned (tensor) step size may be differentiated through this step: its gradient is a long sum
+    next[k] = tf.sub(p, typeof eta === 'number' ? tf.mul(v, eta) : scaleByScalar(v, eta));
   }
   return { params: next, velocity: nextV };
 }
