@@ -125,3 +125,30 @@ export function crossDatasetTable(r: ScalingResults, dataset: string): Table {
   });
   return aq.from(rows);
 }
+
+/**
+ * The paper's layout of a main table: one row per method family (the row name without its budget: `lors-100`
+ * → `lors`), one column per budget, each cell r_mean "mean ± std" under one selection rule, and the runs
+ * behind it. Rows a budget lacks show "—"; the full-data row fills the "all" column.
+ */
+export function budgetTable(
+  methods: readonly { readonly name: string; readonly pairs: number; readonly runs: number; readonly selections: Readonly<Record<Selection, MetricSummary>> }[],
+  selection: Selection,
+  label: (family: string) => string = (f) => f,
+): Table {
+  const budgetOf = (m: { readonly name: string; readonly pairs: number }) => (m.pairs < 0 ? 'all' : (/-(\d+)$/.exec(m.name)?.[1] ?? String(m.pairs)));
+  const familyOf = (name: string) => name.replace(/-\d+$/, '');
+  const budgets = [...new Set(methods.map(budgetOf))].sort((a, b) => (a === 'all' ? 1 : b === 'all' ? -1 : Number(a) - Number(b)));
+  const families = [...new Set(methods.map((m) => familyOf(m.name)))];
+  return aq.from(
+    families.map((family) => ({
+      method: label(family),
+      ...Object.fromEntries(
+        budgets.map((b) => {
+          const m = methods.find((x) => familyOf(x.name) === family && budgetOf(x) === b);
+          return [b, m ? `${fmt(m.selections[selection].rMean)} (${m.runs})` : '—'];
+        }),
+      ),
+    })),
+  );
+}

@@ -3,9 +3,9 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { PNG } from 'pngjs';
-import { budgetFigure, checkpointFigure, comparisonFigure, familyLabel, lossFigure, methodBudget, type ResultsLike } from '../../src/figures/charts';
+import { budgetFigure, checkpointFigure, comparisonFigure, familyLabel, lossFigure, methodBudget, type ResultsLike, scalingFigure } from '../../src/figures/charts';
 import { PNG_SCALE, renderFigure, renderSvg, saveFigure, svgToPng } from '../../src/figures/render';
-import { resultsCsv, resultsMarkdown, resultsTable } from '../../src/figures/tables';
+import { budgetTable, crossDatasetTable, resultsCsv, resultsMarkdown, resultsTable, scalingTable } from '../../src/figures/tables';
 import { checkpointCurve } from '../../src/evaluate/summary';
 import type { Checkpoint } from '../../src/evaluate/student';
 import type { Retrieval } from '../../src/model/retrieval';
@@ -132,6 +132,47 @@ describe('tables (arquero)', () => {
     assert.match(md, /- data: shapes/);
     assert.match(md, /## Selection: best on test \(reference rule; selected on the test split\)/);
     assert.match(md, /\|ptmst-100\|99\|3\|5\.0 ± 0\.1\|/);
+  });
+});
+
+describe('scaling and paper-layout tables', () => {
+  const m = (name: string, pairs: number, r: number, runs = 5) => ({ name, kind: 'x', pairs, runs, selections: { final: summary(r, 0.25), val: summary(r + 1, 0.5), test: summary(r + 2) }, curve: [] });
+  it('budgetTable: a row per family, a column per budget (full data under "all"), missing cells "—"', () => {
+    const t = budgetTable([m('full', -1, 9), m('lors-100', 100, 3), m('lors-500', 500, 5, 10), m('random-100', 100, 2)], 'val').objects();
+    assert.deepEqual(t, [
+      { method: 'full', 100: '—', 500: '—', all: '10.0 ± 0.5 (5)' },
+      { method: 'lors', 100: '4.0 ± 0.5 (5)', 500: '6.0 ± 0.5 (10)', all: '—' },
+      { method: 'random', 100: '3.0 ± 0.5 (5)', 500: '—', all: '—' },
+    ]);
+  });
+  const at = (fraction: number | undefined, rows: ReturnType<typeof m>[], methods: { name: string; kind: string; of?: string; eval?: { testDataset?: string } }[] = []) => ({
+    ...results,
+    name: `s${fraction ?? 1}`,
+    config: { eval: { epochs: 10 }, data: fraction === undefined ? {} : { trainFraction: fraction }, methods },
+    methods: rows,
+  });
+  it('scalingTable: a column per fraction and rule, runs in brackets; scalingFigure: one point per row, fraction and rule', () => {
+    const quarter = at(0.25, [m('random-100', 100, 1)]);
+    const whole = at(undefined, [m('random-100', 100, 2), m('lors-100', 100, 3)]);
+    assert.deepEqual(scalingTable([quarter, whole]).objects(), [
+      { method: 'random-100', '25% final': '1.0 ± 0.3 (5)', '25% val-selected': '2.0 ± 0.5 (5)', '100% final': '2.0 ± 0.3 (5)', '100% val-selected': '3.0 ± 0.5 (5)' },
+      { method: 'lors-100', '25% final': '—', '25% val-selected': '—', '100% final': '3.0 ± 0.3 (5)', '100% val-selected': '4.0 ± 0.5 (5)' },
+    ]);
+    const values = (scalingFigure([quarter, whole], { name: 'u' }).spec as { data: { values: { percent: number; line: string; mean: number; lo: number }[] } }).data.values;
+    assert.equal(values.length, 6);
+    assert.deepEqual(values.filter((v) => v.percent === 25).map((v) => [v.line, v.mean, v.lo]), [['random coreset, 100 pairs', 1, 0.75], ['random coreset, 100 pairs', 2, 1.5]]);
+  });
+  it('crossDatasetTable pairs each row with its variant scored on the other dataset (the full row with the full row)', () => {
+    const r = at(undefined, [m('full', -1, 9), m('lors-100', 100, 3), m('full-coco', -1, 1), m('lors-coco-100', 100, 0.5)], [
+      { name: 'full', kind: 'full' },
+      { name: 'lors-100', kind: 'method' },
+      { name: 'full-coco', kind: 'full', eval: { testDataset: 'coco-mini' } },
+      { name: 'lors-coco-100', kind: 'variant', of: 'lors-100', eval: { testDataset: 'coco-mini' } },
+    ]);
+    assert.deepEqual((crossDatasetTable(r, 'coco-mini').objects() as Record<string, unknown>[]).map((o) => [o.method, o.pairs, o['own test, final'], o['coco-mini, final']]), [
+      ['full', 'all', '9.0 ± 0.3', '1.0 ± 0.3'],
+      ['lors-100', 100, '3.0 ± 0.3', '0.5 ± 0.3'],
+    ]);
   });
 });
 
