@@ -4,6 +4,7 @@
  * gets numbers, not strings. The Markdown form shows "mean ± std" per selection rule, under the provenance
  * lines (data, encoders, budget, runs, seeds) that produced it.
  */
+import { methodBudget, methodFamily } from './charts';
 import { METRIC_KEYS, type MeanStd, type MetricSummary, SELECTION_LABELS, SELECTIONS, type Selection } from '../evaluate/summary';
 
 // arquero 7 is an ES module without top-level await, which Node ≥ 20.19 loads synchronously with require()
@@ -136,8 +137,8 @@ export function budgetTable(
   selection: Selection,
   label: (family: string) => string = (f) => f,
 ): Table {
-  const budgetOf = (m: { readonly name: string; readonly pairs: number }) => (m.pairs < 0 ? 'all' : (/-(\d+)$/.exec(m.name)?.[1] ?? String(m.pairs)));
-  const familyOf = (name: string) => name.replace(/-\d+$/, '');
+  const budgetOf = (m: { readonly name: string; readonly pairs: number }) => (m.pairs < 0 ? 'all' : String(methodBudget(m)));
+  const familyOf = methodFamily;
   const budgets = [...new Set(methods.map(budgetOf))].sort((a, b) => (a === 'all' ? 1 : b === 'all' ? -1 : Number(a) - Number(b)));
   const families = [...new Set(methods.map((m) => familyOf(m.name)))];
   return aq.from(
