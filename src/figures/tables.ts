@@ -151,5 +151,85 @@ export function budgetTable(
         }),
       ),
     })),
-  );
+  ).select('method', ...budgets); // budgets are integer-like keys, which an object lists first
+}
+
+/** How far row a lies above row b: the difference of means, the pooled std √((s_a² + s_b²)/2), and their ratio. */
+export interface Gap {
+  readonly diff: number;
+  readonly pooledStd: number;
+  /** diff / pooledStd (±Infinity when both stds are 0 and the means differ; 0 when they agree) */
+  readonly inStd: number;
+}
+
+const round = (x: number, digits: number) => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x);
+
+export function gap(a: MeanStd, b: MeanStd): Gap {
+  const diff = a.mean - b.mean;
+  const pooledStd = Math.sqrt((a.std ** 2 + b.std ** 2) / 2);
+  return { diff, pooledStd, inStd: pooledStd > 0 ? diff / pooledStd : diff === 0 ? 0 : Math.sign(diff) * Infinity };
+}
+
+/**
+ * The paper's orderings, checked: one row per claim "a > b" and selection rule, with both r_means, the gap and
+ * the gap in pooled stds (rounded for display: 2 and 1 decimals). `holds` is "yes" when the gap is at least `clear` pooled stds (default 1), "no" when
+ * it is at most −`clear`, and "tie" between. Claims naming a row that is absent are skipped, not guessed.
+ */
+export function orderingTable(
+  methods: readonly { readonly name: string; readonly selections: Readonly<Record<Selection, { readonly rMean: MeanStd }>> }[],
+  claims: readonly (readonly [string, string])[],
+  options: { readonly selections?: readonly Selection[]; readonly clear?: number; readonly label?: (row: string) => string } = {},
+): Table {
+  const selections = options.selections ?? (['final', 'val'] as const);
+  const clear = options.clear ?? 1;
+  const label = options.label ?? ((row: string) => row);
+  const byName = new Map(methods.map((m) => [m.name, m]));
+  const rows = claims.flatMap(([a, b]) => {
+    const ma = byName.get(a);
+    const mb = byName.get(b);
+    if (!ma || !mb) return [];
+    return selections.map((s) => {
+      const g = gap(ma.selections[s].rMean, mb.selections[s].rMean);
+      return {
+        claim: `${label(a)} > ${label(b)}`,
+        rule: s === 'test' ? 'best on test (test split)' : SELECTION_LABELS[s],
+        a: round(ma.selections[s].rMean.mean, 2),
+        b: round(mb.selections[s].rMean.mean, 2),
+        gap: round(g.diff, 2),
+        'gap / pooled std': round(g.inStd, 1),
+        holds: g.inStd >= clear ? 'yes' : g.inStd <= -clear ? 'no' : 'tie',
+      };
+    });
+  });
+  return aq.from(rows);
+}
+
+/**
+ * The paper's comparative claims at every budget the rows cover, as `orderingTable` claims: PTM-ST > LoRS >
+ * MTT-VL > the best coreset, PTM-ST > AMD, the union-students protocol against LoRS and MTT-VL, and each KD row
+ * against the row it distils from. "The best coreset" is the coreset row with the highest validation-selected
+ * r_mean at that budget (chosen on validation, never on test); rows a results file lacks are left out.
+ */
+export function paperOrderings(
+  methods: readonly { readonly name: string; readonly kind: string; readonly pairs: number; readonly selections: Readonly<Record<Selection, { readonly rMean: MeanStd }>> }[],
+): [string, string][] {
+  const budgets = [...new Set(methods.filter((m) => m.pairs > 0).map(methodBudget))].sort((a, b) => a - b);
+  const has = new Set(methods.map((m) => m.name));
+  return budgets.flatMap((b) => {
+    const coresets = methods.filter((m) => m.kind === 'coreset' && methodBudget(m) === b);
+    const best = coresets.reduce<(typeof coresets)[number] | undefined>((x, m) => (!x || m.selections.val.rMean.mean > x.selections.val.rMean.mean ? m : x), undefined);
+    const at = (family: string) => `${family}-${b}`;
+    const claims: [string, string][] = [
+      [at('ptm-st'), at('lors')],
+      [at('lors'), at('mtt-vl')],
+      // `ptmst` is the quick configs' name for the PTM-ST row
+      ...(best ? ([[at('mtt-vl'), best.name], [at('lors'), best.name], [at('ptm-st'), best.name], [at('ptmst'), best.name]] as [string, string][]) : []),
+      [at('ptm-st'), at('mtt-vl')],
+      [at('ptm-st'), at('amd')],
+      [at('ptm-st-union'), at('lors')],
+      [at('ptm-st-union'), at('mtt-vl')],
+      ...methods.filter((m) => methodBudget(m) === b && /-kd$/.test(methodFamily(m.name))).map((m) => [m.name, m.name.replace(/-kd-(\d+)$/, '-$1')] as [string, string]),
+    ];
+    return claims.filter(([x, y]) => has.has(x) && has.has(y));
+  });
 }

@@ -5,7 +5,7 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { PNG } from 'pngjs';
 import { budgetFigure, checkpointFigure, comparisonFigure, familyLabel, lossFigure, methodBudget, type ResultsLike, scalingFigure } from '../../src/figures/charts';
 import { PNG_SCALE, renderFigure, renderSvg, saveFigure, svgToPng } from '../../src/figures/render';
-import { budgetTable, crossDatasetTable, resultsCsv, resultsMarkdown, resultsTable, scalingTable } from '../../src/figures/tables';
+import { budgetTable, crossDatasetTable, gap, orderingTable, paperOrderings, resultsCsv, resultsMarkdown, resultsTable, scalingTable } from '../../src/figures/tables';
 import { checkpointCurve } from '../../src/evaluate/summary';
 import type { Checkpoint } from '../../src/evaluate/student';
 import type { Retrieval } from '../../src/model/retrieval';
@@ -144,6 +144,7 @@ describe('scaling and paper-layout tables', () => {
       { method: 'lors', 100: '4.0 ± 0.5 (5)', 500: '6.0 ± 0.5 (10)', all: '—' },
       { method: 'random', 100: '3.0 ± 0.5 (5)', 500: '—', all: '—' },
     ]);
+    assert.deepEqual(budgetTable([m('lors-100', 100, 3)], 'val').columnNames(), ['method', '100'], 'the method column comes first');
   });
   const at = (fraction: number | undefined, rows: ReturnType<typeof m>[], methods: { name: string; kind: string; of?: string; eval?: { testDataset?: string } }[] = []) => ({
     ...results,
@@ -172,6 +173,57 @@ describe('scaling and paper-layout tables', () => {
     assert.deepEqual((crossDatasetTable(r, 'coco-mini').objects() as Record<string, unknown>[]).map((o) => [o.method, o.pairs, o['own test, final'], o['coco-mini, final']]), [
       ['full', 'all', '9.0 ± 0.3', '1.0 ± 0.3'],
       ['lors-100', 100, '3.0 ± 0.3', '0.5 ± 0.3'],
+    ]);
+  });
+});
+
+describe('orderings in units of pooled std', () => {
+  it('gap: difference of means over √((s_a² + s_b²)/2), by hand', () => {
+    const g = gap(ms(7, 0.3), ms(5, 0.4)); // pooled = √((0.09 + 0.16)/2) = √0.125
+    assert.equal(g.diff, 2);
+    assert.ok(Math.abs(g.pooledStd - Math.sqrt(0.125)) < 1e-12);
+    assert.ok(Math.abs(g.inStd - 2 / Math.sqrt(0.125)) < 1e-12);
+    assert.deepEqual(gap(ms(3, 0), ms(3, 0)), { diff: 0, pooledStd: 0, inStd: 0 });
+    assert.equal(gap(ms(2, 0), ms(3, 0)).inStd, -Infinity);
+  });
+
+  it('orderingTable: a row per claim and rule, yes / tie / no at ±1 pooled std, absent rows skipped', () => {
+    const t = orderingTable(results.methods, [['ptmst-100', 'random-100'], ['random-100', 'ptmst-100'], ['ptmst-100', 'lors-100']]).objects() as Record<string, unknown>[];
+    assert.equal(t.length, 4, 'two claims × two rules; lors-100 is absent');
+    const [final, val, backwards] = t;
+    assert.deepEqual([final!.claim, final!.rule, final!.a, final!.b, final!.gap], ['ptmst-100 > random-100', 'final epoch', 5, 2, 3]);
+    assert.equal(final!['gap / pooled std'], 10.3); // 3 / √((0.01 + 0.16)/2) = 10.29, shown to one decimal
+    assert.equal(final!.holds, 'yes');
+    assert.equal(val!.holds, 'yes'); // 6 vs 3, stds 0.5: 6 pooled stds
+    assert.equal(backwards!.holds, 'no');
+    const near = orderingTable(results.methods, [['ptmst-100', 'random-100']], { selections: ['val'], clear: 10 }).objects() as Record<string, unknown>[];
+    assert.equal(near[0]!.holds, 'tie', 'a 6-std gap is a tie when 10 are asked for');
+  });
+});
+
+describe('the paper\'s claims', () => {
+  it('paperOrderings: per budget, PTM-ST > LoRS > MTT-VL > the coreset best on validation, KD rows against their source', () => {
+    const row = (name: string, kind: string, val: number) => ({ name, kind, pairs: Number(name.split('-').pop()), selections: { final: { rMean: ms(1, 0) }, val: { rMean: ms(val, 0) }, test: { rMean: ms(99 - val, 0) } } });
+    const rows = [
+      { ...row('full', 'full', 9), pairs: -1 },
+      row('random-100', 'coreset', 2),
+      row('herding-100', 'coreset', 3), // best on validation (the test column says otherwise, and is not read)
+      row('ptm-st-100', 'method', 6),
+      row('lors-100', 'method', 5),
+      row('mtt-vl-100', 'method', 4),
+      row('ptm-st-kd-100', 'variant', 7),
+      row('random-500', 'coreset', 3),
+      row('ptm-st-500', 'method', 7),
+    ];
+    assert.deepEqual(paperOrderings(rows), [
+      ['ptm-st-100', 'lors-100'],
+      ['lors-100', 'mtt-vl-100'],
+      ['mtt-vl-100', 'herding-100'],
+      ['lors-100', 'herding-100'],
+      ['ptm-st-100', 'herding-100'],
+      ['ptm-st-100', 'mtt-vl-100'],
+      ['ptm-st-kd-100', 'ptm-st-100'],
+      ['ptm-st-500', 'random-500'],
     ]);
   });
 });
