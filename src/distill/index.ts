@@ -23,6 +23,7 @@ import { convexifyTrajectory } from '../trajectory/convexify';
 import { type BufferManifest, bufferShape, manifestPath, readBuffer, readBufferManifest } from '../trajectory/store';
 import type { ProgressSink } from '../util/progress';
 import { runPool, threadCount } from '../util/pool';
+import { helperPerJob, withRepassHelper } from './repass-helper';
 import { checkPhase, distillPhase } from './phase';
 import { similaritySpec } from './phase-loop';
 import { type SyntheticSet, writeSyntheticSet } from './synthetic-file';
@@ -80,6 +81,8 @@ export interface PhaseJob {
   readonly index: number;
   /** what the phase file must match to be reused */
   readonly key: string;
+  /** whether a helper thread computes half of each iteration's re-pass (a core would idle otherwise) */
+  readonly helper: boolean;
 }
 export type PhaseMessage =
   | { readonly type: 'progress'; readonly index: number; readonly done: number; readonly total: number; readonly loss: number }
@@ -106,20 +109,23 @@ export async function runPhaseJob(
   const source = phase.source;
   const teachers = source === 'experts' ? trajectories : trajectories.map((t) => convexifyTrajectory(t, source[0], source[1]));
   const model = expertModel(manifest);
-  const out = await distillPhase({
-    index: job.index,
-    phase,
-    config: config.distill,
-    train,
-    trajectories: teachers,
-    shape: bufferShape(manifest),
-    temperature: model.temperature,
-    dropout: config.distill.unrollDropout ?? model.dropout,
-    checkpoint: checkpointFile(dir, job.index),
-    onProgress: (e) => post({ type: 'progress', index: job.index, done: e.done, total: e.total, loss: Number(e.info?.loss) }),
-    log: (line) => post({ type: 'warning', line }),
-    ...(stopAfter !== undefined ? { stopAfter } : {}),
-  });
+  const out = await withRepassHelper(job.helper && config.distill.gradient === 'tesla', (helper) =>
+    distillPhase({
+      index: job.index,
+      phase,
+      config: config.distill,
+      train,
+      trajectories: teachers,
+      shape: bufferShape(manifest),
+      temperature: model.temperature,
+      dropout: config.distill.unrollDropout ?? model.dropout,
+      checkpoint: checkpointFile(dir, job.index),
+      onProgress: (e) => post({ type: 'progress', index: job.index, done: e.done, total: e.total, loss: Number(e.info?.loss) }),
+      log: (line) => post({ type: 'warning', line }),
+      ...(stopAfter !== undefined ? { stopAfter } : {}),
+      ...(helper ? { helper } : {}),
+    }),
+  );
   try {
     if (!out.completed) return;
     const s = fullSimilarity(out.state, similaritySpec(config.distill));
@@ -242,12 +248,14 @@ async function distillLocked(
   });
   const keys = config.distill.phases.map((_, k) => phaseFileKey(config, experts, train!, k));
   const files = await Promise.all(keys.map((key, k) => finishedPhase(config, dir, k, key)));
-  const jobs: PhaseJob[] = keys.flatMap((key, k) => (files[k] ? [] : [{ index: k, key }]));
+  const pending = keys.flatMap((key, k) => (files[k] ? [] : [{ index: k, key }]));
+  const workers = threadCount(config.workers, pending.length);
+  const helper = helperPerJob(pending.length, workers);
+  const jobs: PhaseJob[] = pending.map((j) => ({ ...j, helper }));
   const onMessage = (m: PhaseMessage) => {
     if (m.type === 'warning') log(m.line);
     else if (m.type === 'progress') onProgress?.({ label: `phase ${m.index + 1}/${count}`, done: m.done, total: m.total, info: { loss: m.loss } });
   };
-  const workers = threadCount(config.workers, jobs.length);
   if (opts.stopAfter !== undefined || workers === 1) {
     for (const job of jobs) await runPhaseJob(config, dir, job, onMessage, train!, opts.stopAfter);
     if (opts.stopAfter !== undefined) {

@@ -12,7 +12,7 @@
  * re-pass differentiates a different network from the one it unrolled).
  */
 import { tf } from '../backend';
-import { type DualParams, type Tower, disposeDual, dualGrads, flattenTower, sgdStep } from '../model/dual';
+import { type DualParams, type DualShape, type Tower, disposeDual, dualGrads, flattenTower, sgdStep } from '../model/dual';
 import type { LossName } from '../model/losses';
 import { gatherRows } from '../model/linalg';
 import { blockedSum } from '../model/reduce';
@@ -81,7 +81,73 @@ async function scalars(...ts: tf.Tensor[]): Promise<number[]> {
   return out;
 }
 
-function teslaIteration(state: SyntheticState, teacher: Teacher, steps: readonly UnrollStep[], o: IterationOptions) {
+/** Everything one range of re-pass terms needs; plain arrays, so a helper thread can compute it. */
+export interface RepassJob {
+  readonly keys: readonly string[];
+  /** the data tensors named by `keys` */
+  readonly data: readonly { readonly shape: number[]; readonly values: Float32Array }[];
+  readonly shape: DualShape;
+  /** θ_i of each step of the range, flattened per tower */
+  readonly thetas: readonly Readonly<Record<Tower, Float32Array>>[];
+  /** ∂ℓ/∂g (the same for every step), per tower */
+  readonly cot: Readonly<Record<Tower, Float32Array>>;
+  readonly steps: readonly {
+    readonly batch: Int32Array;
+    readonly maskImg: { readonly shape: number[]; readonly values: Float32Array } | null;
+    readonly maskTxt: { readonly shape: number[]; readonly values: Float32Array } | null;
+  }[];
+  readonly options: IterationOptions;
+}
+
+/** Computes a range of re-pass terms elsewhere (a helper thread: repass-helper.ts); the sums come back in `keys` order. */
+export interface RepassRunner {
+  run(job: RepassJob): Promise<Float32Array[]>;
+}
+
+/**
+ * Σ over `steps` of ∇_data ⟨c, g_i(θ_i; data)⟩ with θ_i fixed: the TESLA re-pass over a range of steps, summed in
+ * step order from zero. Returns one tensor per key (caller disposes).
+ */
+export function repassRange(
+  state: SyntheticState,
+  keys: readonly string[],
+  thetas: readonly DualParams[],
+  cot: Readonly<Record<Tower, tf.Tensor1D>>,
+  steps: readonly UnrollStep[],
+  o: IterationOptions,
+): tf.Tensor[] {
+  let acc: tf.Tensor[] = keys.map((k) => tf.zerosLike(state[k]!));
+  steps.forEach((step, i) => {
+    const next = tf.tidy(() => {
+      const f = (...data: tf.Tensor[]) => {
+        const g = stepGrads(thetas[i]!, withData(state, keys, data), step, o);
+        // only the gradient of this long sum is used, and a sum's gradient is exact in any order: one tf.sum
+        // (a blockedSum's backward costs more, for nothing; see model/reduce.ts)
+        return tf.add(tf.sum(tf.mul(cot.img, flattenTower(g.img))), tf.sum(tf.mul(cot.txt, flattenTower(g.txt)))) as tf.Scalar;
+      };
+      const gs = tf.grads(f)(keys.map((k) => state[k]!));
+      return acc.map((a, j) => tf.add(a, gs[j]!));
+    });
+    for (const a of acc) a.dispose();
+    acc = next;
+  });
+  return acc;
+}
+
+/** The re-pass's steps are split here: the first half, then the second, then their sum (with or without a helper). */
+export const repassSplit = (steps: number) => Math.ceil(steps / 2);
+
+const arrayOf = (t: tf.Tensor) => t.dataSync() as Float32Array;
+// (tf.tidy must not return the array itself: it walks a returned container element by element, ~0.2 s here)
+function flatArray(params: DualParams[Tower]): Float32Array {
+  const flat = tf.tidy(() => flattenTower(params));
+  const values = flat.dataSync() as Float32Array;
+  flat.dispose();
+  return values;
+}
+const maskOf = (m: tf.Tensor2D | null) => (m ? { shape: m.shape, values: arrayOf(m) } : null);
+
+async function teslaIteration(state: SyntheticState, teacher: Teacher, steps: readonly UnrollStep[], o: IterationOptions, helper?: RepassRunner) {
   const lr = { img: state.lrImg as tf.Scalar, txt: state.lrTxt as tf.Scalar };
   // forward unroll: θ_{i+1} = θ_i − α g_i, G = Σ g_i
   const thetas: DualParams[] = [teacher.theta0];
@@ -107,27 +173,37 @@ function teslaIteration(state: SyntheticState, teacher: Teacher, steps: readonly
     });
     return { img: per('img'), txt: per('txt') };
   });
-  // re-pass: d/d(data) of ⟨∂ℓ/∂g_i, g_i⟩ with θ_i fixed, summed over steps and towers
+  // re-pass: d/d(data) of ⟨∂ℓ/∂g_i, g_i⟩ with θ_i fixed, summed over steps and towers; two halves, summed
+  // last, so the numbers are the same whether a helper thread computes the second half or this one does
   const keys = ['x', 'y', ...similarityKeys(o.similarity)];
-  let acc: tf.Tensor[] = keys.map((k) => tf.zerosLike(state[k]!));
-  steps.forEach((step, i) => {
-    const next = tf.tidy(() => {
-      const f = (...data: tf.Tensor[]) => {
-        const g = stepGrads(thetas[i]!, withData(state, keys, data), step, o);
-        // only the gradient of this long sum is used, and a sum's gradient is exact in any order: one tf.sum
-        // (a blockedSum's backward costs more, for nothing; see model/reduce.ts)
-        return tf.add(tf.sum(tf.mul(m.img.cot, flattenTower(g.img))), tf.sum(tf.mul(m.txt.cot, flattenTower(g.txt)))) as tf.Scalar;
-      };
-      const gs = tf.grads(f)(keys.map((k) => state[k]!));
-      return acc.map((a, j) => tf.add(a, gs[j]!));
-    });
-    for (const a of acc) a.dispose();
-    acc = next;
+  const cot = { img: m.img.cot, txt: m.txt.cot };
+  const h = repassSplit(steps.length);
+  const remote = helper?.run({
+    keys,
+    data: keys.map((k) => ({ shape: state[k]!.shape, values: arrayOf(state[k]!) })),
+    shape: { img: { dIn: state.x!.shape[1]!, dOut: teacher.theta0.img.b1.shape[0]! }, txt: { dIn: state.y!.shape[1]!, dOut: teacher.theta0.txt.b1.shape[0]! } },
+    thetas: thetas.slice(h, steps.length).map((th) => ({ img: flatArray(th.img), txt: flatArray(th.txt) })),
+    cot: { img: arrayOf(cot.img), txt: arrayOf(cot.txt) },
+    steps: steps.slice(h).map((s) => ({ batch: s.batch, maskImg: maskOf(s.maskImg), maskTxt: maskOf(s.maskTxt) })),
+    options: o,
   });
-  for (const th of thetas.slice(1)) disposeDual(th);
-  G.img.dispose();
-  G.txt.dispose();
-  const grads: Record<string, tf.Tensor> = Object.fromEntries(keys.map((k, j) => [k, acc[j]!]));
+  remote?.catch(() => undefined); // awaited below; this only keeps a failure here first from leaving it unhandled
+  let first: tf.Tensor[] = [];
+  let grads: Record<string, tf.Tensor>;
+  try {
+    first = repassRange(state, keys, thetas.slice(0, h), cot, steps.slice(0, h), o);
+    const second = remote ? (await remote).map((v, j) => tf.tensor(v, first[j]!.shape)) : repassRange(state, keys, thetas.slice(h, steps.length), cot, steps.slice(h), o);
+    grads = Object.fromEntries(keys.map((k, j) => [k, tf.add(first[j]!, second[j]!)]));
+    for (const t of second) t.dispose();
+  } catch (e) {
+    for (const t of [m.img.loss, m.img.cot, m.img.gLr, m.txt.loss, m.txt.cot, m.txt.gLr]) t.dispose();
+    throw e;
+  } finally {
+    for (const t of first) t.dispose();
+    for (const th of thetas.slice(1)) disposeDual(th);
+    G.img.dispose();
+    G.txt.dispose();
+  }
   grads.lrImg = m.img.gLr;
   grads.lrTxt = m.txt.gLr;
   return { grads, lossImg: m.img.loss, lossTxt: m.txt.loss, dispose: [m.img.cot, m.txt.cot] };
@@ -164,14 +240,19 @@ function fullIteration(state: SyntheticState, teacher: Teacher, steps: readonly 
   });
 }
 
-/** One iteration's losses and gradients. Tensors it creates are disposed, except the returned grads. */
+/**
+ * One iteration's losses and gradients. Tensors it creates are disposed, except the returned grads. With a
+ * `helper` (TESLA mode), a second thread computes the second half of the re-pass while this one computes the
+ * first; the numbers are the same either way.
+ */
 export async function distillIteration(
   state: SyntheticState,
   teacher: Teacher,
   steps: readonly UnrollStep[],
   o: IterationOptions,
+  helper?: RepassRunner,
 ): Promise<IterationResult> {
-  const r = o.mode === 'tesla' ? teslaIteration(state, teacher, steps, o) : fullIteration(state, teacher, steps, o);
+  const r = o.mode === 'tesla' ? await teslaIteration(state, teacher, steps, o, helper) : fullIteration(state, teacher, steps, o);
   const [lossImg, lossTxt] = await scalars(r.lossImg, r.lossTxt);
   r.lossImg.dispose();
   r.lossTxt.dispose();

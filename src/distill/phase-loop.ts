@@ -15,7 +15,7 @@ import type { Trajectory } from '../trajectory/store';
 import { type Rng, deriveSeed, randInt, rng, sampleWithoutReplacement } from '../util/random';
 import { type StartRange, type StartRanges, dynamicStartRanges } from './amd';
 import { emaUpdate } from './ema';
-import { type Teacher, type UnrollStep, distillIteration, similarityKeys } from './iteration';
+import { type RepassRunner, type Teacher, type UnrollStep, distillIteration, similarityKeys } from './iteration';
 import { sgdMomentumStep } from './optimizer';
 import { type SimilaritySpec, type SyntheticState, cloneState, disposeState, initSynthetic } from './synthetic';
 
@@ -134,6 +134,8 @@ export interface LoopOptions {
   readonly dropout: number;
   /** stop when the loss history is this long (default: the phase's iterations) */
   readonly stop?: number;
+  /** a second thread for half of each iteration's re-pass (same numbers) */
+  readonly helper?: RepassRunner;
 }
 
 /**
@@ -160,7 +162,7 @@ export async function runPhase(
       temperature: o.temperature,
       similarity: spec,
       mode: config.gradient,
-    });
+    }, o.helper);
     disposeTeacher(teacher);
     for (const step of steps) {
       step.maskImg?.dispose();

@@ -18,6 +18,7 @@ import { readSafetensors, writeSafetensors } from '../store/safetensors';
 import type { Trajectory } from '../trajectory/store';
 import type { ProgressSink } from '../util/progress';
 import { rng } from '../util/random';
+import type { RepassRunner } from './iteration';
 import { type PhaseState, disposePhaseState, initPhaseState, runPhase } from './phase-loop';
 import { type SyntheticState, disposeState } from './synthetic';
 
@@ -40,6 +41,8 @@ export interface PhaseInput {
   readonly stopAfter?: number;
   /** hears warnings (a checkpoint that failed verification and was discarded) */
   readonly log?: (line: string) => void;
+  /** a second thread for half of each iteration's re-pass (same numbers; see repass-helper.ts) */
+  readonly helper?: RepassRunner;
 }
 
 export interface PhaseOutput {

@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { ready, tf } from '../../src/backend';
 import { type GradientMode, type IterationOptions, type Teacher, type UnrollStep, distillIteration, similarityKeys } from '../../src/distill/iteration';
+import { RepassHelper, helperPerJob } from '../../src/distill/repass-helper';
 import type { SimilaritySpec, SyntheticState } from '../../src/distill/synthetic';
 import { type DualParams, TOWERS, dualGrads, dualShape, flattenTower, initDual, sgdStep } from '../../src/model/dual';
 import { dropoutMask } from '../../src/model/head';
@@ -112,6 +113,43 @@ describe('distill: one iteration, gradients vs finite differences', function () 
       assert.equal(tf.memory().numTensors - before, grads.length, `${mode}: only the ${grads.length} gradients are new`);
       for (const g of grads) g.dispose();
     }
+  });
+
+  it('a helper thread computes half of the TESLA re-pass: bit-identical losses and gradients, no tensor left behind', async () => {
+    const helper = RepassHelper.start();
+    try {
+      for (const spec of [cases[0]![1], cases[1]![1]]) {
+        const { teacher, state, steps } = setup(spec);
+        const o: IterationOptions = { loss: 'infonce', temperature: 0.07, similarity: spec, mode: 'tesla' };
+        const alone = await distillIteration(state, teacher, steps, o);
+        const before = tf.memory().numTensors;
+        const helped = await distillIteration(state, teacher, steps, o, helper);
+        assert.equal(tf.memory().numTensors - before, Object.keys(helped.grads).length, `${spec.kind}: only the gradients are new`);
+        assert.deepEqual([helped.lossImg, helped.lossTxt], [alone.lossImg, alone.lossTxt]);
+        assert.deepEqual(Object.keys(helped.grads).sort(), Object.keys(alone.grads).sort());
+        for (const k of Object.keys(alone.grads)) assert.deepEqual(helped.grads[k]!.dataSync(), alone.grads[k]!.dataSync(), `${spec.kind}: ${k}`);
+        for (const g of [...Object.values(alone.grads), ...Object.values(helped.grads)]) g.dispose();
+      }
+    } finally {
+      await helper.close();
+    }
+  });
+
+  it('a helper that fails fails the iteration with its error, and leaves no tensor behind', async () => {
+    const { teacher, state, steps } = setup({ kind: 'full', rank: 0, alpha: 1 });
+    const before = tf.memory().numTensors;
+    const failing = { run: () => Promise.reject(new Error('helper thread lost')) };
+    await assert.rejects(distillIteration(state, teacher, steps, { loss: 'infonce', temperature: 0.07, similarity: { kind: 'full', rank: 0, alpha: 1 }, mode: 'tesla' }, failing), /helper thread lost/);
+    assert.equal(tf.memory().numTensors, before);
+  });
+
+  it('a distillation gets a helper thread only when a core would idle', () => {
+    assert.equal(helperPerJob(1, 1, 2), true, 'one job on two cores');
+    assert.equal(helperPerJob(3, 1, 2), true, 'jobs one after another on two cores');
+    assert.equal(helperPerJob(2, 2, 2), false, 'two jobs at once on two cores');
+    assert.equal(helperPerJob(2, 2, 4), true, 'two jobs at once on four cores');
+    assert.equal(helperPerJob(1, 1, 1), false, 'one core');
+    assert.equal(helperPerJob(0, 1, 2), false, 'nothing to do');
   });
 
   for (const [mode, spec] of cases) {

@@ -1,0 +1,73 @@
+/**
+ * A second thread for one distillation: tfjs-wasm runs single-threaded in Node, and given the unrolled θ_i the
+ * TESLA re-pass terms of the steps are independent of each other, so a helper thread computes the second half
+ * of them (repass-worker.ts) while the distiller's own thread computes the first (iteration.ts). The helper
+ * runs the distiller's tfjs backend, so the numbers are the same with or without it.
+ */
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { tf } from '../backend';
+import type { RepassJob, RepassRunner } from './iteration';
+
+type Reply = { id: number; sums: Float32Array[] } | { id: number; error: { name: string; message: string; stack: string } };
+
+export class RepassHelper implements RepassRunner {
+  private next = 0;
+  private readonly waiting = new Map<number, { resolve: (v: Float32Array[]) => void; reject: (e: Error) => void }>();
+  private failure: Error | undefined;
+
+  private constructor(private readonly worker: Worker) {
+    worker.on('message', (r: Reply) => {
+      const w = this.waiting.get(r.id);
+      this.waiting.delete(r.id);
+      if ('error' in r) w?.reject(Object.assign(new Error(r.error.message), { name: r.error.name, stack: r.error.stack }));
+      else w?.resolve(r.sums);
+    });
+    const fail = (e: Error) => {
+      this.failure ??= e;
+      for (const w of this.waiting.values()) w.reject(e);
+      this.waiting.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`the distiller's helper thread exited (code ${code})`)));
+  }
+
+  /** Start a helper on this thread's tfjs backend. */
+  static start(): RepassHelper {
+    return new RepassHelper(new Worker(join(__dirname, 'repass-worker.js'), { workerData: { backend: tf.getBackend() } }));
+  }
+
+  run(job: RepassJob): Promise<Float32Array[]> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.worker.postMessage({ id, job });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.failure ??= new Error('the helper thread is closed');
+    await this.worker.terminate();
+  }
+}
+
+/**
+ * Whether each of `jobs` distillations running at once on `threads` threads gets a helper: only when a core
+ * would otherwise idle (one job on two cores), never by taking a core from another job.
+ */
+export function helperPerJob(jobs: number, threads: number, cores = availableParallelism()): boolean {
+  return jobs > 0 && Math.min(jobs, threads) * 2 <= cores;
+}
+
+/** Run `f` with a helper when `wanted`, closing it however `f` ends. */
+export async function withRepassHelper<T>(wanted: boolean, f: (helper: RepassHelper | undefined) => Promise<T>): Promise<T> {
+  if (!wanted) return f(undefined);
+  const helper = RepassHelper.start();
+  try {
+    return await f(helper);
+  } finally {
+    await helper.close();
+  }
+}
