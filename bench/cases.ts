@@ -32,6 +32,8 @@ export interface IterationCase extends IterationInputs {
   readonly kind: 'iteration';
   readonly id: string;
   readonly mode: GradientMode;
+  /** TESLA with a helper thread for half of the re-pass (ours; the peer runs its usual threads) */
+  readonly helper?: boolean;
   readonly temperature: number;
 }
 
@@ -190,6 +192,12 @@ export function plan(o: PlanOptions): Plan {
           ...both,
         });
       }
+      // the distiller's second thread (a distillation that runs alone)
+      cases.push({
+        spec: { ...inputs, kind: 'iteration', id: `iteration-tesla-d${width}-${similarity}-helper`, mode: 'tesla', helper: true, temperature: TEMPERATURE },
+        label: `iteration TESLA, d ${width}, ${similarity === 'full' ? 'full' : 'low-rank'} S, 2 threads (helper)`,
+        ...both,
+      });
     }
   }
   const expert: ExpertCase = {
