@@ -8,6 +8,8 @@
  *    ⟨∂ℓ/∂g_i, g_i(θ_i; X_b, Y_b, S_bb)⟩ with θ_i held fixed is taken with respect to the data and
  *    scattered back by index; the learning rates get ∂ℓ/∂α with G held fixed.
  *  - `full` (MTT-VL): backpropagation through the whole unroll, θ_i depending on the data.
+ * Given the unrolled θ_i the re-pass terms are independent of each other: they are summed in two halves (first half,
+ * second half, then the two), so a helper thread can compute the second half (repass-helper.ts) with the same numbers.
  * Dropout masks are drawn once per step and reused by the re-pass (the reference redraws them, so its
  * re-pass differentiates a different network from the one it unrolled).
  */
