@@ -25,6 +25,7 @@ import { deriveSeed, randInt, rng, sampleWithoutReplacement } from '../util/rand
 import { type ClassifierShape, classifierGrads, oneHotTargets } from './classifier';
 import type { ClassifierExperts } from './experts';
 import { MNIST_PIXELS, type LabelledImages } from './mnist';
+import { finiteArray } from '../model/finite';
 
 export const ControlDistillConfig = z
   .object({
@@ -185,6 +186,6 @@ export async function distillDigits(
   const pixels = params.images!.dataSync().slice() as Float32Array;
   const lr = params.lr!.dataSync()[0]!;
   disposeAll();
-  if (!Number.isFinite(lr) || !pixels.every(Number.isFinite)) throw new NonFiniteError('control distillation produced a non-finite synthetic set');
+  if (!Number.isFinite(lr) || !finiteArray(pixels)) throw new NonFiniteError('control distillation produced a non-finite synthetic set');
   return { n, pixels, labels: init.labels, lr, losses };
 }

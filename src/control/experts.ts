@@ -12,6 +12,7 @@ import { NonFiniteError } from '../errors';
 import { deriveSeed, permutation, rng } from '../util/random';
 import { type ClassifierShape, accuracy, classifierGrads, initClassifier, oneHotTargets } from './classifier';
 import { MNIST_CLASSES, MNIST_PIXELS, type MnistData } from './mnist';
+import { finiteArray } from '../model/finite';
 
 export const ControlExpertsConfig = z
   .object({
@@ -63,7 +64,7 @@ function trainOne(data: MnistData, shape: ClassifierShape, c: ControlExpertsConf
       theta = next;
     }
     const snap = theta.dataSync().slice() as Float32Array;
-    if (!snap.every(Number.isFinite)) {
+    if (!finiteArray(snap)) {
       theta.dispose();
       x.dispose();
       y.dispose();

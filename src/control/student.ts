@@ -12,6 +12,7 @@ import { sgd } from '../model/sgd';
 import { deriveSeed, permutation, rng } from '../util/random';
 import { type ClassifierShape, accuracy, classifierGrads, initClassifier, oneHotTargets } from './classifier';
 import type { LabelledImages } from './mnist';
+import { finiteArray } from '../model/finite';
 
 export const ControlEvalConfig = z
   .object({
@@ -67,7 +68,7 @@ export function trainDigitStudent(
   }
   const theta = params.theta!.dataSync().slice() as Float32Array;
   for (const t of [params.theta!, velocity.theta!, x, y]) t.dispose();
-  if (!theta.every(Number.isFinite)) throw new NonFiniteError(`a student trained on the synthetic digits diverged (step size ${lr})`);
+  if (!finiteArray(theta)) throw new NonFiniteError(`a student trained on the synthetic digits diverged (step size ${lr})`);
   return theta;
 }
 

@@ -28,6 +28,7 @@ import { checkPhase, distillPhase } from './phase';
 import { similaritySpec } from './phase-loop';
 import { type SyntheticSet, writeSyntheticSet } from './synthetic-file';
 import { disposeState, fullSimilarity } from './synthetic';
+import { finiteArray } from '../model/finite';
 
 export const DistillStageConfig = z
   .object({
@@ -178,7 +179,7 @@ function checkPhaseFile(c: DistillStageConfig, st: SafetensorsFile, f: string, k
     throw new CorruptFileError(f, `x [${x!.shape}], y [${y!.shape}], s [${s!.shape}] do not hold the phase's ${n} pairs`);
   }
   for (const name of ['x', 'y', 's', 'lrImg', 'lrTxt'] as const) {
-    if (!(st.tensors.get(name)!.data as Float32Array).every(Number.isFinite)) throw new CorruptFileError(f, `${name} holds NaN or infinite values`);
+    if (!finiteArray(st.tensors.get(name)!.data as Float32Array)) throw new CorruptFileError(f, `${name} holds NaN or infinite values`);
   }
   return st;
 }

@@ -21,6 +21,7 @@ import { rng } from '../util/random';
 import type { RepassRunner } from './iteration';
 import { type PhaseState, disposePhaseState, initPhaseState, runPhase } from './phase-loop';
 import { type SyntheticState, disposeState } from './synthetic';
+import { finiteArray } from '../model/finite';
 
 export interface PhaseInput {
   readonly index: number;
@@ -63,7 +64,7 @@ async function toArrays(s: SyntheticState, prefix: string) {
 }
 
 const firstNonFinite = (arrays: Record<string, { data: Float32Array }>): string | undefined =>
-  Object.entries(arrays).find(([, a]) => !a.data.every(Number.isFinite))?.[0];
+  Object.entries(arrays).find(([, a]) => !finiteArray(a.data))?.[0];
 
 /** A fingerprint of everything that determines the phase's random stream and results. */
 function checkpointKey(input: PhaseInput): string {
@@ -83,7 +84,7 @@ async function loadCheckpoint(input: PhaseInput & { checkpoint: string }, key: s
     for (const k of ['state.x', 'state.y', 'ema.x', 'ema.y', 'velocity.x', 'velocity.y']) {
       if (st.tensors.get(k)?.shape[0] !== input.phase.size) throw new CorruptFileError(input.checkpoint, `${k} does not hold ${input.phase.size} pairs`);
     }
-    const nonFinite = [...st.tensors].find(([, t]) => t.dtype === 'F32' && !(t.data as Float32Array).every(Number.isFinite));
+    const nonFinite = [...st.tensors].find(([, t]) => t.dtype === 'F32' && !finiteArray(t.data as Float32Array));
     if (nonFinite) throw new CorruptFileError(input.checkpoint, `${nonFinite[0]} holds NaN or infinite values`);
   } catch (e) {
     if (!(e instanceof CorruptFileError)) throw e;

@@ -7,6 +7,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { CorruptFileError, MissingFileError } from '../errors';
 import { sha256 } from '../store/atomic';
 import { type TensorRecord, decodeSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
+import { finiteArray } from '../model/finite';
 
 export interface SyntheticPhase {
   readonly n: number;
@@ -89,7 +90,7 @@ export async function readSyntheticSet(path: string): Promise<VerifiedSyntheticS
       return v;
     };
     for (const t of [x, y, s]) {
-      if (t.dtype !== 'F32' || !(t.data as Float32Array).every(Number.isFinite)) throw new CorruptFileError(path, `phase ${k}: NaN, infinite or non-F32 values`);
+      if (t.dtype !== 'F32' || !finiteArray(t.data as Float32Array)) throw new CorruptFileError(path, `phase ${k}: NaN, infinite or non-F32 values`);
     }
     phases.push({ n, x: x.data as Float32Array, y: y.data as Float32Array, s: s.data as Float32Array, lrImg: lr('lrImg'), lrTxt: lr('lrTxt') });
   }

@@ -11,6 +11,7 @@ import type { EvalConfig, ModelConfig } from '../config/schemas';
 import type { FeatureSet } from '../features/feature-set';
 import { ConfigError, CorruptFileError } from '../errors';
 import { type DualParams, type DualShape, disposeDual, initDual, unflattenTower } from '../model/dual';
+import { hostBlock, hostRows } from '../model/linalg';
 import { teacherLogits } from '../model/kd';
 import { manifestPath, readBuffer } from '../trajectory/store';
 import { type HeadsState, type PairSource, trainEpoch } from '../model/train';
@@ -136,23 +137,18 @@ export async function trainStudent(
   };
   try {
     for (const [si, sub] of subsets.entries()) {
-      const x = tf.tensor2d(sub.x, [sub.n, shape.img.dIn]);
-      const y = tf.tensor2d(sub.y, [sub.n, shape.txt.dIn]);
-      const s = sub.s ? tf.tensor2d(sub.s, [sub.n, sub.n]) : tf.eye(sub.n);
       // the teacher has no dropout, so its logits over the whole subset are computed once, then blocked like S
-      const tl = teacherHeads && tf.tidy(() => teacherLogits(teacherHeads, x, y, teacher!.temperature));
-      const block = (m: tf.Tensor2D, bi: tf.Tensor1D) => tf.gather(tf.gather(m, bi, 0), bi, 1) as tf.Tensor2D;
+      const tl = teacherHeads && tf.tidy(() => teacherLogits(teacherHeads, tf.tensor2d(sub.x, [sub.n, shape.img.dIn]), tf.tensor2d(sub.y, [sub.n, shape.txt.dIn]), teacher!.temperature));
+      const tlHost = tl ? (tl.dataSync() as Float32Array) : undefined;
+      // batches are copied from the host arrays (hostRows: tfjs-wasm's gather kernel is slow)
       const pairs: PairSource = {
         n: sub.n,
-        batch: (idx) => {
-          const bi = tf.tensor1d(idx, 'int32');
-          return {
-            x: tf.gather(x, bi) as tf.Tensor2D,
-            y: tf.gather(y, bi) as tf.Tensor2D,
-            s: block(s, bi),
-            ...(tl ? { teacher: block(tl, bi) } : {}),
-          };
-        },
+        batch: (idx) => ({
+          x: hostRows(sub.x, shape.img.dIn, idx),
+          y: hostRows(sub.y, shape.txt.dIn, idx),
+          s: hostBlock(sub.s ?? null, sub.n, idx),
+          ...(tlHost ? { teacher: hostBlock(tlHost, sub.n, idx) } : {}),
+        }),
       };
       try {
         for (let epoch = 0; epoch < cfg.epochs; epoch++) {
@@ -178,9 +174,6 @@ export async function trainStudent(
         }
         await evaluate(si, cfg.epochs);
       } finally {
-        x.dispose();
-        y.dispose();
-        s.dispose();
         tl?.dispose();
       }
     }

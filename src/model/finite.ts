@@ -14,3 +14,9 @@ export async function allFinite(tensors: readonly tf.Tensor[]): Promise<boolean>
 
 /** Every parameter tensor of both heads. */
 export const dualTensors = (theta: DualParams): tf.Tensor[] => TOWERS.flatMap((t) => PARAM_NAMES.map((n) => theta[t][n]));
+
+/** Whether every entry of a host array is finite (a plain loop: TypedArray.every with a callback is ~5× slower). */
+export function finiteArray(a: ArrayLike<number>): boolean {
+  for (let k = 0; k < a.length; k++) if (!Number.isFinite(a[k])) return false;
+  return true;
+}

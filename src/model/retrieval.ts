@@ -12,6 +12,7 @@ import { NonFiniteError } from '../errors';
 import type { DualParams } from './dual';
 import { embed } from './head';
 import { mm } from './linalg';
+import { finiteArray } from './finite';
 
 export const RECALL_KEYS = ['ir1', 'ir5', 'ir10', 'tr1', 'tr5', 'tr10'] as const;
 export type RecallKey = (typeof RECALL_KEYS)[number];
@@ -91,6 +92,6 @@ export async function evaluateRetrieval(theta: DualParams, data: RetrievalSplit,
   const values = (await scores.data()) as Float32Array;
   scores.dispose();
   // finite parameters can still overflow in the forward pass: a score that is not a number is never ranked
-  if (!values.every(Number.isFinite)) throw new NonFiniteError(`${label}: retrieval scores are NaN or infinite (the heads overflow); stopped`);
+  if (!finiteArray(values)) throw new NonFiniteError(`${label}: retrieval scores are NaN or infinite (the heads overflow); stopped`);
   return retrievalFromScores(values, data.numImages, data.captionToImage, data.imageToCaptions);
 }

@@ -7,6 +7,7 @@ import { ready, tf } from '../backend';
 import { type Retrieval, evaluateRetrieval } from '../model/retrieval';
 import type { FeatureSet } from '../features/feature-set';
 import { type DualParams, type DualShape, disposeDual, dualShape, flattenTower, initDual, unflattenTower } from '../model/dual';
+import { hostRows } from '../model/linalg';
 import { type HeadsState, type PairSource, trainEpoch } from '../model/train';
 import type { LossName } from '../model/losses';
 import { type Rng, rng } from '../util/random';
@@ -118,15 +119,13 @@ export async function trainExpert(
     snapshots.push(await flatSnapshot(state.theta));
     await record(0);
   }
-  const imgAll = tf.tensor2d(train.img, [train.numImages, train.dImg]);
-  const txtAll = tf.tensor2d(train.txt, [train.numCaptions, train.dTxt]);
   const eye = tf.eye(opts.batchSize) as tf.Tensor2D;
   // every (caption, its image) is a pair; real pairs have the identity as their target S
   const pairs: PairSource = {
     n: train.numCaptions,
     batch: (caps) => ({
-      x: tf.gather(imgAll, Int32Array.from(caps, (c) => train.captionToImage[c]!)) as tf.Tensor2D,
-      y: tf.gather(txtAll, caps) as tf.Tensor2D,
+      x: hostRows(train.img, train.dImg, Int32Array.from(caps, (c) => train.captionToImage[c]!)),
+      y: hostRows(train.txt, train.dTxt, caps),
       s: caps.length === opts.batchSize ? eye : (tf.eye(caps.length) as tf.Tensor2D),
     }),
   };
@@ -169,8 +168,6 @@ export async function trainExpert(
     }
   } finally {
     disposeDual(state.theta);
-    imgAll.dispose();
-    txtAll.dispose();
     eye.dispose();
   }
   return { shape, img: stack(snapshots, 'img'), txt: stack(snapshots, 'txt'), retrieval, retrievalVal };

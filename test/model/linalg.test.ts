@@ -1,6 +1,8 @@
 import { strict as assert } from 'node:assert';
 import { ready, tf } from '../../src/backend';
-import { gatherRows, mm } from '../../src/model/linalg';
+import { gatherRows, hostBlock, hostRows, mm } from '../../src/model/linalg';
+import { dropoutMask } from '../../src/model/head';
+import { finiteArray } from '../../src/model/finite';
 
 /** gatherRows: a gather forward and a scatter-add backward, the same numbers as a one-hot product. */
 describe('model/linalg: gatherRows', () => {
@@ -27,5 +29,57 @@ describe('model/linalg: gatherRows', () => {
     const w = tf.tensor2d([[1, 2], [10, 20], [100, 200]]);
     const g = tf.grad(weightedSum((v) => gatherRows(v, idx), w))(tf.zeros([6, 2]));
     assert.deepEqual(Array.from(g.dataSync()), [0, 0, 0, 0, 11, 22, 0, 0, 0, 0, 100, 200]);
+  });
+});
+
+/** hostRows / hostBlock: batches copied from host arrays, the same values tf.gather gives. */
+describe('model/linalg: host batches', () => {
+  before(() => ready(() => undefined));
+  const m = Float32Array.from({ length: 9 * 4 }, (_, k) => Math.sin(k) * 10);
+  const idx = Int32Array.from([8, 0, 3, 3, 5]);
+
+  it('hostRows equals tf.gather bit for bit, repeats included', () => {
+    const ours = hostRows(m, 4, idx);
+    const theirs = tf.gather(tf.tensor2d(m, [9, 4]), idx);
+    assert.deepEqual(ours.shape, [5, 4]);
+    assert.deepEqual(ours.dataSync(), theirs.dataSync());
+    tf.dispose([ours, theirs]);
+  });
+
+  it('hostBlock equals gathering rows then columns; null is the identity\'s block', () => {
+    const s = Float32Array.from({ length: 9 * 9 }, (_, k) => k / 7);
+    const ours = hostBlock(s, 9, idx);
+    const full = tf.tensor2d(s, [9, 9]);
+    const theirs = tf.gather(tf.gather(full, idx, 0), idx, 1);
+    assert.deepEqual(ours.dataSync(), theirs.dataSync());
+    const eye = hostBlock(null, 9, idx);
+    const eyeTheirs = tf.gather(tf.gather(tf.eye(9), idx, 0), idx, 1);
+    assert.deepEqual(eye.dataSync(), eyeTheirs.dataSync(), 'the repeated row 3 has two ones');
+    tf.dispose([ours, full, theirs, eye, eyeTheirs]);
+  });
+
+  it('an index outside the matrix is an error naming it, not a short copy', () => {
+    assert.throws(() => hostRows(m, 4, [1, 9]), /index 9 at position 1 is outside 0…8/);
+    assert.throws(() => hostBlock(null, 9, [-1]), /index -1 at position 0 is outside 0…8/);
+  });
+});
+
+describe('model/head: dropoutMask', () => {
+  it('draws one uniform per entry, row-major: 0 below the rate, 1/(1 − rate) otherwise', () => {
+    const draws = [0.05, 0.5, 0.2, 0.19, 0.99, 0.2];
+    let k = 0;
+    const mask = dropoutMask(2, 3, 0.2, () => draws[k++]!)!;
+    assert.deepEqual(Array.from(mask.dataSync()), [0, 1.25, 1.25, 0, 1.25, 1.25]);
+    assert.equal(k, 6);
+    assert.equal(dropoutMask(2, 3, 0, () => 0), null);
+    mask.dispose();
+  });
+});
+
+describe('model/finite: finiteArray', () => {
+  it('false for NaN or ±Infinity anywhere, true otherwise (and for an empty array)', () => {
+    assert.equal(finiteArray(Float32Array.from([1, -2, 0])), true);
+    assert.equal(finiteArray(new Float32Array(0)), true);
+    for (const bad of [NaN, Infinity, -Infinity]) assert.equal(finiteArray(Float32Array.from([1, bad, 3])), false, String(bad));
   });
 });
