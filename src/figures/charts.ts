@@ -55,15 +55,22 @@ export function familyLabel(name: string): string {
 /** The budget a method was configured for (`ptmst-100` → 100; PTM-ST's phases may store a pair fewer). */
 export const methodBudget = (m: { readonly name: string; readonly pairs: number }) => Number(/-(\d+)$/.exec(m.name)?.[1] ?? m.pairs);
 
-/** One colour per method family in every figure (PTM-ST blue, random coreset orange, full data green, others after). */
-// tableau10 then tableau20's light tones: enough for every family of the main table
-const PALETTE = ['#4c78a8', '#f58518', '#54a24b', '#e45756', '#72b7b2', '#b279a2', '#9d755d', '#bab0ac', '#eeca3b', '#ff9da6', '#9ecae9', '#ffbf79', '#88d27a', '#d6a5c9', '#79706e', '#b6992d'];
+/**
+ * Distinct colours for the families in a figure: PTM-ST blue, the random coreset orange and full data green in
+ * every figure; the other families present take the next colours in the registries' order (so no two families of
+ * one figure share a colour, up to 20 of them).
+ */
+// tableau10, then tableau20's light tones and four more
+const PALETTE = ['#4c78a8', '#f58518', '#54a24b', '#e45756', '#72b7b2', '#b279a2', '#9d755d', '#bab0ac', '#eeca3b', '#ff9da6', '#9ecae9', '#ffbf79', '#88d27a', '#d6a5c9', '#79706e', '#b6992d', '#17becf', '#393b79', '#8c6d31', '#843c39'];
+const ANCHORED = ['PTM-ST', 'random coreset', 'full data'];
 function colour(methods: readonly { readonly name: string }[]) {
   const known = [...new Set(Object.values(FAMILY_LABELS))];
   const present = new Set(methods.map((m) => familyLabel(m.name)));
   const order = [...known, ...[...present].filter((f) => !known.includes(f))];
   const domain = order.filter((f) => present.has(f));
-  return { field: 'method', type: 'nominal', title: null, scale: { domain, range: domain.map((f) => PALETTE[order.indexOf(f) % PALETTE.length]!) } } as const;
+  const others = domain.filter((f) => !ANCHORED.includes(f));
+  const range = domain.map((f) => PALETTE[ANCHORED.includes(f) ? ANCHORED.indexOf(f) : (ANCHORED.length + others.indexOf(f)) % PALETTE.length]!);
+  return { field: 'method', type: 'nominal', title: null, scale: { domain, range }, legend: { labelLimit: 280 } } as const;
 }
 
 const FONT = 'DejaVu Sans';

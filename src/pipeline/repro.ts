@@ -137,7 +137,8 @@ export interface ResultsFile {
   /** the results file's name (`results`, else the config's `name`): figures/<name>.json */
   readonly name: string;
   readonly provenance: readonly string[];
-  readonly config: ReproConfig;
+  /** the experiment's config; where it ran (`workspace`) and `force` are not part of the experiment, nor of the file */
+  readonly config: Omit<ReproConfig, 'workspace' | 'force'>;
   readonly methods: readonly MethodResult[];
 }
 
@@ -320,7 +321,8 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
   ].filter((l) => l.length > 0);
   // the results' name is their file's: configs that share a run folder (`name`) write different results
   const stem = config.results ?? config.name;
-  const file: ResultsFile = { name: stem, provenance, config, methods: results };
+  const { workspace: _where, force: _force, ...recorded } = config;
+  const file: ResultsFile = { name: stem, provenance, config: recorded, methods: results };
   const table = resultsMarkdown(`Results: ${stem}`, provenance, tableRows(file));
   const [json, markdown, csv] = ['json', 'md', 'csv'].map((ext) => inWorkspace(workspace, join('figures', `${stem}.${ext}`))) as [string, string, string];
   await writeJsonAtomic(json, { ...file, sha256: sha256(JSON.stringify(file)) });
@@ -368,7 +370,9 @@ export async function readResults(nameOrPath: string, workspace = '.'): Promise<
   const stored = await readJsonFile(path, StoredResults, 'results file');
   const { sha256: digest, ...file } = stored;
   if (digest !== sha256(JSON.stringify(file))) throw new CorruptFileError(path, 'checksum mismatch: the file is corrupted or was edited; rerun ptmst repro');
-  const config = ReproConfig.safeParse(file.config);
+  // files written before the config left out where it ran still carry `workspace` and `force`: not part of it
+  const { workspace: _where, force: _force, ...recorded } = file.config;
+  const config = ReproConfig.omit({ workspace: true, force: true }).safeParse(recorded);
   if (!config.success) throw new CorruptFileError(path, `its config does not parse: ${config.error.issues[0]?.message ?? ''}`);
   return { ...file, config: config.data };
 }

@@ -35,6 +35,8 @@ describe('ptmst repro on the generated shapes set (end to end)', function () {
 
   it('the results file reads back verified, with learning curves and a tidy CSV; an edit is refused', async () => {
     const res = await readResults('shapes-quick', cwd);
+    // where it ran is not part of the experiment: the same run elsewhere writes the same file
+    assert.deepEqual(['workspace', 'force'].filter((k) => k in res.config), []);
     const ptmst = res.methods.find((m) => m.name === 'ptmst-50')!;
     const random = res.methods.find((m) => m.name === 'random-50')!;
     // checkpoints every 10 of 50 epochs: 6 per subset; PTM-ST trains on two subsets, the coreset on one

@@ -90,6 +90,16 @@ describe('figures: vega-lite specs rendered to SVG and PNG', function () {
     assert.match(svg, /ptmst-100/);
   });
 
+  it('colours: every family of a figure gets its own; PTM-ST blue, random orange, full data green', () => {
+    const families = ['full', 'random-100', 'herding-100', 'kcenter-100', 'forgetting-100', 'loss-hard-100', 'loss-easy-100', 'kmeans-100', 'mtt-vl-100', 'lors-100', 'ptm-st-100', 'ptm-st-union-100', 'amd-100', 'random-kd-100', 'loss-easy-kd-100', 'ptm-st-kd-100', 'base-100', 'base-ema-100'];
+    const many: ResultsLike = { ...results, methods: families.map((name) => ({ ...results.methods[1]!, name, pairs: name === 'full' ? -1 : 100 })) };
+    const scale = (budgetFigure(many).spec as { spec: { layer: { encoding: { color: { scale: { domain: string[]; range: string[] } } } }[] } }).spec.layer[0]!.encoding.color.scale;
+    assert.equal(scale.domain.length, families.length);
+    assert.equal(new Set(scale.range).size, families.length, 'no two families share a colour');
+    const of = (label: string) => scale.range[scale.domain.indexOf(label)];
+    assert.deepEqual([of('PTM-ST'), of('random coreset'), of('full data')], ['#4c78a8', '#f58518', '#54a24b']);
+  });
+
   it('family labels come from the registries; KD rows say so', () => {
     assert.deepEqual(
       ['lors-500', 'mtt-vl-100', 'amd-200', 'kmeans-100', 'random-kd-100', 'ptm-st-kd-500', 'base-ema-500', 'full'].map(familyLabel),
