@@ -138,8 +138,12 @@ export async function trainStudent(
   try {
     for (const [si, sub] of subsets.entries()) {
       // the teacher has no dropout, so its logits over the whole subset are computed once, then blocked like S
-      const tl = teacherHeads && tf.tidy(() => teacherLogits(teacherHeads, tf.tensor2d(sub.x, [sub.n, shape.img.dIn]), tf.tensor2d(sub.y, [sub.n, shape.txt.dIn]), teacher!.temperature));
-      const tlHost = tl ? (tl.dataSync() as Float32Array) : undefined;
+      let tlHost: Float32Array | undefined;
+      if (teacherHeads) {
+        const tl = tf.tidy(() => teacherLogits(teacherHeads, tf.tensor2d(sub.x, [sub.n, shape.img.dIn]), tf.tensor2d(sub.y, [sub.n, shape.txt.dIn]), teacher!.temperature));
+        tlHost = (tl.dataSync() as Float32Array).slice(); // a copy: the batches read it after the tensor is gone
+        tl.dispose();
+      }
       // batches are copied from the host arrays (hostRows: tfjs-wasm's gather kernel is slow)
       const pairs: PairSource = {
         n: sub.n,
@@ -150,32 +154,28 @@ export async function trainStudent(
           ...(tlHost ? { teacher: hostBlock(tlHost, sub.n, idx) } : {}),
         }),
       };
-      try {
-        for (let epoch = 0; epoch < cfg.epochs; epoch++) {
-          if (epoch % cfg.evalEvery === 0) await evaluate(si, epoch);
-          const decay = epoch >= cfg.decayEpoch ? 0.1 : 1;
-          await trainEpoch(
-            state,
-            pairs,
-            {
-              shape,
-              batchSize: cfg.batchSize,
-              dropout: model.dropout,
-              loss: sub.loss,
-              ...(kd ? { kd } : {}),
-              temperature: model.temperature,
-              lr: { img: sub.lrImg * decay, txt: sub.lrTxt * decay },
-              sgd: { momentum: cfg.momentum, weightDecay: cfg.weightDecay },
-              label,
-              where: `subset ${si + 1}, epoch ${epoch + 1}`,
-            },
-            rand,
-          );
-        }
-        await evaluate(si, cfg.epochs);
-      } finally {
-        tl?.dispose();
+      for (let epoch = 0; epoch < cfg.epochs; epoch++) {
+        if (epoch % cfg.evalEvery === 0) await evaluate(si, epoch);
+        const decay = epoch >= cfg.decayEpoch ? 0.1 : 1;
+        await trainEpoch(
+          state,
+          pairs,
+          {
+            shape,
+            batchSize: cfg.batchSize,
+            dropout: model.dropout,
+            loss: sub.loss,
+            ...(kd ? { kd } : {}),
+            temperature: model.temperature,
+            lr: { img: sub.lrImg * decay, txt: sub.lrTxt * decay },
+            sgd: { momentum: cfg.momentum, weightDecay: cfg.weightDecay },
+            label,
+            where: `subset ${si + 1}, epoch ${epoch + 1}`,
+          },
+          rand,
+        );
       }
+      await evaluate(si, cfg.epochs);
     }
   } finally {
     disposeDual(state.theta);
