@@ -41,6 +41,7 @@ const FAMILY_LABELS: Readonly<Record<string, string>> = {
   'base-ema': '+EMA',
   'base-ptm': '+PTM',
   'base-st': '+ST',
+  'base-ptm-union': '+PTM (union students)',
   // the schedule study's protocol in the main table: PTM-ST's subsets trained as one set
   'ptm-st-union': 'PTM-ST (union students)',
 };
