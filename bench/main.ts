@@ -249,7 +249,7 @@ async function bench(o: Options, work: string): Promise<void> {
     `ours: node ${process.version}, ${oursRuntime}`,
     'skipped' in peerInfo
       ? `peer: skipped (${peerInfo.skipped})`
-      : `peer: ${PEER_PYTHON} ${peerInfo.python}, torch ${peerInfo.torch}, numpy ${peerInfo.numpy}, ${peerInfo.threads} thread(s); ${blasLine(peerInfo)}`,
+      : `peer: ${PEER_PYTHON} ${peerInfo.python}, torch ${peerInfo.torch}, numpy ${peerInfo.numpy}, ${peerInfo.threads} thread(s), OMP_WAIT_POLICY=${peerEnv(o.peerThreads).OMP_WAIT_POLICY}; ${blasLine(peerInfo)}`,
     'ours / peer: ratio of median times (above 1: the peer is faster); GFLOP/s: analytic matrix-product FLOPs (bench/flops.ts) / median time, in brackets the share of that side\'s SGEMM row',
   ];
   const markdown = reportMarkdown({

@@ -402,7 +402,7 @@ def blas_libraries():
 
 
 def runtime():
-    return f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
+    return f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}"
 
 
 def cmd_info():
