@@ -154,9 +154,10 @@ export function comparisonFigure(
   const selectionLabel = (s: Selection) => (s === 'test' ? 'best on test (reference rule, test split)' : SELECTION_LABELS[s]);
   const rows = r.methods.filter((m) => m.pairs > 0);
   const values = rows.flatMap((m) => rules.map((s) => ({ row: label(m.name), method: familyLabel(m.name), runs: m.runs, selection: selectionLabel(s), ...band(m.selections[s].rMean) })));
-  const x = { field: 'row', type: 'nominal', title: null, sort: rows.map((m) => label(m.name)), axis: { labelAngle: -35 } } as const;
+  const x = { field: 'row', type: 'nominal', title: null, sort: rows.map((m) => label(m.name)), axis: { labelAngle: -35, labelLimit: 280 } } as const;
   const y = { field: 'mean', type: 'quantitative', title: 'r_mean (%)', scale: { zero: false } } as const;
-  const color = colour(rows);
+  // the x axis names every row (in the caller's labels), so a colour legend would only repeat it
+  const color = { ...colour(rows), legend: null };
   const spec: TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     data: { values },
