@@ -141,7 +141,7 @@ export async function trainStudent(
       let tlHost: Float32Array | undefined;
       if (teacherHeads) {
         const tl = tf.tidy(() => teacherLogits(teacherHeads, tf.tensor2d(sub.x, [sub.n, shape.img.dIn]), tf.tensor2d(sub.y, [sub.n, shape.txt.dIn]), teacher!.temperature));
-        tlHost = (tl.dataSync() as Float32Array).slice(); // a copy: the batches read it after the tensor is gone
+        tlHost = tl.dataSync() as Float32Array; // the backends hand out a host array the disposed tensor no longer touches
         tl.dispose();
       }
       // batches are copied from the host arrays (hostRows: tfjs-wasm's gather kernel is slow)

@@ -41,16 +41,23 @@ const FAMILY_LABELS: Readonly<Record<string, string>> = {
   'base-ema': '+EMA',
   'base-ptm': '+PTM',
   'base-st': '+ST',
-  'base-ptm-union': '+PTM (union students)',
-  // the schedule study's protocol in the main table: PTM-ST's subsets trained as one set
-  'ptm-st-union': 'PTM-ST (union students)',
 };
-/** A family's label: the registries' names (`lors` → LoRS, `herding` → herding coreset), `-kd` → "+ KD". */
+/** Evaluation variants named by a suffix of their family: `-union` (a phased set's subsets trained as one set, the schedule study's protocol) and `-kd`. */
+const VARIANT_SUFFIXES = [
+  ['-kd', ' + KD'],
+  ['-union', ' (union students)'],
+] as const;
+/** A family's label: the registries' names (`lors` → LoRS, `herding` → herding coreset), `-union` → "(union students)", `-kd` → "+ KD". */
 export function familyLabel(name: string): string {
-  const family = methodFamily(name);
-  const kd = /-kd$/.test(family);
-  const base = kd ? family.slice(0, -3) : family;
-  return (FAMILY_LABELS[base] ?? base) + (kd ? ' + KD' : '');
+  let family = methodFamily(name);
+  let suffix = '';
+  for (const [end, label] of VARIANT_SUFFIXES) {
+    if (family.endsWith(end)) {
+      family = family.slice(0, -end.length);
+      suffix = label + suffix;
+    }
+  }
+  return (FAMILY_LABELS[family] ?? family) + suffix;
 }
 
 /** The budget a method was configured for (`ptmst-100` → 100; PTM-ST's phases may store a pair fewer). */

@@ -133,6 +133,12 @@ export interface MethodResult {
 }
 
 /** What `repro` writes to figures/<results>.json: the results with what produced them, checksummed. */
+/** A config without where it ran (`workspace`) and `force`: neither is part of the experiment, nor of its results file. */
+function experimentOf<C extends { readonly workspace?: unknown; readonly force?: unknown }>(config: C): Omit<C, 'workspace' | 'force'> {
+  const { workspace: _where, force: _force, ...experiment } = config;
+  return experiment;
+}
+
 export interface ResultsFile {
   /** the results file's name (`results`, else the config's `name`): figures/<name>.json */
   readonly name: string;
@@ -321,8 +327,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
   ].filter((l) => l.length > 0);
   // the results' name is their file's: configs that share a run folder (`name`) write different results
   const stem = config.results ?? config.name;
-  const { workspace: _where, force: _force, ...recorded } = config;
-  const file: ResultsFile = { name: stem, provenance, config: recorded, methods: results };
+  const file: ResultsFile = { name: stem, provenance, config: experimentOf(config), methods: results };
   const table = resultsMarkdown(`Results: ${stem}`, provenance, tableRows(file));
   const [json, markdown, csv] = ['json', 'md', 'csv'].map((ext) => inWorkspace(workspace, join('figures', `${stem}.${ext}`))) as [string, string, string];
   await writeJsonAtomic(json, { ...file, sha256: sha256(JSON.stringify(file)) });
@@ -370,9 +375,8 @@ export async function readResults(nameOrPath: string, workspace = '.'): Promise<
   const stored = await readJsonFile(path, StoredResults, 'results file');
   const { sha256: digest, ...file } = stored;
   if (digest !== sha256(JSON.stringify(file))) throw new CorruptFileError(path, 'checksum mismatch: the file is corrupted or was edited; rerun ptmst repro');
-  // files written before the config left out where it ran still carry `workspace` and `force`: not part of it
-  const { workspace: _where, force: _force, ...recorded } = file.config;
-  const config = ReproConfig.omit({ workspace: true, force: true }).safeParse(recorded);
+  // files written before the config left out where it ran still carry `workspace` and `force`
+  const config = ReproConfig.omit({ workspace: true, force: true }).safeParse(experimentOf(file.config));
   if (!config.success) throw new CorruptFileError(path, `its config does not parse: ${config.error.issues[0]?.message ?? ''}`);
   return { ...file, config: config.data };
 }
