@@ -218,13 +218,12 @@ async function gradcheck(c: GradcheckCase): Promise<void> {
   await writeSafetensors(c.out, rec, { format: 'ptmst.bench-grads/1', mode: c.iteration.mode });
 }
 
-/** Which backend and how many threads: wasm reports its own thread count (1 in Node: no shared-memory threads). */
+/** Which backend and how many threads each op uses. */
 async function runtime(): Promise<string> {
   const info = await ready(() => undefined);
   if (info.name !== 'wasm') return `tfjs ${tf.version.tfjs} ${info.name}`;
-  const wasm = require('@tensorflow/tfjs-backend-wasm') as { getThreadsCount(): number };
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-  return `tfjs ${tf.version.tfjs} wasm${simd ? ' simd' : ''}, ${wasm.getThreadsCount()} thread(s)`;
+  return `tfjs ${tf.version.tfjs} wasm${simd ? ' simd' : ''}, ${info.threads} thread(s) per op`;
 }
 
 const maxRssKiB = () => process.resourceUsage().maxRSS;

@@ -5,9 +5,15 @@
  * both optional dependencies that need a libtensorflow download at install time), WebAssembly
  * (`@tensorflow/tfjs-backend-wasm`, always installed), plain JavaScript (`cpu`).
  * `PTMST_BACKEND=tensorflow|wasm|cpu` forces one; the choice is logged once to stderr.
+ *
+ * WebAssembly runs its multi-threaded build (./wasm-threads) with one thread per core this tfjs instance may use:
+ * all cores in the main thread, the cores divided among the pool's workers in a worker (util/pool).
+ * `PTMST_WASM_THREADS=<n>` sets it for every instance; 1 is the single-threaded build.
  */
+import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../errors';
+import { activateThreadedWasm } from './wasm-threads';
 
 export { tf };
 
@@ -20,6 +26,13 @@ export interface BackendInfo {
   readonly provider: string;
   /** why this one: forced by the environment, or the fastest present */
   readonly reason: string;
+  /** threads each op may use (WebAssembly's pool; 1 for the other backends, which manage their own) */
+  readonly threads: number;
+}
+
+export interface ReadyOptions {
+  /** threads for the WebAssembly backend when `PTMST_WASM_THREADS` is unset; default: every core */
+  readonly wasmThreads?: number;
 }
 
 let chosen: Promise<BackendInfo> | undefined;
@@ -33,7 +46,27 @@ function tryRequire(name: string): boolean {
   }
 }
 
-async function activate(name: BackendName): Promise<string | undefined> {
+/** Most threads the threaded build starts (its Emscripten glue pre-creates eight workers). */
+const MAX_WASM_THREADS = 8;
+
+/** Threads for the WebAssembly backend: `PTMST_WASM_THREADS`, else the caller's share, else every core. */
+export function wasmThreadCount(fallback: number = availableParallelism()): number {
+  const env = process.env.PTMST_WASM_THREADS;
+  if (env !== undefined && env !== '') {
+    const n = Number(env);
+    if (!Number.isInteger(n) || n < 1 || n > MAX_WASM_THREADS) {
+      throw new ConfigError(`PTMST_WASM_THREADS=${env} is not a thread count; valid values: integers 1 to ${MAX_WASM_THREADS}`);
+    }
+    return n;
+  }
+  return Math.max(1, Math.min(MAX_WASM_THREADS, Math.floor(fallback)));
+}
+
+/** whether the wasm backend's build was chosen yet, and its threads per op */
+let wasmTried = false;
+let wasmThreads = 1;
+
+async function activate(name: BackendName, options: ReadyOptions = {}): Promise<string | undefined> {
   if (name === 'tensorflow') {
     for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
       if (tryRequire(pkg) && (await tf.setBackend('tensorflow').catch(() => false))) return pkg;
@@ -42,6 +75,13 @@ async function activate(name: BackendName): Promise<string | undefined> {
   }
   if (name === 'wasm') {
     if (!tryRequire('@tensorflow/tfjs-backend-wasm')) return undefined;
+    if (!wasmTried) {
+      // first initialisation: the threaded build if more than one thread is wanted and it comes up
+      wasmTried = true;
+      const want = wasmThreadCount(options.wasmThreads);
+      wasmThreads = want > 1 ? ((await activateThreadedWasm(want)) ?? 1) : 1;
+      if (wasmThreads > 1) return '@tensorflow/tfjs-backend-wasm';
+    }
     return (await tf.setBackend('wasm').catch(() => false)) ? '@tensorflow/tfjs-backend-wasm' : undefined;
   }
   return (await tf.setBackend('cpu')) ? '@tensorflow/tfjs-backend-cpu' : undefined;
@@ -53,19 +93,21 @@ function parseForced(value: string | undefined): BackendName | undefined {
   throw new ConfigError(`PTMST_BACKEND=${value} is not a backend; valid values: ${BACKENDS.join(', ')}`);
 }
 
-async function choose(log: (line: string) => void): Promise<BackendInfo> {
+async function choose(log: (line: string) => void, options: ReadyOptions): Promise<BackendInfo> {
   const forced = parseForced(process.env.PTMST_BACKEND);
   const order: readonly BackendName[] = forced ? [forced] : BACKENDS;
   for (const name of order) {
-    const provider = await activate(name);
+    const provider = await activate(name, options);
     if (provider !== undefined) {
       await tf.ready();
       const info: BackendInfo = {
         name,
         provider,
         reason: forced ? 'forced by PTMST_BACKEND' : 'fastest backend present',
+        threads: name === 'wasm' ? wasmThreads : 1,
       };
-      log(`[ptmst] tfjs backend: ${name} (${provider}; ${info.reason})`);
+      const threads = name === 'wasm' ? `, ${info.threads} thread${info.threads === 1 ? '' : 's'} per op` : '';
+      log(`[ptmst] tfjs backend: ${name} (${provider}; ${info.reason}${threads})`);
       return info;
     }
   }
@@ -80,8 +122,11 @@ async function choose(log: (line: string) => void): Promise<BackendInfo> {
  * Initialise tfjs once per process and return which backend runs. Every entry point that
  * computes (library verbs, CLI, tests) awaits this first; later calls return the same answer.
  */
-export function ready(log: (line: string) => void = (l) => process.stderr.write(l + '\n')): Promise<BackendInfo> {
-  chosen ??= choose(log);
+export function ready(
+  log: (line: string) => void = (l) => process.stderr.write(l + '\n'),
+  options: ReadyOptions = {},
+): Promise<BackendInfo> {
+  chosen ??= choose(log, options);
   return chosen;
 }
 

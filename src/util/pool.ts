@@ -1,6 +1,6 @@
 /**
- * Independent jobs on a pool of worker threads (piscina). tfjs-wasm is single-threaded in Node, so this is
- * how a stage uses every core. Each idle thread takes the next job from one queue, so uneven jobs (phases
+ * Independent jobs on a pool of worker threads (piscina), each with its own tfjs instance: the cores are divided
+ * between the workers (each worker's WebAssembly backend gets cores / workers threads per op). Each idle thread takes the next job from one queue, so uneven jobs (phases
  * of 200 and 299 pairs, experts of different lengths) keep every thread busy. `shared` is cloned into each
  * thread once (workerData: configs, verified feature sets); a job's messages (progress, results) come back
  * through its own MessagePort and are handled one at a time, in arrival order, even when the handler is async.
@@ -14,6 +14,12 @@ export function threadCount(configured: number | undefined, jobs: number): numbe
   return Math.max(1, Math.min(configured ?? Math.min(2, availableParallelism()), jobs));
 }
 
+/** What each worker thread receives once: the stage's shared inputs and its share of the cores. */
+interface PoolData<D> {
+  readonly shared: D;
+  readonly wasmThreads: number;
+}
+
 /** How a job ended: fine, or with an error sent by class name and message. */
 type Outcome = { ok: true } | { error: { name: string; message: string; stack: string } };
 
@@ -25,7 +31,8 @@ export async function runPool<J, M>(
   shared: unknown,
 ): Promise<void> {
   if (jobs.length === 0) return;
-  const pool = new Piscina({ filename: script, minThreads: threads, maxThreads: threads, workerData: shared, atomics: 'disabled', idleTimeout: 60_000 });
+  const workerData: PoolData<unknown> = { shared, wasmThreads: Math.max(1, Math.floor(availableParallelism() / threads)) };
+  const pool = new Piscina({ filename: script, minThreads: threads, maxThreads: threads, workerData, atomics: 'disabled', idleTimeout: 60_000 });
   // messages are handled one after another; the first handler error fails the job that is waiting on it
   let chain = Promise.resolve();
   let failure: unknown;
@@ -69,11 +76,11 @@ export function poolWorker<D, J>(
   let init: Promise<unknown> | undefined;
   return async ({ job, port }) => {
     // required lazily: this module is also loaded by the main thread
-    const { workerData } = require('piscina') as { workerData: D };
-    init ??= (require('../backend') as typeof import('../backend')).ready(() => undefined);
+    const { workerData } = require('piscina') as { workerData: PoolData<D> };
+    init ??= (require('../backend') as typeof import('../backend')).ready(() => undefined, { wasmThreads: workerData.wasmThreads });
     await init;
     try {
-      await main(workerData, job, (m) => port.postMessage(m));
+      await main(workerData.shared, job, (m) => port.postMessage(m));
       return { ok: true };
     } catch (e) {
       // the error's class travels by name (the exit code depends on it; a thread boundary drops the class)

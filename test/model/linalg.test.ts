@@ -32,6 +32,35 @@ describe('model/linalg: gatherRows', () => {
   });
 });
 
+/** mm: every transpose combination, in both orientations of a·bᵀ, against tfjs's own matMul and its gradient. */
+describe('model/linalg: mm', () => {
+  before(() => ready(() => undefined));
+  const close = (got: tf.Tensor, want: tf.Tensor, what: string) => {
+    const [g, w] = [got.dataSync(), want.dataSync()];
+    assert.deepEqual(got.shape, want.shape, `${what}: shape`);
+    const scale = Math.max(...Array.from(w, Math.abs));
+    const err = Math.max(...Array.from(g, (v, i) => Math.abs(v - w[i]!)));
+    assert.ok(err <= 1e-6 * scale, `${what}: max error ${err} against a scale of ${scale}`);
+  };
+  // [m, k] by [k, n] products; a·bᵀ is computed as (b·aᵀ)ᵀ in the first case (b much larger than a), as is in the second
+  for (const [m, k, n] of [[3, 20, 40], [40, 20, 3]] as const) {
+    for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      it(`${m}×${k} by ${k}×${n}, transposeA ${ta}, transposeB ${tb}: value and both gradients`, () => {
+        const a = tf.randomNormal(ta ? [k, m] : [m, k], 0, 1, 'float32', 5) as tf.Tensor2D;
+        const b = tf.randomNormal(tb ? [n, k] : [k, n], 0, 1, 'float32', 6) as tf.Tensor2D;
+        const w = tf.randomNormal([m, n], 0, 1, 'float32', 7);
+        const ours = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(mm(x as tf.Tensor2D, y as tf.Tensor2D, ta, tb), w));
+        const theirs = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x as tf.Tensor2D, y as tf.Tensor2D, ta, tb), w));
+        close(mm(a, b, ta, tb), tf.matMul(a, b, ta, tb), 'value');
+        const [ga, gb] = tf.grads(ours)([a, b]);
+        const [wa, wb] = tf.grads(theirs)([a, b]);
+        close(ga!, wa!, 'd/da');
+        close(gb!, wb!, 'd/db');
+      });
+    }
+  }
+});
+
 /** hostRows / hostBlock: batches copied from host arrays, the same values tf.gather gives. */
 describe('model/linalg: host batches', () => {
   before(() => ready(() => undefined));

@@ -1,0 +1,117 @@
+/**
+ * tfjs-backend-wasm's multi-threaded SIMD build, in Node.
+ *
+ * tfjs ships a threaded build (XNNPACK on a pthread pool of Web Workers) but switches it off in Node
+ * (`WASM_HAS_MULTITHREAD_SUPPORT` is false there: tensorflow/tfjs#3830), so every op runs on one core. Three
+ * browser assumptions of its Emscripten glue stop it in Node, and each has a small, scoped shim here:
+ *
+ * 1. The pthread worker script and the module's main script are handed over as `Blob`s / `blob:` URLs; Node's
+ *    `worker_threads.Worker` and the worker's `importScripts` (a `readFileSync`) need file paths. While the
+ *    backend initialises, `Blob` records its text, `URL.createObjectURL` writes that text to a content-named
+ *    file under the OS temp folder, and the `load` message a worker receives carries that path instead of the Blob.
+ *    The main script was bundled by rollup, so the file starts by binding the bundle's names for `fs`, `path`,
+ *    `perf_hooks`, `os` and the global object.
+ * 2. The C++ side caps the pool at `emscripten_num_logical_cores() / 2` (it assumes two hyper-threads per core),
+ *    which in Node is `os.cpus().length / 2`: one thread on a two-core machine. While the module instantiates,
+ *    `os.cpus()` reports `2 × threads` entries.
+ * 3. The glue starts eight pthread workers, keeps them referenced (the process would never exit) and never uses
+ *    the spares; after initialisation the spares are terminated and the pool's workers unreferenced.
+ *
+ * Every shim is undone before `activateThreadedWasm` returns, whether the backend came up or not. Matrix products
+ * split the output between threads and keep each element's summation order, so results are bitwise those of the
+ * single-threaded build (test/backend.test.ts checks it).
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+
+// the module object itself (tfjs's glue calls `require('os').cpus()`), not an import wrapper around it
+const os = require('node:os') as typeof import('node:os');
+
+/** The names rollup gave Node's modules inside tfjs-backend-wasm's bundle, which its factory's source refers to. */
+const BUNDLE_PRELUDE =
+  "var require$$0 = require('fs'), require$$1 = require('path'), require$$3 = require('perf_hooks'), " +
+  "require$$4 = require('os'), commonjsGlobal = globalThis;\n";
+const MAIN_SCRIPT_START = 'var WasmBackendModuleThreadedSimd';
+
+interface EmscriptenPThread {
+  unusedWorkers: Worker[];
+  runningWorkers: Worker[];
+}
+
+/** Write `text` once under a name derived from its content (several processes may race: the rename is atomic). */
+function scriptFile(text: string): string {
+  const dir = join(os.tmpdir(), 'ptmst-tfjs-wasm-threads');
+  const file = join(dir, `${createHash('sha256').update(text).digest('hex').slice(0, 32)}.js`);
+  if (!existsSync(file)) {
+    mkdirSync(dir, { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, text);
+    renameSync(tmp, file);
+  }
+  return file;
+}
+
+/** Run `init` with the three shims installed; all are undone afterwards. */
+async function withNodeShims<T>(threads: number, init: () => Promise<T>): Promise<T> {
+  const texts = new WeakMap<Blob, string>();
+  const NativeBlob = globalThis.Blob;
+  class TextBlob extends NativeBlob {
+    constructor(...args: ConstructorParameters<typeof Blob>) {
+      super(...args);
+      texts.set(this, (args[0] ?? []).map(String).join(''));
+    }
+  }
+  const pathOf = (blob: Blob): string | undefined => {
+    const text = texts.get(blob);
+    if (text === undefined) return undefined;
+    return scriptFile(text.startsWith(MAIN_SCRIPT_START) ? BUNDLE_PRELUDE + text : text);
+  };
+  const createObjectURL = URL.createObjectURL;
+  const postMessage = Worker.prototype.postMessage;
+  const cpus = os.cpus;
+  globalThis.Blob = TextBlob;
+  URL.createObjectURL = (obj: Blob) => pathOf(obj) ?? createObjectURL(obj);
+  Worker.prototype.postMessage = function (this: Worker, message: unknown, transferList?: Parameters<typeof postMessage>[1]) {
+    const m = message as { cmd?: unknown; urlOrBlob?: unknown } | null;
+    if (m?.cmd === 'load' && m.urlOrBlob instanceof NativeBlob) {
+      const path = pathOf(m.urlOrBlob);
+      if (path !== undefined) message = { ...m, urlOrBlob: path };
+    }
+    return postMessage.call(this, message, transferList);
+  } as typeof postMessage;
+  os.cpus = () => Array.from({ length: 2 * threads }, (_, i) => cpus()[i % cpus().length]!);
+  try {
+    return await init();
+  } finally {
+    globalThis.Blob = NativeBlob;
+    URL.createObjectURL = createObjectURL;
+    Worker.prototype.postMessage = postMessage;
+    os.cpus = cpus;
+  }
+}
+
+/**
+ * Make tfjs-wasm's threaded build the `wasm` backend, with `threads` threads for each op. Call it before the wasm
+ * backend is first initialised. Returns the number of threads the backend runs with, or `undefined` when the
+ * threaded build did not come up (the caller then initialises the single-threaded one).
+ */
+export async function activateThreadedWasm(threads: number): Promise<number | undefined> {
+  const wasm = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
+  wasm.setThreadsCount(threads);
+  const ok = await withNodeShims(threads, () => tf.setBackend('wasm').catch(() => false));
+  if (!ok) {
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+    wasm.setThreadsCount(1);
+    return undefined;
+  }
+  const pthread = (tf.backend() as unknown as { wasm: { PThread?: EmscriptenPThread } }).wasm.PThread;
+  if (pthread !== undefined) {
+    for (const w of pthread.unusedWorkers.splice(0)) void w.terminate();
+    for (const w of pthread.runningWorkers) w.unref();
+  }
+  return wasm.getThreadsCount();
+}
