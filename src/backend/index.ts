@@ -6,11 +6,12 @@
  * (`@tensorflow/tfjs-backend-wasm`, always installed), plain JavaScript (`cpu`).
  * `PTMST_BACKEND=tensorflow|wasm|cpu` forces one; the choice is logged once to stderr.
  *
- * WebAssembly runs its multi-threaded build (./wasm-threads) with one thread per core this tfjs instance may use:
- * all cores in the main thread, the cores divided among the pool's workers in a worker (util/pool).
- * `PTMST_WASM_THREADS=<n>` sets it for every instance; 1 is the single-threaded build.
+ * WebAssembly: a pool worker (util/pool) runs the multi-threaded build (./wasm-threads) on its share of the cores
+ * (cores / workers); the main thread runs the single-threaded build, because the stage it runs itself, a
+ * one-phase distillation, is made of small products that two threads do not speed up (bench: 0.66 s per TESLA
+ * iteration on one thread, 0.66–0.84 s on two) and it gets a helper thread instead (distill/repass-helper).
+ * `PTMST_WASM_THREADS=<n>` sets the threads of every instance; 1 is the single-threaded build.
  */
-import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../errors';
 import { activateThreadedWasm } from './wasm-threads';
@@ -31,7 +32,7 @@ export interface BackendInfo {
 }
 
 export interface ReadyOptions {
-  /** threads for the WebAssembly backend when `PTMST_WASM_THREADS` is unset; default: every core */
+  /** threads for the WebAssembly backend when `PTMST_WASM_THREADS` is unset; default 1 */
   readonly wasmThreads?: number;
 }
 
@@ -49,8 +50,8 @@ function tryRequire(name: string): boolean {
 /** Most threads the threaded build starts (its Emscripten glue pre-creates eight workers). */
 const MAX_WASM_THREADS = 8;
 
-/** Threads for the WebAssembly backend: `PTMST_WASM_THREADS`, else the caller's share, else every core. */
-export function wasmThreadCount(fallback: number = availableParallelism()): number {
+/** Threads for the WebAssembly backend: `PTMST_WASM_THREADS`, else the caller's share of the cores, else 1. */
+export function wasmThreadCount(fallback = 1): number {
   const env = process.env.PTMST_WASM_THREADS;
   if (env !== undefined && env !== '') {
     const n = Number(env);

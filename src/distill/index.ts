@@ -251,7 +251,9 @@ async function distillLocked(
   const files = await Promise.all(keys.map((key, k) => finishedPhase(config, dir, k, key)));
   const pending = keys.flatMap((key, k) => (files[k] ? [] : [{ index: k, key }]));
   const workers = threadCount(config.workers, pending.length);
-  const helper = helperPerJob(pending.length, workers);
+  // a job in this thread runs its ops on this thread's backend; a pool worker's on a share of the cores
+  const opThreads = workers === 1 ? (await ready(() => undefined)).threads : 1;
+  const helper = helperPerJob(pending.length, workers, opThreads);
   const jobs: PhaseJob[] = pending.map((j) => ({ ...j, helper }));
   const onMessage = (m: PhaseMessage) => {
     if (m.type === 'warning') log(m.line);

@@ -1,0 +1,49 @@
+import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+
+/**
+ * The threaded WebAssembly build (src/backend/wasm-threads.ts) in fresh processes: it comes up with the threads asked
+ * for, the process exits by itself afterwards (the pthread workers are unreferenced), and products, a head's
+ * forward and hand-written backward, and their autodiff give the same bits as the single-threaded build.
+ */
+describe('backend: threaded WebAssembly', function () {
+  this.timeout(120_000);
+  const child = `
+    const { createHash } = require('node:crypto');
+    const { ready, tf } = require(${JSON.stringify(join(__dirname, '../../src/backend'))});
+    const { initDual, dualShape, dualGrads, flattenTower } = require(${JSON.stringify(join(__dirname, '../../src/model/dual'))});
+    ready(() => undefined).then((info) => {
+      let s = 7;
+      const rand = () => ((s = (s * 16807) % 2147483647) / 2147483647);
+      const h = createHash('sha256');
+      const add = (t) => h.update(Buffer.from(t.dataSync().buffer));
+      add(tf.matMul(tf.randomNormal([300, 256], 0, 1, 'float32', 1), tf.randomNormal([256, 700], 0, 1, 'float32', 2)));
+      const theta = initDual(dualShape(1280, 100, 64), rand);
+      const batch = { x: tf.randomNormal([32, 1280], 0, 1, 'float32', 3), y: tf.randomNormal([32, 100], 0, 1, 'float32', 4), s: tf.eye(32), maskImg: null, maskTxt: null };
+      const g = dualGrads(theta, batch, 'infonce', 0.07).grads;
+      add(flattenTower(g.img)); add(flattenTower(g.txt));
+      const dx = tf.grad((x) => tf.sum(flattenTower(dualGrads(theta, { ...batch, x }, 'infonce', 0.07).grads.img)))(batch.x);
+      add(dx);
+      process.stdout.write(JSON.stringify({ threads: info.threads, hash: h.digest('hex') }));
+    });`;
+  const run = (threads: number) => {
+    const r = spawnSync(process.execPath, ['-e', child], { env: { ...process.env, PTMST_WASM_THREADS: String(threads), PTMST_BACKEND: 'wasm' }, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, `the child with ${threads} thread(s) exits by itself, with 0 (signal ${r.signal}): ${r.stderr}`);
+    return JSON.parse(r.stdout) as { threads: number; hash: string };
+  };
+
+  it('two threads come up, exit cleanly and give the single-threaded bits', () => {
+    const one = run(1);
+    const two = run(2);
+    assert.equal(one.threads, 1);
+    assert.equal(two.threads, 2, 'the threaded build came up with two threads (its shims still fit this tfjs version)');
+    assert.equal(two.hash, one.hash, 'products, the head backward and its gradient are bitwise the same on two threads');
+  });
+
+  it('PTMST_WASM_THREADS outside 1…8 is one clear error', () => {
+    const r = spawnSync(process.execPath, ['-e', child], { env: { ...process.env, PTMST_WASM_THREADS: 'lots', PTMST_BACKEND: 'wasm' }, encoding: 'utf8', timeout: 60_000 });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /PTMST_WASM_THREADS=lots is not a thread count; valid values: integers 1 to 8/);
+  });
+});

@@ -1,0 +1,24 @@
+import { strict as assert } from 'node:assert';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { runPool } from '../../src/util/pool';
+
+/** runPool: every job runs once, each worker gets the shared value, and the cores are divided among the workers. */
+describe('util/pool: runPool', function () {
+  this.timeout(120_000);
+  const probe = join(__dirname, 'pool-probe-worker.js');
+  const run = async (workers: number) => {
+    const seen: { job: number; shared: string; threads: number }[] = [];
+    await runPool(probe, [0, 1, 2], workers, (m: (typeof seen)[number]) => void seen.push(m), 'shared value');
+    return seen.sort((a, b) => a.job - b.job);
+  };
+
+  for (const workers of [1, 2]) {
+    it(`${workers} worker(s): each job once, with the shared value, on cores / workers WebAssembly threads`, async () => {
+      const share = Math.min(8, Math.max(1, Math.floor(availableParallelism() / workers)));
+      const forced = process.env.PTMST_WASM_THREADS;
+      const threads = process.env.PTMST_BACKEND && process.env.PTMST_BACKEND !== 'wasm' ? 1 : forced ? Number(forced) : share;
+      assert.deepEqual(await run(workers), [0, 1, 2].map((job) => ({ job, shared: 'shared value', threads })));
+    });
+  }
+});
