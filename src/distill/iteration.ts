@@ -14,14 +14,19 @@
  * re-pass differentiates a different network from the one it unrolled).
  */
 import { tf } from '../backend';
-import { type DualParams, type DualShape, type Tower, disposeDual, dualGrads, flattenTower, sgdStep } from '../model/dual';
+import { type DualParams, type DualShape, type Tower, TOWERS, disposeDual, dualGrads, flattenTower, sgdStep, unflattenTower } from '../model/dual';
+import { PARAM_NAMES } from '../model/head';
 import type { LossName } from '../model/losses';
-import { gatherRows } from '../model/linalg';
+import { gatherRows, hostRows } from '../model/linalg';
 import { blockedSum } from '../model/reduce';
 import { lrGradient, matchingLoss, stepCotangent } from './matching';
 import { type SimilaritySpec, type SyntheticState, similarityBlock } from './synthetic';
 
 export type GradientMode = 'tesla' | 'full';
+
+/** State tensors a batch takes rows of (the similarity's tensors are the others). */
+const ROW_KEYS: readonly string[] = ['x', 'y'];
+type RowKey = 'x' | 'y';
 
 export interface Teacher {
   /** the student's starting point: snapshot t */
@@ -62,17 +67,30 @@ function withData(state: SyntheticState, keys: readonly string[], values: readon
   return { ...state, ...Object.fromEntries(keys.map((k, i) => [k, values[i]!])) };
 }
 
-function stepGrads(theta: DualParams, s: SyntheticState, step: UnrollStep, o: IterationOptions) {
+const arrayOf = (t: tf.Tensor) => t.dataSync() as Float32Array;
+
+/**
+ * The synthetic rows as host arrays (TESLA mode). tfjs-wasm's gather kernel costs ~50 ns per element (a batch of
+ * x: 2 ms); a copy from the host costs a few µs. The re-pass differentiates with respect to the copied batch and
+ * scatters its rows' gradients back itself (repassRange), so no gather is taken on the state's rows.
+ */
+interface HostRows {
+  readonly x: Float32Array;
+  readonly y: Float32Array;
+}
+const hostRowsOf = (state: SyntheticState): HostRows => ({ x: arrayOf(state.x!), y: arrayOf(state.y!) });
+
+/** The batch's rows: copied from `host` when given (not differentiable in the state), else gathered from the state. */
+function batchRows(s: SyntheticState, step: UnrollStep, b: tf.Tensor1D, host?: HostRows) {
+  if (!host) return { x: gatherRows(s.x as tf.Tensor2D, b), y: gatherRows(s.y as tf.Tensor2D, b) };
+  return { x: hostRows(host.x, s.x!.shape[1]!, step.batch), y: hostRows(host.y, s.y!.shape[1]!, step.batch) };
+}
+
+function stepGrads(theta: DualParams, s: SyntheticState, step: UnrollStep, o: IterationOptions, rows?: { x: tf.Tensor2D; y: tf.Tensor2D }, host?: HostRows) {
   const b = tf.tensor1d(step.batch, 'int32');
   return dualGrads(
     theta,
-    {
-      x: gatherRows(s.x as tf.Tensor2D, b),
-      y: gatherRows(s.y as tf.Tensor2D, b),
-      s: similarityBlock(s, o.similarity, b),
-      maskImg: step.maskImg,
-      maskTxt: step.maskTxt,
-    },
+    { ...(rows ?? batchRows(s, step, b, host)), s: similarityBlock(s, o.similarity, b), maskImg: step.maskImg, maskTxt: step.maskTxt },
     o.loss,
     o.temperature,
   ).grads;
@@ -118,28 +136,48 @@ export function repassRange(
   steps: readonly UnrollStep[],
   o: IterationOptions,
 ): tf.Tensor[] {
-  let acc: tf.Tensor[] = keys.map((k) => tf.zerosLike(state[k]!));
+  // ∂ℓ/∂g per parameter, split once: a flat product would split its cotangent again at every step (SplitV of the
+  // whole tower), and XNNPACK packs the W1 cotangent of x·∂W1 once for all steps only if it is one tensor
+  const shapeOf = (t: Tower) => ({ dIn: thetas[0]![t].W1.shape[0]!, dOut: thetas[0]![t].W1.shape[1]! });
+  const cotParams = tf.tidy(() => ({ img: unflattenTower(cot.img, shapeOf('img')), txt: unflattenTower(cot.txt, shapeOf('txt')) }));
+  // x and y: gradients with respect to each step's copied batch, scattered into the state's rows once at the end (in
+  // step order, as a running sum would add them); the similarity's tensors: through similarityBlock, summed per step
+  const host = hostRowsOf(state);
+  const sKeys = keys.filter((k) => !ROW_KEYS.includes(k));
+  const rowGrads: Record<RowKey, tf.Tensor[]> = { x: [], y: [] };
+  let acc: tf.Tensor[] = sKeys.map((k) => tf.zerosLike(state[k]!));
   steps.forEach((step, i) => {
     const next = tf.tidy(() => {
-      const f = (...data: tf.Tensor[]) => {
-        const g = stepGrads(thetas[i]!, withData(state, keys, data), step, o);
-        // only the gradient of this long sum is used, and a sum's gradient is exact in any order: one tf.sum
+      const b = tf.tensor1d(step.batch, 'int32');
+      const rows = batchRows(state, step, b, host);
+      const f = (x: tf.Tensor, y: tf.Tensor, ...data: tf.Tensor[]) => {
+        const g = stepGrads(thetas[i]!, withData(state, sKeys, data), step, o, { x: x as tf.Tensor2D, y: y as tf.Tensor2D });
+        // only the gradient of this sum is used, and a sum's gradient is exact in any order: plain tf.sums
         // (a blockedSum's backward costs more, for nothing; see model/reduce.ts)
-        return tf.add(tf.sum(tf.mul(cot.img, flattenTower(g.img))), tf.sum(tf.mul(cot.txt, flattenTower(g.txt)))) as tf.Scalar;
+        return tf.addN(TOWERS.flatMap((t) => PARAM_NAMES.map((n) => tf.sum(tf.mul(cotParams[t][n], g[t][n]))))) as tf.Scalar;
       };
-      const gs = tf.grads(f)(keys.map((k) => state[k]!));
-      return acc.map((a, j) => tf.add(a, gs[j]!));
+      const [gx, gy, ...gs] = tf.grads(f)([rows.x, rows.y, ...sKeys.map((k) => state[k]!)]);
+      return { gx: gx!, gy: gy!, acc: acc.map((a, j) => tf.add(a, gs[j]!)) };
     });
     for (const a of acc) a.dispose();
-    acc = next;
+    acc = next.acc;
+    rowGrads.x.push(next.gx);
+    rowGrads.y.push(next.gy);
   });
-  return acc;
+  const scattered = tf.tidy(() => {
+    const idx = tf.tensor2d(Int32Array.from(steps.flatMap((st) => Array.from(st.batch))), [steps.reduce((a, st) => a + st.batch.length, 0), 1], 'int32');
+    const scatter = (k: RowKey) => (steps.length ? tf.scatterND(idx, tf.concat(rowGrads[k]), state[k]!.shape) : tf.zerosLike(state[k]!));
+    return { x: scatter('x'), y: scatter('y') };
+  });
+  tf.dispose([...rowGrads.x, ...rowGrads.y]);
+  const out = keys.map((k) => (k === 'x' || k === 'y' ? scattered[k] : acc[sKeys.indexOf(k)]!));
+  tf.dispose([cotParams.img, cotParams.txt].flatMap((p) => Object.values(p)));
+  return out;
 }
 
 /** The re-pass's steps are split here: the first half, then the second, then their sum (with or without a helper). */
 export const repassSplit = (steps: number) => Math.ceil(steps / 2);
 
-const arrayOf = (t: tf.Tensor) => t.dataSync() as Float32Array;
 // (tf.tidy must not return the array itself: it walks a returned container element by element, ~0.2 s here)
 function flatArray(params: DualParams[Tower]): Float32Array {
   const flat = tf.tidy(() => flattenTower(params));
@@ -154,9 +192,10 @@ async function teslaIteration(state: SyntheticState, teacher: Teacher, steps: re
   // forward unroll: θ_{i+1} = θ_i − α g_i, G = Σ g_i
   const thetas: DualParams[] = [teacher.theta0];
   let G = tf.tidy(() => ({ img: tf.zerosLike(teacher.start.img), txt: tf.zerosLike(teacher.start.txt) }));
+  const host = hostRowsOf(state);
   for (const step of steps) {
     const { next, G2 } = tf.tidy(() => {
-      const g = stepGrads(thetas[thetas.length - 1]!, state, step, o);
+      const g = stepGrads(thetas[thetas.length - 1]!, state, step, o, undefined, host);
       return {
         next: sgdStep(thetas[thetas.length - 1]!, g, lr),
         G2: { img: tf.add(G.img, flattenTower(g.img)) as tf.Tensor1D, txt: tf.add(G.txt, flattenTower(g.txt)) as tf.Tensor1D },
