@@ -15,7 +15,7 @@
  */
 import { tf } from '../backend';
 import { type DualParams, type DualShape, type Tower, TOWERS, disposeDual, dualGrads, flattenTower, sgdStep, unflattenTower } from '../model/dual';
-import { PARAM_NAMES } from '../model/head';
+import { PARAM_NAMES, type ParamName } from '../model/head';
 import type { LossName } from '../model/losses';
 import { gatherRows, hostRows } from '../model/linalg';
 import { blockedSum } from '../model/reduce';
@@ -125,6 +125,23 @@ export interface RepassRunner {
 }
 
 /**
+ * g ↦ ⟨c, g⟩ for each parameter's constant c, differentiable in g. The gradient handed back is c itself, not a
+ * product with the upstream gradient, when that is the seed 1 (it is: the re-pass differentiates the plain sum of
+ * these): XNNPACK then packs c once for every step of the re-pass instead of a new copy per step.
+ */
+function innerProducts(c: Readonly<Record<ParamName, tf.Tensor>>): Record<ParamName, (g: tf.Tensor) => tf.Scalar> {
+  const one = (n: ParamName) =>
+    tf.customGrad(((g: tf.Tensor, save: tf.GradSaveFunc) => {
+      save([]);
+      return {
+        value: tf.sum(tf.mul(c[n], g)),
+        gradFunc: (dy: tf.Tensor) => [(dy.dataSync()[0] === 1 ? c[n] : tf.mul(dy, c[n])) as tf.Tensor],
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (g: tf.Tensor) => tf.Scalar;
+  return Object.fromEntries(PARAM_NAMES.map((n) => [n, one(n)])) as Record<ParamName, (g: tf.Tensor) => tf.Scalar>;
+}
+
+/**
  * Σ over `steps` of ∇_data ⟨c, g_i(θ_i; data)⟩ with θ_i fixed: the TESLA re-pass over a range of steps, summed in
  * step order from zero. Returns one tensor per key (caller disposes).
  */
@@ -140,6 +157,7 @@ export function repassRange(
   // whole tower), and XNNPACK packs the W1 cotangent of x·∂W1 once for all steps only if it is one tensor
   const shapeOf = (t: Tower) => ({ dIn: thetas[0]![t].W1.shape[0]!, dOut: thetas[0]![t].W1.shape[1]! });
   const cotParams = tf.tidy(() => ({ img: unflattenTower(cot.img, shapeOf('img')), txt: unflattenTower(cot.txt, shapeOf('txt')) }));
+  const inner = { img: innerProducts(cotParams.img), txt: innerProducts(cotParams.txt) };
   // x and y: gradients with respect to each step's copied batch, scattered into the state's rows once at the end (in
   // step order, as a running sum would add them); the similarity's tensors: through similarityBlock, summed per step
   const host = hostRowsOf(state);
@@ -154,7 +172,7 @@ export function repassRange(
         const g = stepGrads(thetas[i]!, withData(state, sKeys, data), step, o, { x: x as tf.Tensor2D, y: y as tf.Tensor2D });
         // only the gradient of this sum is used, and a sum's gradient is exact in any order: plain tf.sums
         // (a blockedSum's backward costs more, for nothing; see model/reduce.ts)
-        return tf.addN(TOWERS.flatMap((t) => PARAM_NAMES.map((n) => tf.sum(tf.mul(cotParams[t][n], g[t][n]))))) as tf.Scalar;
+        return tf.addN(TOWERS.flatMap((t) => PARAM_NAMES.map((n) => inner[t][n](g[t][n])))) as tf.Scalar;
       };
       const [gx, gy, ...gs] = tf.grads(f)([rows.x, rows.y, ...sKeys.map((k) => state[k]!)]);
       return { gx: gx!, gy: gy!, acc: acc.map((a, j) => tf.add(a, gs[j]!)) };
