@@ -24,6 +24,17 @@ describe('model: hand-written gradients', function () {
     });
   }
 
+  it("the head's row norms are tf.norm's, bit for bit (√Σo² instead of tfjs's Pow-based norm)", () => {
+    const shape = dualShape(40, 12, 64);
+    const r = rng(5);
+    const theta = initDual(shape, () => r.next());
+    const x = tf.randomNormal([300, 40], 0, 3, 'float32', 11) as tf.Tensor2D;
+    const c = headForward(theta.img, x, null);
+    const want = tf.norm(tf.add(tf.mul(c.zhat, theta.img.gamma), theta.img.beta), 'euclidean', 1, true);
+    assert.deepEqual(Array.from(c.norm.dataSync()), Array.from(want.dataSync()));
+    tf.dispose([x, want, ...Object.values(c).filter((t): t is tf.Tensor => t instanceof tf.Tensor && t !== x)]);
+  });
+
   it('infonce with S = I is the symmetric cross-entropy (hand-computed 2×2)', () => {
     const l = [[2, 0], [1, 3]];
     const loss = tf.tidy(() => LOSSES.infonce(tf.tensor2d(l), tf.eye(2) as tf.Tensor2D).loss.dataSync()[0]!);
