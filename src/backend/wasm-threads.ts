@@ -17,14 +17,16 @@
  * 3. The glue starts eight pthread workers, keeps them referenced (the process would never exit) and never uses
  *    the spares; after initialisation the spares are terminated and the pool's workers unreferenced.
  *
- * Every shim is undone before `activateThreadedWasm` returns, whether the backend came up or not. Matrix products
+ * The shims fit the glue of the tfjs-backend-wasm version package.json pins (4.22.0); test/backend/threads.test.ts
+ * fails if another version's glue no longer fits them. Every shim is undone before `activateThreadedWasm` returns,
+ * whether the backend came up or not. Matrix products
  * split the output between threads and keep each element's summation order, so results are bitwise those of the
  * single-threaded build (test/backend.test.ts checks it).
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { Worker, threadId } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 
 // the module object itself (tfjs's glue calls `require('os').cpus()`), not an import wrapper around it
@@ -41,13 +43,13 @@ interface EmscriptenPThread {
   runningWorkers: Worker[];
 }
 
-/** Write `text` once under a name derived from its content (several processes may race: the rename is atomic). */
+/** Write `text` once under a name derived from its content (processes and threads may race: each writes its own temporary file and renames it atomically). */
 function scriptFile(text: string): string {
   const dir = join(os.tmpdir(), 'ptmst-tfjs-wasm-threads');
   const file = join(dir, `${createHash('sha256').update(text).digest('hex').slice(0, 32)}.js`);
   if (!existsSync(file)) {
     mkdirSync(dir, { recursive: true });
-    const tmp = `${file}.${process.pid}.tmp`;
+    const tmp = `${file}.${process.pid}-${threadId}.tmp`;
     writeFileSync(tmp, text);
     renameSync(tmp, file);
   }

@@ -54,6 +54,8 @@ export function initHead(shape: HeadShape, rand: () => number): HeadParams {
 export interface HeadCache {
   readonly x: tf.Tensor2D;
   readonly p: tf.Tensor2D;
+  /** Φ(p), the standard normal CDF (GELU(p) = p Φ(p)), reused by the backward pass */
+  readonly cdf: tf.Tensor2D;
   readonly a: tf.Tensor2D;
   readonly mask: tf.Tensor2D | null;
   readonly zhat: tf.Tensor2D;
@@ -72,7 +74,8 @@ const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
  */
 export function headForward(params: HeadParams, x: tf.Tensor2D, mask: tf.Tensor2D | null): HeadCache {
   const p = tf.add(mm(x, params.W1 as tf.Tensor2D), params.b1) as tf.Tensor2D;
-  const a = tf.mul(tf.mul(p, 0.5), tf.add(tf.erf(tf.mul(p, SQRT1_2)), 1)) as tf.Tensor2D;
+  const cdf = tf.mul(tf.add(tf.erf(tf.mul(p, SQRT1_2)), 1), 0.5) as tf.Tensor2D;
+  const a = tf.mul(p, cdf) as tf.Tensor2D;
   let q = tf.add(mm(a, params.W2 as tf.Tensor2D), params.b2) as tf.Tensor2D;
   if (mask) q = tf.mul(q, mask);
   const z = tf.add(q, p);
@@ -86,7 +89,7 @@ export function headForward(params: HeadParams, x: tf.Tensor2D, mask: tf.Tensor2
   // step's 128 × 256: 0.8 ms per tower); the same numbers here bit for bit (test/model/gradients.test.ts)
   const norm = tf.sqrt(tf.sum(tf.square(out), 1, true)) as tf.Tensor2D;
   const u = tf.div(out, norm) as tf.Tensor2D;
-  return { x, p, a, mask, zhat, invSigma, u, norm };
+  return { x, p, cdf, a, mask, zhat, invSigma, u, norm };
 }
 
 /** Embedding only (evaluation): no dropout. Disposes its intermediates. */
@@ -112,10 +115,7 @@ export function headBackward(params: HeadParams, c: HeadCache, gu: tf.Tensor2D):
   const gb2 = tf.sum(gq, 0);
   const ga = mm(gq, params.W2 as tf.Tensor2D, false, true);
   // GELU'(p) = Φ(p) + p φ(p), plus the residual path
-  const dgelu = tf.add(
-    tf.mul(tf.add(tf.erf(tf.mul(c.p, SQRT1_2)), 1), 0.5),
-    tf.mul(c.p, tf.mul(tf.exp(tf.mul(tf.square(c.p), -0.5)), INV_SQRT_2PI)),
-  );
+  const dgelu = tf.add(c.cdf, tf.mul(c.p, tf.mul(tf.exp(tf.mul(tf.square(c.p), -0.5)), INV_SQRT_2PI)));
   const gp = tf.add(gz, tf.mul(ga, dgelu)) as tf.Tensor2D;
   const gW1 = mm(c.x, gp, true, false);
   const gb1 = tf.sum(gp, 0);
