@@ -21,7 +21,7 @@
  * fails if another version's glue no longer fits them. Every shim is undone before `activateThreadedWasm` returns,
  * whether the backend came up or not. Matrix products
  * split the output between threads and keep each element's summation order, so results are bitwise those of the
- * single-threaded build (test/backend.test.ts checks it).
+ * single-threaded build (test/backend/threads.test.ts checks it).
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, renameSync, writeFileSync, existsSync } from 'node:fs';

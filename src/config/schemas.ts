@@ -226,7 +226,7 @@ export type EvalConfig = z.infer<typeof EvalConfig>;
 export const FeaturesConfig = DataConfig.extend({
   /** splits to extract; default all of the dataset's */
   splits: z.array(z.enum(SPLITS)).optional(),
-  /** image worker threads: one per core (tfjs-wasm is single-threaded), at most 2 */
+  /** image worker threads: one per core, at most 2 (each runs WebAssembly on its share of the cores) */
   workers: z.coerce.number().int().positive().optional(),
   /** images per resumable chunk */
   chunkSize: z.coerce.number().int().positive().default(256),

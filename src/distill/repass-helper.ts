@@ -1,5 +1,5 @@
 /**
- * A second thread for one distillation: tfjs-wasm runs single-threaded in Node, and given the unrolled θ_i the
+ * A second thread for one distillation whose ops run single-threaded (backend/index.ts), and given the unrolled θ_i the
  * TESLA re-pass terms of the steps are independent of each other, so a helper thread computes the second half
  * of them (repass-worker.ts) while the distiller's own thread computes the first (iteration.ts). The helper
  * runs the distiller's tfjs backend, so the numbers are the same with or without it.

@@ -3,7 +3,7 @@
  *
  * Images are encoded in chunks (default 256 images); each finished chunk is written atomically to
  * `<file>.partial/`, so a killed run resumes at the first unfinished chunk. Chunks are spread over
- * worker threads (one tfjs-wasm instance each: the wasm backend is single-threaded in Node).
+ * worker threads (one tfjs instance each, on its share of the cores: util/pool).
  * When all chunks exist they are joined into the final file, the manifest is written last, and the
  * partial folder is removed.
  */
