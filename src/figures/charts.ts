@@ -429,7 +429,16 @@ export function scalingFigure(
   const y = { field: 'mean', type: 'quantitative', title: 'r_mean (%)' } as const;
   const color = colour(results.flatMap((r) => r.methods));
   const detail = { field: 'line', type: 'nominal' } as const;
-  const dash = { field: 'budget', type: 'nominal', title: 'budget (pairs)' } as const;
+  // budgets as line styles, drawn as lines in the legend (solid, dashed, dotted, …): numbers ascending, then 'all'
+  const budgets = [...new Set(values.map((v) => v.budget))].sort((a, b) => (a === 'all' ? 1 : b === 'all' ? -1 : Number(a) - Number(b)));
+  const dashes = [[1, 0], [6, 3], [2, 2], [8, 2, 2, 2], [1, 3]];
+  const dash = {
+    field: 'budget',
+    type: 'nominal',
+    title: 'budget (pairs)',
+    scale: { domain: budgets, range: budgets.map((_, i) => dashes[i % dashes.length]!) },
+    legend: { symbolType: 'stroke', symbolStrokeWidth: 2, symbolSize: 400 },
+  } as const;
   const spec: TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     data: { values },
@@ -438,7 +447,8 @@ export function scalingFigure(
       width: 300,
       height: 210,
       layer: [
-        { mark: { type: 'line', point: true }, encoding: { x, y, color, detail, strokeDash: dash } },
+        { mark: 'line', encoding: { x, y, color, detail, strokeDash: dash } },
+        { mark: { type: 'point', filled: true }, encoding: { x, y, color, detail } },
         { mark: { type: 'errorbar', ticks: true }, encoding: { x, y: { ...y, field: 'lo' }, y2: { field: 'hi' }, color, detail } },
       ],
     },
