@@ -25,8 +25,9 @@ import { type SimilaritySpec, type SyntheticState, similarityBlock } from './syn
 export type GradientMode = 'tesla' | 'full';
 
 /** State tensors a batch takes rows of (the similarity's tensors are the others). */
-const ROW_KEYS: readonly string[] = ['x', 'y'];
-type RowKey = 'x' | 'y';
+const ROW_KEYS = ['x', 'y'] as const;
+type RowKey = (typeof ROW_KEYS)[number];
+const isRowKey = (k: string): k is RowKey => (ROW_KEYS as readonly string[]).includes(k);
 
 export interface Teacher {
   /** the student's starting point: snapshot t */
@@ -81,19 +82,15 @@ interface HostRows {
 const hostRowsOf = (state: SyntheticState): HostRows => ({ x: arrayOf(state.x!), y: arrayOf(state.y!) });
 
 /** The batch's rows: copied from `host` when given (not differentiable in the state), else gathered from the state. */
-function batchRows(s: SyntheticState, step: UnrollStep, b: tf.Tensor1D, host?: HostRows) {
-  if (!host) return { x: gatherRows(s.x as tf.Tensor2D, b), y: gatherRows(s.y as tf.Tensor2D, b) };
-  return { x: hostRows(host.x, s.x!.shape[1]!, step.batch), y: hostRows(host.y, s.y!.shape[1]!, step.batch) };
+function batchRows(s: SyntheticState, step: UnrollStep, host?: HostRows): Record<RowKey, tf.Tensor2D> {
+  if (host) return { x: hostRows(host.x, s.x!.shape[1]!, step.batch), y: hostRows(host.y, s.y!.shape[1]!, step.batch) };
+  const b = tf.tensor1d(step.batch, 'int32');
+  return { x: gatherRows(s.x as tf.Tensor2D, b), y: gatherRows(s.y as tf.Tensor2D, b) };
 }
 
-function stepGrads(theta: DualParams, s: SyntheticState, step: UnrollStep, o: IterationOptions, rows?: { x: tf.Tensor2D; y: tf.Tensor2D }, host?: HostRows) {
-  const b = tf.tensor1d(step.batch, 'int32');
-  return dualGrads(
-    theta,
-    { ...(rows ?? batchRows(s, step, b, host)), s: similarityBlock(s, o.similarity, b), maskImg: step.maskImg, maskTxt: step.maskTxt },
-    o.loss,
-    o.temperature,
-  ).grads;
+function stepGrads(theta: DualParams, s: SyntheticState, step: UnrollStep, o: IterationOptions, rows = batchRows(s, step)) {
+  const block = similarityBlock(s, o.similarity, tf.tensor1d(step.batch, 'int32'));
+  return dualGrads(theta, { ...rows, s: block, maskImg: step.maskImg, maskTxt: step.maskTxt }, o.loss, o.temperature).grads;
 }
 
 async function scalars(...ts: tf.Tensor[]): Promise<number[]> {
@@ -161,13 +158,12 @@ export function repassRange(
   // x and y: gradients with respect to each step's copied batch, scattered into the state's rows once at the end (in
   // step order, as a running sum would add them); the similarity's tensors: through similarityBlock, summed per step
   const host = hostRowsOf(state);
-  const sKeys = keys.filter((k) => !ROW_KEYS.includes(k));
+  const sKeys = keys.filter((k) => !isRowKey(k));
   const rowGrads: Record<RowKey, tf.Tensor[]> = { x: [], y: [] };
   let acc: tf.Tensor[] = sKeys.map((k) => tf.zerosLike(state[k]!));
   steps.forEach((step, i) => {
     const next = tf.tidy(() => {
-      const b = tf.tensor1d(step.batch, 'int32');
-      const rows = batchRows(state, step, b, host);
+      const rows = batchRows(state, step, host);
       const f = (x: tf.Tensor, y: tf.Tensor, ...data: tf.Tensor[]) => {
         const g = stepGrads(thetas[i]!, withData(state, sKeys, data), step, o, { x: x as tf.Tensor2D, y: y as tf.Tensor2D });
         // only the gradient of this sum is used, and a sum's gradient is exact in any order: plain tf.sums
@@ -188,7 +184,7 @@ export function repassRange(
     return { x: scatter('x'), y: scatter('y') };
   });
   tf.dispose([...rowGrads.x, ...rowGrads.y]);
-  const out = keys.map((k) => (k === 'x' || k === 'y' ? scattered[k] : acc[sKeys.indexOf(k)]!));
+  const out = keys.map((k) => (isRowKey(k) ? scattered[k] : acc[sKeys.indexOf(k)]!));
   tf.dispose([cotParams.img, cotParams.txt].flatMap((p) => Object.values(p)));
   return out;
 }
@@ -213,7 +209,7 @@ async function teslaIteration(state: SyntheticState, teacher: Teacher, steps: re
   const host = hostRowsOf(state);
   for (const step of steps) {
     const { next, G2 } = tf.tidy(() => {
-      const g = stepGrads(thetas[thetas.length - 1]!, state, step, o, undefined, host);
+      const g = stepGrads(thetas[thetas.length - 1]!, state, step, o, batchRows(state, step, host));
       return {
         next: sgdStep(thetas[thetas.length - 1]!, g, lr),
         G2: { img: tf.add(G.img, flattenTower(g.img)) as tf.Tensor1D, txt: tf.add(G.txt, flattenTower(g.txt)) as tf.Tensor1D },
