@@ -82,7 +82,7 @@ export interface PhaseJob {
   readonly index: number;
   /** what the phase file must match to be reused */
   readonly key: string;
-  /** whether a helper thread computes half of each iteration's re-pass (a core would idle otherwise) */
+  /** whether a helper thread computes half of each iteration's re-pass (a core would idle otherwise; only if ops run on one thread) */
   readonly helper: boolean;
 }
 export type PhaseMessage =
@@ -110,7 +110,9 @@ export async function runPhaseJob(
   const source = phase.source;
   const teachers = source === 'experts' ? trajectories : trajectories.map((t) => convexifyTrajectory(t, source[0], source[1]));
   const model = expertModel(manifest);
-  const out = await withRepassHelper(job.helper && config.distill.gradient === 'tesla', (helper) =>
+  // a helper only beside single-threaded ops: a multi-threaded op already spreads over the cores it would take
+  const wanted = job.helper && config.distill.gradient === 'tesla' && (await ready(() => undefined)).threads === 1;
+  const out = await withRepassHelper(wanted, (helper) =>
     distillPhase({
       index: job.index,
       phase,
@@ -251,9 +253,7 @@ async function distillLocked(
   const files = await Promise.all(keys.map((key, k) => finishedPhase(config, dir, k, key)));
   const pending = keys.flatMap((key, k) => (files[k] ? [] : [{ index: k, key }]));
   const workers = threadCount(config.workers, pending.length);
-  // a job in this thread runs its ops on this thread's backend; a pool worker's on a share of the cores
-  const opThreads = workers === 1 ? (await ready(() => undefined)).threads : 1;
-  const helper = helperPerJob(pending.length, workers, opThreads);
+  const helper = helperPerJob(pending.length, workers);
   const jobs: PhaseJob[] = pending.map((j) => ({ ...j, helper }));
   const onMessage = (m: PhaseMessage) => {
     if (m.type === 'warning') log(m.line);

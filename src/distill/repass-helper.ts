@@ -55,11 +55,11 @@ export class RepassHelper implements RepassRunner {
 
 /**
  * Whether each of `jobs` distillations running at once on `threads` threads gets a helper: only when a core
- * would otherwise idle (one job on two cores, each op on one thread), never by taking a core from another job or
- * from a multi-threaded op (`opThreads` > 1: WebAssembly's threaded build already spreads each product over the cores).
+ * would otherwise idle (one job on two cores), never by taking a core from another job. The job itself also
+ * checks that its ops run on one thread (distill/index.ts).
  */
-export function helperPerJob(jobs: number, threads: number, opThreads: number, cores = availableParallelism()): boolean {
-  return jobs > 0 && opThreads === 1 && Math.min(jobs, threads) * 2 <= cores;
+export function helperPerJob(jobs: number, threads: number, cores = availableParallelism()): boolean {
+  return jobs > 0 && Math.min(jobs, threads) * 2 <= cores;
 }
 
 /** Run `f` with a helper when `wanted`, closing it however `f` ends. */
