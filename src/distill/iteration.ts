@@ -14,7 +14,7 @@
  * re-pass differentiates a different network from the one it unrolled).
  */
 import { tf } from '../backend';
-import { type DualParams, type DualShape, type Tower, TOWERS, disposeDual, dualGrads, flattenTower, sgdStep, unflattenTower } from '../model/dual';
+import { type DualGrads, type DualParams, type DualShape, type Tower, TOWERS, disposeDual, dualGrads, flattenTower, sgdStep, unflattenTower } from '../model/dual';
 import { PARAM_NAMES, type ParamName } from '../model/head';
 import type { LossName } from '../model/losses';
 import { gatherRows, hostRows } from '../model/linalg';
@@ -81,16 +81,16 @@ interface HostRows {
 }
 const hostRowsOf = (state: SyntheticState): HostRows => ({ x: arrayOf(state.x!), y: arrayOf(state.y!) });
 
-/** The batch's rows: copied from `host` when given (not differentiable in the state), else gathered from the state. */
-function batchRows(s: SyntheticState, step: UnrollStep, host?: HostRows): Record<RowKey, tf.Tensor2D> {
-  if (host) return { x: hostRows(host.x, s.x!.shape[1]!, step.batch), y: hostRows(host.y, s.y!.shape[1]!, step.batch) };
-  const b = tf.tensor1d(step.batch, 'int32');
-  return { x: gatherRows(s.x as tf.Tensor2D, b), y: gatherRows(s.y as tf.Tensor2D, b) };
+/** The batch's rows copied from the host (not differentiable in the state). */
+function hostBatch(s: SyntheticState, step: UnrollStep, host: HostRows): Record<RowKey, tf.Tensor2D> {
+  return { x: hostRows(host.x, s.x!.shape[1]!, step.batch), y: hostRows(host.y, s.y!.shape[1]!, step.batch) };
 }
 
-function stepGrads(theta: DualParams, s: SyntheticState, step: UnrollStep, o: IterationOptions, rows = batchRows(s, step)) {
-  const block = similarityBlock(s, o.similarity, tf.tensor1d(step.batch, 'int32'));
-  return dualGrads(theta, { ...rows, s: block, maskImg: step.maskImg, maskTxt: step.maskTxt }, o.loss, o.temperature).grads;
+/** One step's parameter gradients; the batch's rows are `rows` when given, else gathered from the state (differentiable). */
+function stepGrads(theta: DualParams, s: SyntheticState, step: UnrollStep, o: IterationOptions, rows?: Record<RowKey, tf.Tensor2D>) {
+  const b = tf.tensor1d(step.batch, 'int32');
+  const batch = rows ?? { x: gatherRows(s.x as tf.Tensor2D, b), y: gatherRows(s.y as tf.Tensor2D, b) };
+  return dualGrads(theta, { ...batch, s: similarityBlock(s, o.similarity, b), maskImg: step.maskImg, maskTxt: step.maskTxt }, o.loss, o.temperature).grads;
 }
 
 async function scalars(...ts: tf.Tensor[]): Promise<number[]> {
@@ -121,21 +121,28 @@ export interface RepassRunner {
   run(job: RepassJob): Promise<Float32Array[]>;
 }
 
+/** Every parameter of both towers, in one fixed order. */
+const PARAMS = TOWERS.flatMap((t) => PARAM_NAMES.map((n) => [t, n] as const));
+
 /**
- * g ↦ ⟨c, g⟩ for each parameter's constant c, differentiable in g. The gradient handed back is c itself, not a
- * product with the upstream gradient, when that is the seed 1 (it is: the re-pass differentiates the plain sum of
- * these): XNNPACK then packs c once for every step of the re-pass instead of a new copy per step.
+ * g ↦ Σ_p ⟨c_p, g_p⟩ over every parameter of both towers (c constant), differentiable in g. The gradient handed back
+ * for g_p is c_p itself when the upstream gradient is the seed 1 (it is: the re-pass differentiates this sum; one
+ * scalar read per step), so XNNPACK packs each c_p once for a whole range instead of a new product per step.
  */
-function innerProducts(c: Readonly<Record<ParamName, tf.Tensor>>): Record<ParamName, (g: tf.Tensor) => tf.Scalar> {
-  const one = (n: ParamName) =>
-    tf.customGrad(((g: tf.Tensor, save: tf.GradSaveFunc) => {
-      save([]);
-      return {
-        value: tf.sum(tf.mul(c[n], g)),
-        gradFunc: (dy: tf.Tensor) => [(dy.dataSync()[0] === 1 ? c[n] : tf.mul(dy, c[n])) as tf.Tensor],
-      };
-    }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (g: tf.Tensor) => tf.Scalar;
-  return Object.fromEntries(PARAM_NAMES.map((n) => [n, one(n)])) as Record<ParamName, (g: tf.Tensor) => tf.Scalar>;
+function innerProduct(c: Readonly<Record<Tower, Readonly<Record<ParamName, tf.Tensor>>>>): (g: DualGrads) => tf.Scalar {
+  const cs = PARAMS.map(([t, n]) => c[t][n]);
+  const op = tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const gs = args.slice(0, -1) as tf.Tensor[];
+    (args[args.length - 1] as tf.GradSaveFunc)([]);
+    return {
+      value: tf.addN(gs.map((g, i) => tf.sum(tf.mul(cs[i]!, g)))),
+      gradFunc: (dy: tf.Tensor) => {
+        const seed = dy.dataSync()[0] === 1;
+        return cs.map((ci) => (seed ? ci : tf.mul(dy, ci)));
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (...gs: tf.Tensor[]) => tf.Scalar;
+  return (g) => op(...PARAMS.map(([t, n]) => g[t][n]));
 }
 
 /**
@@ -149,26 +156,26 @@ export function repassRange(
   cot: Readonly<Record<Tower, tf.Tensor1D>>,
   steps: readonly UnrollStep[],
   o: IterationOptions,
+  host: HostRows = hostRowsOf(state),
 ): tf.Tensor[] {
   // ∂ℓ/∂g per parameter, split once: a flat product would split its cotangent again at every step (SplitV of the
   // whole tower), and XNNPACK packs the W1 cotangent of x·∂W1 once for all steps only if it is one tensor
   const shapeOf = (t: Tower) => ({ dIn: thetas[0]![t].W1.shape[0]!, dOut: thetas[0]![t].W1.shape[1]! });
   const cotParams = tf.tidy(() => ({ img: unflattenTower(cot.img, shapeOf('img')), txt: unflattenTower(cot.txt, shapeOf('txt')) }));
-  const inner = { img: innerProducts(cotParams.img), txt: innerProducts(cotParams.txt) };
+  const inner = innerProduct(cotParams);
   // x and y: gradients with respect to each step's copied batch, scattered into the state's rows once at the end (in
   // step order, as a running sum would add them); the similarity's tensors: through similarityBlock, summed per step
-  const host = hostRowsOf(state);
   const sKeys = keys.filter((k) => !isRowKey(k));
   const rowGrads: Record<RowKey, tf.Tensor[]> = { x: [], y: [] };
   let acc: tf.Tensor[] = sKeys.map((k) => tf.zerosLike(state[k]!));
   steps.forEach((step, i) => {
     const next = tf.tidy(() => {
-      const rows = batchRows(state, step, host);
+      const rows = hostBatch(state, step, host);
       const f = (x: tf.Tensor, y: tf.Tensor, ...data: tf.Tensor[]) => {
         const g = stepGrads(thetas[i]!, withData(state, sKeys, data), step, o, { x: x as tf.Tensor2D, y: y as tf.Tensor2D });
         // only the gradient of this sum is used, and a sum's gradient is exact in any order: plain tf.sums
         // (a blockedSum's backward costs more, for nothing; see model/reduce.ts)
-        return tf.addN(TOWERS.flatMap((t) => PARAM_NAMES.map((n) => inner[t][n](g[t][n])))) as tf.Scalar;
+        return inner(g);
       };
       const [gx, gy, ...gs] = tf.grads(f)([rows.x, rows.y, ...sKeys.map((k) => state[k]!)]);
       return { gx: gx!, gy: gy!, acc: acc.map((a, j) => tf.add(a, gs[j]!)) };
@@ -209,7 +216,7 @@ async function teslaIteration(state: SyntheticState, teacher: Teacher, steps: re
   const host = hostRowsOf(state);
   for (const step of steps) {
     const { next, G2 } = tf.tidy(() => {
-      const g = stepGrads(thetas[thetas.length - 1]!, state, step, o, batchRows(state, step, host));
+      const g = stepGrads(thetas[thetas.length - 1]!, state, step, o, hostBatch(state, step, host));
       return {
         next: sgdStep(thetas[thetas.length - 1]!, g, lr),
         G2: { img: tf.add(G.img, flattenTower(g.img)) as tf.Tensor1D, txt: tf.add(G.txt, flattenTower(g.txt)) as tf.Tensor1D },
@@ -235,7 +242,7 @@ async function teslaIteration(state: SyntheticState, teacher: Teacher, steps: re
   const h = repassSplit(steps.length);
   const remote = helper?.run({
     keys,
-    data: keys.map((k) => ({ shape: state[k]!.shape, values: arrayOf(state[k]!) })),
+    data: keys.map((k) => ({ shape: state[k]!.shape, values: isRowKey(k) ? host[k] : arrayOf(state[k]!) })),
     shape: { img: { dIn: state.x!.shape[1]!, dOut: teacher.theta0.img.b1.shape[0]! }, txt: { dIn: state.y!.shape[1]!, dOut: teacher.theta0.txt.b1.shape[0]! } },
     thetas: thetas.slice(h, steps.length).map((th) => ({ img: flatArray(th.img), txt: flatArray(th.txt) })),
     cot: { img: arrayOf(cot.img), txt: arrayOf(cot.txt) },
@@ -246,8 +253,8 @@ async function teslaIteration(state: SyntheticState, teacher: Teacher, steps: re
   let first: tf.Tensor[] = [];
   let grads: Record<string, tf.Tensor>;
   try {
-    first = repassRange(state, keys, thetas.slice(0, h), cot, steps.slice(0, h), o);
-    const second = remote ? (await remote).map((v, j) => tf.tensor(v, first[j]!.shape)) : repassRange(state, keys, thetas.slice(h, steps.length), cot, steps.slice(h), o);
+    first = repassRange(state, keys, thetas.slice(0, h), cot, steps.slice(0, h), o, host);
+    const second = remote ? (await remote).map((v, j) => tf.tensor(v, first[j]!.shape)) : repassRange(state, keys, thetas.slice(h, steps.length), cot, steps.slice(h), o, host);
     grads = Object.fromEntries(keys.map((k, j) => [k, tf.add(first[j]!, second[j]!)]));
     for (const t of second) t.dispose();
   } catch (e) {

@@ -132,13 +132,13 @@ export interface MethodResult {
   readonly distill?: unknown;
 }
 
-/** What `repro` writes to figures/<results>.json: the results with what produced them, checksummed. */
 /** A config without where it ran (`workspace`) and `force`: neither is part of the experiment, nor of its results file. */
 function experimentOf<C extends { readonly workspace?: unknown; readonly force?: unknown }>(config: C): Omit<C, 'workspace' | 'force'> {
   const { workspace: _where, force: _force, ...experiment } = config;
   return experiment;
 }
 
+/** What `repro` writes to figures/<results>.json: the results with what produced them, checksummed. */
 export interface ResultsFile {
   /** the results file's name (`results`, else the config's `name`): figures/<name>.json */
   readonly name: string;
