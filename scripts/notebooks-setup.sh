@@ -10,14 +10,7 @@ cd "$(dirname "$0")/.."
 PY=/usr/bin/python3
 PACKAGES=(jupyter-nbconvert python3-nbclient python3-ipython python3-ipykernel jupyter-notebook fonts-dejavu-core)
 
-missing=()
-for p in "${PACKAGES[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
-if ((${#missing[@]})); then
-  echo "notebooks:setup: installing ${missing[*]} (apt)"
-  SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash scripts/apt-ensure.sh "${PACKAGES[@]}"
 "$PY" -c 'import nbclient, nbconvert' || { echo "notebooks:setup: $PY cannot import nbclient/nbconvert" >&2; exit 1; }
 
 [ -f node_modules/tslab/bin/tslab ] || { echo "notebooks:setup: node_modules/tslab is missing; run npm ci first" >&2; exit 1; }

@@ -11,9 +11,12 @@
  * one-phase distillation, is made of small products that two threads do not speed up (bench: 0.66 s per TESLA
  * iteration on one thread, 0.66–0.84 s on two) and it gets a helper thread instead (distill/repass-helper).
  * `PTMST_WASM_THREADS=<n>` sets the threads of every instance; 1 is the single-threaded build.
+ * Matrix products run on OpenBLAS instead of XNNPACK where it is installed (./blas; `PTMST_BLAS=off` keeps XNNPACK);
+ * every op then runs on one thread, and `PTMST_WASM_THREADS` applies only to XNNPACK.
  */
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../errors';
+import { blasLibrary, installBlasMatMul } from './blas';
 import { activateThreadedWasm } from './wasm-threads';
 
 export { tf };
@@ -29,6 +32,8 @@ export interface BackendInfo {
   readonly reason: string;
   /** threads each op may use (WebAssembly's pool; 1 for the other backends, which manage their own) */
   readonly threads: number;
+  /** the BLAS library that runs WebAssembly's matrix products (./blas), or null where XNNPACK runs them */
+  readonly blas: string | null;
 }
 
 export interface ReadyOptions {
@@ -77,10 +82,11 @@ async function activate(name: BackendName, options: ReadyOptions = {}): Promise<
   if (name === 'wasm') {
     if (!tryRequire('@tensorflow/tfjs-backend-wasm')) return undefined;
     if (!wasmTried) {
-      // first initialisation: the threaded build if more than one thread is wanted and it comes up
+      // first initialisation: the threaded build if more than one thread is wanted, products stay on XNNPACK
+      // (beside BLAS every op runs on one thread: ./blas) and the build comes up
       wasmTried = true;
       const want = wasmThreadCount(options.wasmThreads);
-      wasmThreads = want > 1 ? ((await activateThreadedWasm(want)) ?? 1) : 1;
+      wasmThreads = want > 1 && blasLibrary() === undefined ? ((await activateThreadedWasm(want)) ?? 1) : 1;
       if (wasmThreads > 1) return '@tensorflow/tfjs-backend-wasm';
     }
     return (await tf.setBackend('wasm').catch(() => false)) ? '@tensorflow/tfjs-backend-wasm' : undefined;
@@ -106,9 +112,11 @@ async function choose(log: (line: string) => void, options: ReadyOptions): Promi
         provider,
         reason: forced ? 'forced by PTMST_BACKEND' : 'fastest backend present',
         threads: name === 'wasm' ? wasmThreads : 1,
+        blas: (name === 'wasm' && installBlasMatMul()) || null,
       };
       const threads = name === 'wasm' ? `, ${info.threads} thread${info.threads === 1 ? '' : 's'} per op` : '';
-      log(`[ptmst] tfjs backend: ${name} (${provider}; ${info.reason}${threads})`);
+      const products = info.blas ? `; products on ${info.blas}` : '';
+      log(`[ptmst] tfjs backend: ${name} (${provider}; ${info.reason}${threads}${products})`);
       return info;
     }
   }

@@ -1,7 +1,8 @@
 import { tf } from '../backend';
+import { transposesAreFree } from '../backend/blas';
 
 /**
- * tfjs-wasm 4.22's matMul with transposeA/transposeB is 8–15× slower than an explicit transpose followed by
+ * On XNNPACK (tfjs-wasm without BLAS, see backend/blas), tfjs-wasm 4.22's matMul with transposeA/transposeB is 8–15× slower than an explicit transpose followed by
  * a plain matMul (128×1280 operands: 60 ms vs 4 ms), and tfjs's own matMul gradient uses those flags. `mm`
  * makes every transpose explicit, in the forward pass and in its gradient.
  *
@@ -36,8 +37,13 @@ const productABt = customBinary((a, b, save) => {
   return { value: abT(a, b), gradFunc: (dy, [a, b]) => [matMul(dy, b!), matMul(tf.transpose(dy), a!)] };
 });
 
-/** a·b with optional transposes, fast on every backend, differentiable (first order). Call inside tf.tidy. */
+/**
+ * a·b with optional transposes, fast on every backend, differentiable (first order). Call inside tf.tidy.
+ * Where products run on BLAS (backend/blas) a transpose is a flag of the call, so tfjs's own matMul and gradient
+ * are used as they are.
+ */
 export function mm(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {
+  if (transposesAreFree()) return tf.matMul(a, b, transposeA, transposeB);
   const left = transposeA ? tf.transpose(a) : a;
   return transposeB ? productABt(left, b) : productAB(left, b);
 }

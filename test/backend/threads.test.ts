@@ -25,12 +25,14 @@ describe('backend: threaded WebAssembly', function () {
       add(flattenTower(g.img)); add(flattenTower(g.txt));
       const dx = tf.grad((x) => tf.sum(flattenTower(dualGrads(theta, { ...batch, x }, 'infonce', 0.07).grads.img)))(batch.x);
       add(dx);
-      process.stdout.write(JSON.stringify({ threads: info.threads, hash: h.digest('hex') }));
+      process.stdout.write(JSON.stringify({ threads: info.threads, blas: info.blas, hash: h.digest('hex') }));
     });`;
-  const run = (threads: number) => {
-    const r = spawnSync(process.execPath, ['-e', child], { env: { ...process.env, PTMST_WASM_THREADS: String(threads), PTMST_BACKEND: 'wasm' }, encoding: 'utf8', timeout: 60_000 });
+  // the threaded build runs XNNPACK's products, so BLAS is off unless a test says otherwise
+  const run = (threads: number, blas = 'off') => {
+    const env = { ...process.env, PTMST_WASM_THREADS: String(threads), PTMST_BACKEND: 'wasm', PTMST_BLAS: blas };
+    const r = spawnSync(process.execPath, ['-e', child], { env, encoding: 'utf8', timeout: 60_000 });
     assert.equal(r.status, 0, `the child with ${threads} thread(s) exits by itself, with 0 (signal ${r.signal}): ${r.stderr}`);
-    return JSON.parse(r.stdout) as { threads: number; hash: string };
+    return JSON.parse(r.stdout) as { threads: number; blas: string | null; hash: string };
   };
 
   it('two threads come up, exit cleanly and give the single-threaded bits', () => {
@@ -39,6 +41,16 @@ describe('backend: threaded WebAssembly', function () {
     assert.equal(one.threads, 1);
     assert.equal(two.threads, 2, 'the threaded build came up with two threads (its shims still fit this tfjs version)');
     assert.equal(two.hash, one.hash, 'products, the head backward and its gradient are bitwise the same on two threads');
+  });
+
+  it('beside BLAS every op runs on one thread, whatever PTMST_WASM_THREADS asks', function () {
+    const withBlas = run(2, 'auto');
+    if (withBlas.blas === null) {
+      if (process.env.PTMST_REQUIRE_BLAS) assert.fail('PTMST_REQUIRE_BLAS is set but no BLAS loaded (libopenblas0-pthread, koffi)');
+      this.skip();
+    }
+    assert.equal(withBlas.threads, 1);
+    assert.match(withBlas.blas!, /OpenBLAS|cblas/);
   });
 
   it('PTMST_WASM_THREADS outside 1…8 is one clear error', () => {

@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { ready, tf } from '../../src/backend';
+import { useBlasMatMul } from '../../src/backend/blas';
 import { gatherRows, hostBlock, hostRows, mm } from '../../src/model/linalg';
 import { dropoutMask } from '../../src/model/head';
 import { finiteArray } from '../../src/model/finite';
@@ -32,9 +33,17 @@ describe('model/linalg: gatherRows', () => {
   });
 });
 
-/** mm: every transpose combination, in both orientations of a·bᵀ, against tfjs's own matMul and its gradient. */
-describe('model/linalg: mm', () => {
-  before(() => ready(() => undefined));
+/**
+ * mm: every transpose combination, in both orientations of a·bᵀ, against tfjs's own matMul and its gradient, with
+ * products on XNNPACK (explicit transposes) and, where it loads, on BLAS (transposes as flags).
+ */
+for (const kernel of ['XNNPACK', 'BLAS'] as const) describe(`model/linalg: mm, products on ${kernel}`, () => {
+  before(async function () {
+    const info = await ready(() => undefined);
+    if (info.name !== 'wasm' || (kernel === 'BLAS' && info.blas === null)) this.skip();
+    useBlasMatMul(kernel === 'BLAS');
+  });
+  after(() => useBlasMatMul(true));
   const close = (got: tf.Tensor, want: tf.Tensor, what: string) => {
     const [g, w] = [got.dataSync(), want.dataSync()];
     assert.deepEqual(got.shape, want.shape, `${what}: shape`);

@@ -1,9 +1,13 @@
 import { strict as assert } from 'node:assert';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { ready } from '../../src/backend';
 import { runPool } from '../../src/util/pool';
 
-/** runPool: every job runs once, each worker gets the shared value, and the cores are divided among the workers. */
+/**
+ * runPool: every job runs once, each worker gets the shared value, and the cores are divided among the workers
+ * (as WebAssembly threads per op; beside BLAS each op runs on one thread, src/backend/blas).
+ */
 describe('util/pool: runPool', function () {
   this.timeout(120_000);
   const probe = join(__dirname, 'pool-probe-worker.js');
@@ -17,7 +21,8 @@ describe('util/pool: runPool', function () {
     it(`${workers} worker(s): each job once, with the shared value, on cores / workers WebAssembly threads`, async () => {
       const share = Math.min(8, Math.max(1, Math.floor(availableParallelism() / workers)));
       const forced = process.env.PTMST_WASM_THREADS;
-      const threads = process.env.PTMST_BACKEND && process.env.PTMST_BACKEND !== 'wasm' ? 1 : forced ? Number(forced) : share;
+      const info = await ready();
+      const threads = info.name !== 'wasm' || info.blas !== null ? 1 : forced ? Number(forced) : share;
       assert.deepEqual(await run(workers), [0, 1, 2].map((job) => ({ job, shared: 'shared value', threads })));
     });
   }

@@ -1,0 +1,209 @@
+/**
+ * Matrix products on OpenBLAS for the WebAssembly backend.
+ *
+ * tfjs-wasm multiplies matrices with XNNPACK at 16–19 GFLOP/s on one core of this machine, and packs the right
+ * operand again whenever it is a new tensor (an unrolled student's weights are new at every step). OpenBLAS, the
+ * library the PyTorch peer runs on (Debian's `libopenblas0-pthread`), reaches 58–76 GFLOP/s on one core for the
+ * same shapes (a 32 × 1280 by 1280 × 256 product: 0.32 ms against 1.0 ms packed, 3–5 ms unpacked).
+ *
+ * When koffi (an FFI whose npm package carries its prebuilt binaries; an optional dependency) and an OpenBLAS
+ * library load, `installBlasMatMul` replaces the wasm backend's `BatchMatMul` kernel by one that calls
+ * `cblas_sgemm` on the tensors' bytes where they lie in the WebAssembly heap: no copies, and transposes are
+ * flags of the call rather than extra ops. Every product of the library (forward, tfjs's own gradients,
+ * evaluation, retrieval) goes through it. Anything it does not cover (another dtype, batch shapes that broadcast
+ * other than one against many) falls back to XNNPACK's kernel.
+ *
+ * `PTMST_BLAS=off` keeps XNNPACK; `PTMST_BLAS=<library>` loads that file (it must export `cblas_sgemm`);
+ * unset or `auto`, Debian's OpenBLAS is tried and its absence is not an error.
+ *
+ * With BLAS, every op runs on one thread and the cores go to pool workers and helper threads instead. Measured on
+ * two cores: OpenBLAS on two threads gained nothing on an expert epoch (3.57 → 3.61 s) and slowed a TESLA
+ * iteration (283 → 344 ms; its threads spin between calls), and tfjs-wasm's threaded build beside it doubled the
+ * epoch (3.6 → 7.2 s). OpenBLAS's thread count is one setting per process, shared by every worker thread.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { ConfigError } from '../errors';
+
+type Sgemm = (
+  order: number, transA: number, transB: number, m: number, n: number, k: number, alpha: number,
+  a: Float32Array, lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number,
+) => void;
+
+interface Blas {
+  readonly sgemm: Sgemm;
+  /** what loaded, e.g. "OpenBLAS 0.3.21 … (libopenblas.so.0)" */
+  readonly description: string;
+  readonly setThreads?: (n: number) => void;
+}
+
+const ROW_MAJOR = 101;
+const NO_TRANS = 111;
+const TRANS = 112;
+
+/** Libraries tried when `PTMST_BLAS` is unset: Debian's OpenBLAS (the pthread variant is what `libopenblas0` installs by default). */
+const DEFAULT_LIBRARIES = ['libopenblas.so.0', 'libopenblas.so', 'libopenblas.dylib'];
+
+let loaded: { blas: Blas | undefined } | undefined;
+
+/** The BLAS library (loaded on first call), or undefined when koffi or the library is absent and none was named. */
+export function blasLibrary(): Blas | undefined {
+  loaded ??= { blas: loadBlas() };
+  return loaded.blas;
+}
+
+function loadBlas(): Blas | undefined {
+  const env = process.env.PTMST_BLAS;
+  if (env === 'off') return undefined;
+  const named = env !== undefined && env !== '' && env !== 'auto' ? env : undefined;
+  let koffi: typeof import('koffi');
+  try {
+    koffi = require('koffi') as typeof import('koffi');
+  } catch (err) {
+    if (named) throw new ConfigError(`PTMST_BLAS=${named}: the optional dependency koffi, which loads it, failed to load (${(err as Error).message})`);
+    return undefined;
+  }
+  for (const file of named ? [named] : DEFAULT_LIBRARIES) {
+    let lib: ReturnType<typeof koffi.load>;
+    try {
+      lib = koffi.load(file);
+    } catch (err) {
+      if (named) throw new ConfigError(`PTMST_BLAS=${named} could not be loaded: ${(err as Error).message}`);
+      continue;
+    }
+    let sgemm: Sgemm;
+    try {
+      sgemm = lib.func(
+        'void cblas_sgemm(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int)',
+      ) as unknown as Sgemm;
+    } catch {
+      if (named) throw new ConfigError(`PTMST_BLAS=${named} does not export cblas_sgemm`);
+      continue;
+    }
+    const optional = <T>(definition: string): T | undefined => {
+      try {
+        return lib.func(definition) as unknown as T;
+      } catch {
+        return undefined;
+      }
+    };
+    const config = optional<() => string>('const char *openblas_get_config()');
+    const setThreads = optional<(n: number) => void>('void openblas_set_num_threads(int)');
+    const description = `${config ? config().split(' ').slice(0, 2).join(' ') : 'cblas'} (${file})`;
+    return setThreads ? { sgemm, description, setThreads } : { sgemm, description };
+  }
+  return undefined;
+}
+
+/** The parts of tfjs-wasm's backend object the kernel uses. */
+interface WasmHeapBackend {
+  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
+}
+
+type KernelArgs = Parameters<tf.KernelFunc>[0];
+
+function sizeOf(shape: readonly number[]): number {
+  return shape.reduce((p, d) => p * d, 1);
+}
+
+/** BatchMatMul on sgemm: rank ≥ 2, float32, batch dims equal or one side of size 1. */
+function sgemmBatchMatMul(sgemm: Sgemm, fallback: tf.KernelFunc): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    const { transposeA, transposeB } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
+    const ra = a.shape.length;
+    const rb = b.shape.length;
+    const outerA = a.shape.slice(0, -2);
+    const outerB = b.shape.slice(0, -2);
+    const batchA = sizeOf(outerA);
+    const batchB = sizeOf(outerB);
+    if (a.dtype !== 'float32' || b.dtype !== 'float32' || (batchA !== batchB && batchA !== 1 && batchB !== 1)) {
+      return fallback(args);
+    }
+    const m = a.shape[transposeA ? ra - 1 : ra - 2]!;
+    const k = a.shape[transposeA ? ra - 2 : ra - 1]!;
+    const kb = b.shape[transposeB ? rb - 1 : rb - 2]!;
+    const n = b.shape[transposeB ? rb - 2 : rb - 1]!;
+    if (k !== kb) {
+      throw new Error(
+        `Error in matMul: inner shapes (${k}) and (${kb}) of Tensors with shapes ${a.shape} and ${b.shape} and ` +
+          `transposeA=${transposeA} and transposeB=${transposeB} must match.`,
+      );
+    }
+    const outShape = [...tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB), m, n];
+    const backend = args.backend as unknown as WasmHeapBackend;
+    const out = backend.makeOutput(outShape, 'float32');
+    const batch = Math.max(batchA, batchB);
+    if (m * n * batch === 0) return out;
+    // views after the output's allocation, which may grow (and move) the heap
+    const C = backend.typedArrayFromHeap(out);
+    if (k === 0) {
+      C.fill(0);
+      return out;
+    }
+    const A = backend.typedArrayFromHeap(a);
+    const B = backend.typedArrayFromHeap(b);
+    const ta = transposeA ? TRANS : NO_TRANS;
+    const tb = transposeB ? TRANS : NO_TRANS;
+    const lda = transposeA ? m : k;
+    const ldb = transposeB ? k : n;
+    if (batch === 1 || (batchB === 1 && !transposeA)) {
+      // one call: a stack of untransposed left matrices against one right matrix is one tall product
+      sgemm(ROW_MAJOR, ta, tb, m * batch, n, k, 1, A, lda, B, ldb, 0, C, n);
+      return out;
+    }
+    for (let i = 0; i < batch; i++) {
+      const Ai = batchA === 1 ? A : A.subarray(i * m * k, (i + 1) * m * k);
+      const Bi = batchB === 1 ? B : B.subarray(i * k * n, (i + 1) * k * n);
+      sgemm(ROW_MAJOR, ta, tb, m, n, k, 1, Ai, lda, Bi, ldb, 0, C.subarray(i * m * n, (i + 1) * m * n), n);
+    }
+    return out;
+  };
+}
+
+let xnnpackKernel: tf.KernelConfig | undefined;
+let blasKernel: tf.KernelConfig | undefined;
+let active = false;
+
+function register(config: tf.KernelConfig): void {
+  tf.unregisterKernel(config.kernelName, config.backendName);
+  tf.registerKernel(config);
+}
+
+/**
+ * Route the wasm backend's matrix products to BLAS on one thread when a library loads (see the module comment);
+ * its description, or undefined when products stay on XNNPACK. Call once tfjs-backend-wasm is loaded.
+ */
+export function installBlasMatMul(): string | undefined {
+  const blas = blasLibrary();
+  if (blas === undefined) return undefined;
+  if (blasKernel === undefined) {
+    const original = tf.getKernel('BatchMatMul', 'wasm');
+    if (original === undefined) return undefined;
+    xnnpackKernel = original;
+    blasKernel = { kernelName: 'BatchMatMul', backendName: 'wasm', kernelFunc: sgemmBatchMatMul(blas.sgemm, original.kernelFunc) };
+  }
+  blas.setThreads?.(1);
+  useBlasMatMul(true);
+  return blas.description;
+}
+
+/**
+ * Switch the wasm backend's products between BLAS (true) and XNNPACK (false); whether BLAS is in use afterwards.
+ * For comparisons of the two kernels (tests, the bench); the library keeps what `installBlasMatMul` chose.
+ */
+export function useBlasMatMul(on: boolean): boolean {
+  const config = on ? blasKernel : xnnpackKernel;
+  if (config === undefined) return false;
+  register(config);
+  active = on;
+  return active;
+}
+
+/**
+ * Whether the current backend's matrix products take their transposes as free flags of one BLAS call rather than
+ * as separate, costly ops (XNNPACK, which also packs each new right operand); linalg.mm reads it.
+ */
+export function transposesAreFree(): boolean {
+  return active && tf.getBackend() === 'wasm';
+}

@@ -1,0 +1,114 @@
+import { strict as assert } from 'node:assert';
+import { ready, tf } from '../../src/backend';
+import { useBlasMatMul } from '../../src/backend/blas';
+
+/** the largest |v| (spread syntax overflows the stack on long arrays) */
+const maxAbs = (v: ArrayLike<number>) => Array.prototype.reduce.call(v, (m: number, x: number) => Math.max(m, Math.abs(x)), 0) as number;
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => maxAbs(Array.from(a, (v, i) => v - b[i]!));
+
+/** a·b in float64 on the host for 3-D (or 2-D) operands with optional transposes and a batch of one broadcast. */
+function reference(a: tf.Tensor, b: tf.Tensor, ta: boolean, tb: boolean): { shape: number[]; values: Float64Array } {
+  const [A, B] = [a.dataSync(), b.dataSync()];
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  const batchA = ra === 3 ? a.shape[0]! : 1;
+  const batchB = rb === 3 ? b.shape[0]! : 1;
+  const [ar, ac] = [a.shape[ra - 2]!, a.shape[ra - 1]!];
+  const [br, bc] = [b.shape[rb - 2]!, b.shape[rb - 1]!];
+  const m = ta ? ac : ar;
+  const k = ta ? ar : ac;
+  const n = tb ? br : bc;
+  const batch = Math.max(batchA, batchB);
+  const out = new Float64Array(batch * m * n);
+  for (let t = 0; t < batch; t++) {
+    const oa = (batchA === 1 ? 0 : t) * ar * ac;
+    const ob = (batchB === 1 ? 0 : t) * br * bc;
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) s += A[oa + (ta ? p * ac + i : i * ac + p)]! * B[ob + (tb ? j * bc + p : p * bc + j)]!;
+        out[(t * m + i) * n + j] = s;
+      }
+    }
+  }
+  return { shape: ra === 3 || rb === 3 ? [batch, m, n] : [m, n], values: out };
+}
+
+/**
+ * backend/blas: the wasm backend's BatchMatMul on cblas_sgemm, against float64 products and against XNNPACK's
+ * kernel, for every transpose combination and batch layout it handles, and through tfjs's matMul gradient.
+ */
+describe('backend/blas: products on BLAS', function () {
+  before(async function () {
+    const info = await ready(() => undefined);
+    if (info.blas === null) {
+      if (process.env.PTMST_REQUIRE_BLAS) assert.fail('PTMST_REQUIRE_BLAS is set but no BLAS loaded (libopenblas0-pthread, koffi)');
+      this.skip();
+    }
+  });
+  afterEach(() => useBlasMatMul(true));
+
+  const cases: { a: number[]; b: number[]; ta: boolean; tb: boolean; what: string }[] = [];
+  for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    const [m, k, n] = [7, 33, 5];
+    const sa = ta ? [k, m] : [m, k];
+    const sb = tb ? [n, k] : [k, n];
+    cases.push({ a: sa, b: sb, ta, tb, what: '2-D' });
+    cases.push({ a: [3, ...sa], b: [3, ...sb], ta, tb, what: 'batch of 3 against 3' });
+    cases.push({ a: [3, ...sa], b: sb, ta, tb, what: 'batch of 3 against one matrix' });
+    cases.push({ a: sa, b: [3, ...sb], ta, tb, what: 'one matrix against a batch of 3' });
+  }
+  cases.push({ a: [1, 40], b: [40, 1], ta: false, tb: false, what: 'a row by a column' });
+
+  for (const c of cases) {
+    it(`${c.what}: [${c.a}] by [${c.b}], transposeA ${c.ta}, transposeB ${c.tb}: float64 to 1e-6, XNNPACK's kernel to 1e-5`, () => {
+      tf.tidy(() => {
+        const a = tf.randomNormal(c.a, 0, 1, 'float32', 11);
+        const b = tf.randomNormal(c.b, 0, 1, 'float32', 12);
+        const before = tf.memory().numTensors;
+        const got = tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D, c.ta, c.tb);
+        assert.equal(tf.memory().numTensors, before + 1, 'one output, no temporaries left');
+        const want = reference(a, b, c.ta, c.tb);
+        assert.deepEqual(got.shape, want.shape);
+        const g = got.dataSync();
+        const scale = maxAbs(want.values);
+        const err = maxDiff(g, want.values);
+        assert.ok(err <= 1e-6 * scale, `max error ${err} against a scale of ${scale}`);
+        useBlasMatMul(false);
+        const x = tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D, c.ta, c.tb).dataSync();
+        useBlasMatMul(true);
+        const errX = maxDiff(g, x);
+        assert.ok(errX <= 1e-5 * scale, `against XNNPACK: max error ${errX}`);
+      });
+    });
+  }
+
+  it('an empty inner dimension gives zeros; an empty outer one an empty result', () => {
+    tf.tidy(() => {
+      assert.deepEqual(Array.from(tf.matMul(tf.zeros([2, 0]) as tf.Tensor2D, tf.zeros([0, 3]) as tf.Tensor2D).dataSync()), [0, 0, 0, 0, 0, 0]);
+      assert.deepEqual(tf.matMul(tf.zeros([0, 4]) as tf.Tensor2D, tf.ones([4, 3]) as tf.Tensor2D).shape, [0, 3]);
+    });
+  });
+
+  it('mismatched inner dimensions are one clear error', () => {
+    assert.throws(() => tf.tidy(() => tf.matMul(tf.ones([2, 3]) as tf.Tensor2D, tf.ones([4, 5]) as tf.Tensor2D)), /inner shapes \(3\) and \(4\)/);
+  });
+
+  it("tfjs's matMul gradients equal XNNPACK's to 1e-5", () => {
+    tf.tidy(() => {
+      const a = tf.randomNormal([32, 1280], 0, 1, 'float32', 13) as tf.Tensor2D;
+      const b = tf.randomNormal([256, 1280], 0, 1, 'float32', 14) as tf.Tensor2D;
+      const w = tf.randomNormal([32, 256], 0, 1, 'float32', 15);
+      const f = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x as tf.Tensor2D, y as tf.Tensor2D, false, true), w));
+      const ours = tf.grads(f)([a, b]).map((g) => g.dataSync());
+      useBlasMatMul(false);
+      const theirs = tf.grads(f)([a, b]).map((g) => g.dataSync());
+      for (const [i, g] of ours.entries()) {
+        const t = theirs[i]!;
+        const scale = maxAbs(t);
+        const err = maxDiff(g, t);
+        assert.ok(err <= 1e-5 * scale, `gradient ${i}: max error ${err} against a scale of ${scale}`);
+      }
+    });
+  });
+});
