@@ -10,8 +10,9 @@
  * library load, `installBlasMatMul` replaces the wasm backend's `BatchMatMul` kernel by one that calls
  * `cblas_sgemm` on the tensors' bytes where they lie in the WebAssembly heap: no copies, and transposes are
  * flags of the call rather than extra ops. Every product of the library (forward, tfjs's own gradients,
- * evaluation, retrieval) goes through it. Anything it does not cover (another dtype, batch shapes that broadcast
- * other than one against many) falls back to XNNPACK's kernel.
+ * evaluation, retrieval) goes through it. So do the image encoders' pointwise (1 × 1) convolutions, `FusedConv2D`.
+ * Anything these kernels do not cover (another dtype, batch shapes that broadcast other than one against many,
+ * larger filters, strides, padding) falls back to XNNPACK's kernel.
  *
  * `PTMST_BLAS=off` keeps XNNPACK; `PTMST_BLAS=<library>` loads that file (it must export `cblas_sgemm`);
  * unset or `auto`, Debian's OpenBLAS is tried and its absence is not an error.
@@ -161,8 +162,60 @@ function sgemmBatchMatMul(sgemm: Sgemm, fallback: tf.KernelFunc): tf.KernelFunc 
   };
 }
 
-let xnnpackKernel: tf.KernelConfig | undefined;
-let blasKernel: tf.KernelConfig | undefined;
+/** Activations of FusedConv2D the 1 × 1 path covers, as the wasm kernel that applies each afterwards. */
+const ACTIVATION_KERNELS: Readonly<Record<string, string | null>> = { linear: null, relu: 'Relu', relu6: 'Relu6' };
+
+/** A host vector of at least `n` ones, for the rank-one product that broadcasts a bias over rows. */
+let ones = new Float32Array(0);
+function onesOf(n: number): Float32Array {
+  if (ones.length < n) ones = new Float32Array(n).fill(1);
+  return ones.subarray(0, n);
+}
+
+/**
+ * FusedConv2D for 1 × 1 filters at stride 1 without padding, NHWC (MobileNetV2's pointwise convolutions, most of
+ * its FLOPs): one product of the [pixels × in] input with the [in × out] filter, added to the bias (itself a
+ * rank-one product, ones · biasᵀ, so that no JavaScript loop touches each element: those cost 4–6 ns per element
+ * here against ~1 for a wasm kernel), then the activation by tfjs-wasm's own Relu / Relu6 kernel.
+ */
+function sgemmPointwiseConv(sgemm: Sgemm, fallback: tf.KernelFunc): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+    const attrs = args.attrs as unknown as {
+      strides: [number, number] | number; pad: 'valid' | 'same' | number; dilations: [number, number] | number;
+      dataFormat: string; dimRoundingMode?: 'floor' | 'round' | 'ceil'; activation: string;
+    };
+    const act = ACTIVATION_KERNELS[attrs.activation];
+    const actKernel = act ? tf.getKernel(act, 'wasm') : undefined;
+    if (x === undefined || filter === undefined || preluActivationWeights != null || act === undefined || (act !== null && actKernel === undefined) || attrs.dataFormat !== 'NHWC') {
+      return fallback(args);
+    }
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
+      attrs.strides, attrs.dilations, attrs.pad, attrs.dimRoundingMode,
+    );
+    const p = info.padInfo;
+    const pointwise = info.filterHeight === 1 && info.filterWidth === 1 && info.strideHeight === 1 && info.strideWidth === 1 &&
+      info.dilationHeight === 1 && info.dilationWidth === 1 && p.top + p.bottom + p.left + p.right === 0;
+    if (!pointwise || x.dtype !== 'float32' || (bias != null && bias.shape.length !== 1)) return fallback(args);
+    const backend = args.backend as unknown as WasmHeapBackend;
+    const out = backend.makeOutput(info.outShape, 'float32');
+    const rows = info.batchSize * info.outHeight * info.outWidth;
+    const cin = info.inChannels;
+    const cout = info.outChannels;
+    if (rows * cout === 0) return out;
+    const C = backend.typedArrayFromHeap(out);
+    if (bias != null) sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, cout, 1, 1, onesOf(rows), 1, backend.typedArrayFromHeap(bias), cout, 0, C, cout);
+    sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, cout, cin, 1, backend.typedArrayFromHeap(x), cin, backend.typedArrayFromHeap(filter), cout, bias != null ? 1 : 0, C, cout);
+    if (actKernel === undefined) return out;
+    const activated = actKernel.kernelFunc({ inputs: { x: out }, backend: args.backend, attrs: {} }) as tf.TensorInfo;
+    (args.backend as unknown as { disposeData(id: object): void }).disposeData(out.dataId);
+    return activated;
+  };
+}
+
+/** each replaced kernel's BLAS version and XNNPACK's original */
+const replaced: { blas: tf.KernelConfig; xnnpack: tf.KernelConfig }[] = [];
 let active = false;
 
 function register(config: tf.KernelConfig): void {
@@ -177,11 +230,12 @@ function register(config: tf.KernelConfig): void {
 export function installBlasMatMul(): string | undefined {
   const blas = blasLibrary();
   if (blas === undefined) return undefined;
-  if (blasKernel === undefined) {
-    const original = tf.getKernel('BatchMatMul', 'wasm');
-    if (original === undefined) return undefined;
-    xnnpackKernel = original;
-    blasKernel = { kernelName: 'BatchMatMul', backendName: 'wasm', kernelFunc: sgemmBatchMatMul(blas.sgemm, original.kernelFunc) };
+  if (replaced.length === 0) {
+    for (const [name, make] of [['BatchMatMul', sgemmBatchMatMul], ['FusedConv2D', sgemmPointwiseConv]] as const) {
+      const xnnpack = tf.getKernel(name, 'wasm');
+      if (xnnpack === undefined) return undefined;
+      replaced.push({ xnnpack, blas: { kernelName: name, backendName: 'wasm', kernelFunc: make(blas.sgemm, xnnpack.kernelFunc) } });
+    }
   }
   blas.setThreads?.(1);
   useBlasMatMul(true);
@@ -193,9 +247,8 @@ export function installBlasMatMul(): string | undefined {
  * For comparisons of the two kernels (tests, the bench); the library keeps what `installBlasMatMul` chose.
  */
 export function useBlasMatMul(on: boolean): boolean {
-  const config = on ? blasKernel : xnnpackKernel;
-  if (config === undefined) return false;
-  register(config);
+  if (replaced.length === 0) return false;
+  for (const r of replaced) register(on ? r.blas : r.xnnpack);
   active = on;
   return active;
 }

@@ -3,7 +3,11 @@ import { ready, tf } from '../../src/backend';
 import { useBlasMatMul } from '../../src/backend/blas';
 
 /** the largest |v| (spread syntax overflows the stack on long arrays) */
-const maxAbs = (v: ArrayLike<number>) => Array.prototype.reduce.call(v, (m: number, x: number) => Math.max(m, Math.abs(x)), 0) as number;
+const maxAbs = (v: ArrayLike<number>) => {
+  let m = 0;
+  for (let i = 0; i < v.length; i++) m = Math.max(m, Math.abs(v[i]!));
+  return m;
+};
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => maxAbs(Array.from(a, (v, i) => v - b[i]!));
 
 /** a·b in float64 on the host for 3-D (or 2-D) operands with optional transposes and a batch of one broadcast. */
@@ -93,6 +97,30 @@ describe('backend/blas: products on BLAS', function () {
   it('mismatched inner dimensions are one clear error', () => {
     assert.throws(() => tf.tidy(() => tf.matMul(tf.ones([2, 3]) as tf.Tensor2D, tf.ones([4, 5]) as tf.Tensor2D)), /inner shapes \(3\) and \(4\)/);
   });
+
+  // FusedConv2D: 1 × 1 at stride 1 (BLAS), and shapes that go back to XNNPACK (3 × 3, stride 2, padding)
+  for (const c of [
+    { filter: [1, 1, 24, 40], strides: 1, pad: 'valid', bias: true, activation: 'relu6' },
+    { filter: [1, 1, 24, 40], strides: 1, pad: 'same', bias: false, activation: 'linear' },
+    { filter: [1, 1, 24, 40], strides: 1, pad: 'valid', bias: true, activation: 'relu' },
+    { filter: [1, 1, 24, 40], strides: 2, pad: 'valid', bias: true, activation: 'relu6' },
+    { filter: [3, 3, 24, 40], strides: 1, pad: 'same', bias: true, activation: 'relu6' },
+  ] as const) {
+    it(`fused conv2d ${c.filter.join('×')}, stride ${c.strides}, ${c.pad}, bias ${c.bias}, ${c.activation}: XNNPACK's kernel to 1e-5`, () => {
+      tf.tidy(() => {
+        const x = tf.randomNormal([2, 9, 11, 24], 0, 1, 'float32', 16) as tf.Tensor4D;
+        const filter = tf.randomNormal([...c.filter], 0, 0.3, 'float32', 17) as tf.Tensor4D;
+        const bias = c.bias ? (tf.randomNormal([40], 0, 1, 'float32', 18) as tf.Tensor1D) : undefined;
+        const conv = () => tf.fused.conv2d({ x, filter, strides: c.strides, pad: c.pad, activation: c.activation, ...(bias ? { bias } : {}) }).dataSync();
+        const ours = conv();
+        useBlasMatMul(false);
+        const theirs = conv();
+        const scale = maxAbs(theirs);
+        assert.ok(scale > 0.5, 'a non-trivial output');
+        assert.ok(maxDiff(ours, theirs) <= 1e-5 * scale, `max error ${maxDiff(ours, theirs)} against a scale of ${scale}`);
+      });
+    });
+  }
 
   it("tfjs's matMul gradients equal XNNPACK's to 1e-5", () => {
     tf.tidy(() => {
