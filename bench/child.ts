@@ -218,12 +218,13 @@ async function gradcheck(c: GradcheckCase): Promise<void> {
   await writeSafetensors(c.out, rec, { format: 'ptmst.bench-grads/1', mode: c.iteration.mode });
 }
 
-/** Which backend and how many threads each op uses. */
+/** Which backend, how many threads each op uses, and the BLAS that runs the products. */
 async function runtime(): Promise<string> {
   const info = await ready(() => undefined);
   if (info.name !== 'wasm') return `tfjs ${tf.version.tfjs} ${info.name}`;
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-  return `tfjs ${tf.version.tfjs} wasm${simd ? ' simd' : ''}, ${info.threads} thread(s) per op`;
+  const products = info.blas ? `, products on ${info.blas}` : ', products on XNNPACK';
+  return `tfjs ${tf.version.tfjs} wasm${simd ? ' simd' : ''}, ${info.threads} thread(s) per op${products}`;
 }
 
 const maxRssKiB = () => process.resourceUsage().maxRSS;

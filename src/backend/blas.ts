@@ -206,7 +206,15 @@ function sgemmPointwiseConv(sgemm: Sgemm, fallback: tf.KernelFunc): tf.KernelFun
     if (rows * cout === 0) return out;
     const C = backend.typedArrayFromHeap(out);
     if (bias != null) sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, cout, 1, 1, onesOf(rows), 1, backend.typedArrayFromHeap(bias), cout, 0, C, cout);
-    sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, cout, cin, 1, backend.typedArrayFromHeap(x), cin, backend.typedArrayFromHeap(filter), cout, bias != null ? 1 : 0, C, cout);
+    // one product per image: OpenBLAS's result for a row depends on where it falls in the product's blocking, and
+    // an image's features must not depend on its place in the batch
+    const X = backend.typedArrayFromHeap(x);
+    const F = backend.typedArrayFromHeap(filter);
+    const pixels = info.outHeight * info.outWidth;
+    for (let i = 0; i < info.batchSize; i++) {
+      const Xi = X.subarray(i * pixels * cin, (i + 1) * pixels * cin);
+      sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, pixels, cout, cin, 1, Xi, cin, F, cout, bias != null ? 1 : 0, C.subarray(i * pixels * cout, (i + 1) * pixels * cout), cout);
+    }
     if (actKernel === undefined) return out;
     const activated = actKernel.kernelFunc({ inputs: { x: out }, backend: args.backend, attrs: {} }) as tf.TensorInfo;
     (args.backend as unknown as { disposeData(id: object): void }).disposeData(out.dataId);
