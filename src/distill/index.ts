@@ -110,8 +110,10 @@ export async function runPhaseJob(
   const source = phase.source;
   const teachers = source === 'experts' ? trajectories : trajectories.map((t) => convexifyTrajectory(t, source[0], source[1]));
   const model = expertModel(manifest);
-  // a helper only beside single-threaded ops: a multi-threaded op already spreads over the cores it would take
-  const wanted = job.helper && config.distill.gradient === 'tesla' && (await ready(() => undefined)).threads === 1;
+  // a helper only beside single-threaded XNNPACK ops: a multi-threaded op already spreads over the cores it would
+  // take, and beside OpenBLAS the helper made a TESLA iteration slower (bench, d 256: 0.24 s alone, 0.43 s with it)
+  const backend = await ready(() => undefined);
+  const wanted = job.helper && config.distill.gradient === 'tesla' && backend.threads === 1 && backend.blas === null;
   const out = await withRepassHelper(wanted, (helper) =>
     distillPhase({
       index: job.index,

@@ -10,7 +10,7 @@
  * Tests check it against tfjs autodiff and central finite differences.
  */
 import { tf } from '../backend';
-import { mm } from './linalg';
+import { colSum, mm } from './linalg';
 
 export const PARAM_NAMES = ['W1', 'b1', 'W2', 'b2', 'gamma', 'beta'] as const;
 export type ParamName = (typeof PARAM_NAMES)[number];
@@ -102,8 +102,8 @@ export function headBackward(params: HeadParams, c: HeadCache, gu: tf.Tensor2D):
   // u = o / ‖o‖
   const go = tf.div(tf.sub(gu, tf.mul(c.u, tf.sum(tf.mul(c.u, gu), 1, true))), c.norm);
   // LayerNorm
-  const gGamma = tf.sum(tf.mul(go, c.zhat), 0);
-  const gBeta = tf.sum(go, 0);
+  const gGamma = colSum(tf.mul(go, c.zhat) as tf.Tensor2D);
+  const gBeta = colSum(go as tf.Tensor2D);
   const gzhat = tf.mul(go, params.gamma);
   const gz = tf.mul(
     tf.sub(tf.sub(gzhat, tf.mean(gzhat, 1, true)), tf.mul(c.zhat, tf.mean(tf.mul(gzhat, c.zhat), 1, true))),
@@ -112,13 +112,13 @@ export function headBackward(params: HeadParams, c: HeadCache, gu: tf.Tensor2D):
   // second linear (through dropout)
   const gq = (c.mask ? tf.mul(gz, c.mask) : gz) as tf.Tensor2D;
   const gW2 = mm(c.a, gq, true, false);
-  const gb2 = tf.sum(gq, 0);
+  const gb2 = colSum(gq);
   const ga = mm(gq, params.W2 as tf.Tensor2D, false, true);
   // GELU'(p) = Φ(p) + p φ(p), plus the residual path
   const dgelu = tf.add(c.cdf, tf.mul(c.p, tf.mul(tf.exp(tf.mul(tf.square(c.p), -0.5)), INV_SQRT_2PI)));
   const gp = tf.add(gz, tf.mul(ga, dgelu)) as tf.Tensor2D;
   const gW1 = mm(c.x, gp, true, false);
-  const gb1 = tf.sum(gp, 0);
+  const gb1 = colSum(gp);
   return { W1: gW1, b1: gb1, W2: gW2, b2: gb2, gamma: gGamma, beta: gBeta };
 }
 

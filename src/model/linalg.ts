@@ -48,6 +48,16 @@ export function mm(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transpose
   return transposeB ? productABt(left, b) : productAB(left, b);
 }
 
+/**
+ * Column sums of a matrix (a sum over axis 0), differentiable. tfjs-wasm reduces only over the innermost axis, so
+ * tf.sum(x, 0) transposes first: 120 µs for a 128 × 256 batch, eight of them in a training step's backward pass.
+ * Where products run on BLAS the sums are one product ones·x instead (~10 µs). Call inside tf.tidy.
+ */
+export function colSum(x: tf.Tensor2D): tf.Tensor1D {
+  if (!transposesAreFree()) return tf.sum(x, 0);
+  return tf.reshape(tf.matMul(tf.ones([1, x.shape[0]]) as tf.Tensor2D, x), [x.shape[1]]) as tf.Tensor1D;
+}
+
 // gather forward; backward a scatter-add of the rows' cotangents into zeros (ScatterNd sums repeated indices)
 const gatherRowsOp = tf.customGrad(((t: tf.Tensor, idx: tf.Tensor, save: tf.GradSaveFunc) => {
   save([idx]);

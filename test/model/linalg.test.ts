@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { ready, tf } from '../../src/backend';
 import { useBlasMatMul } from '../../src/backend/blas';
-import { gatherRows, hostBlock, hostRows, mm } from '../../src/model/linalg';
+import { colSum, gatherRows, hostBlock, hostRows, mm } from '../../src/model/linalg';
 import { dropoutMask } from '../../src/model/head';
 import { finiteArray } from '../../src/model/finite';
 
@@ -68,6 +68,29 @@ for (const kernel of ['XNNPACK', 'BLAS'] as const) describe(`model/linalg: mm, p
       });
     }
   }
+});
+
+/** colSum: tf.sum over axis 0, as a product with ones where products run on BLAS; value and gradient. */
+describe('model/linalg: colSum', () => {
+  before(() => ready(() => undefined));
+  it('equals a float64 column sum to 1e-6 of its scale; its gradient is the cotangent broadcast over rows', () => {
+    tf.tidy(() => {
+      const x = tf.randomNormal([128, 37], 0, 1, 'float32', 21) as tf.Tensor2D;
+      const got = colSum(x);
+      assert.deepEqual(got.shape, [37]);
+      const v = x.dataSync();
+      const g = got.dataSync();
+      for (let j = 0; j < 37; j++) {
+        let s = 0;
+        for (let i = 0; i < 128; i++) s += v[i * 37 + j]!;
+        assert.ok(Math.abs(g[j]! - s) <= 1e-6 * 128, `column ${j}: ${g[j]} against ${s}`);
+      }
+      const w = tf.randomNormal([37], 0, 1, 'float32', 22);
+      const dx = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(colSum(t as tf.Tensor2D), w)))(x).dataSync();
+      const wv = w.dataSync();
+      for (let i = 0; i < 128 * 37; i++) assert.ok(Math.abs(dx[i]! - wv[i % 37]!) <= 1e-6, `dx[${i}]`);
+    });
+  });
 });
 
 /** hostRows / hostBlock: batches copied from host arrays, the same values tf.gather gives. */
