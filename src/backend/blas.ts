@@ -7,7 +7,7 @@
  * same shapes (a 32 × 1280 by 1280 × 256 product: 0.32 ms against 1.0 ms packed, 3–5 ms unpacked).
  *
  * When koffi (an FFI whose npm package carries its prebuilt binaries; an optional dependency) and an OpenBLAS
- * library load, `installBlasMatMul` replaces the wasm backend's `BatchMatMul` kernel by one that calls
+ * library load, `installBlasKernels` replaces the wasm backend's `BatchMatMul` kernel by one that calls
  * `cblas_sgemm` on the tensors' bytes where they lie in the WebAssembly heap: no copies, and transposes are
  * flags of the call rather than extra ops. Every product of the library (forward, tfjs's own gradients,
  * evaluation, retrieval) goes through it. So do the image encoders' pointwise (1 × 1) convolutions, `FusedConv2D`.
@@ -17,7 +17,7 @@
  * `PTMST_BLAS=off` keeps XNNPACK; `PTMST_BLAS=<library>` loads that file (it must export `cblas_sgemm`);
  * unset or `auto`, Debian's OpenBLAS is tried and its absence is not an error.
  *
- * With BLAS, every op runs on one thread and the cores go to pool workers and helper threads instead. Measured on
+ * With BLAS, every op runs on one thread and the cores go to a stage's pool workers instead. Measured on
  * two cores: OpenBLAS on two threads gained nothing on an expert epoch (3.57 → 3.61 s) and slowed a TESLA
  * iteration (283 → 344 ms; its threads spin between calls), and tfjs-wasm's threaded build beside it doubled the
  * epoch (3.6 → 7.2 s). OpenBLAS's thread count is one setting per process, shared by every worker thread.
@@ -232,10 +232,10 @@ function register(config: tf.KernelConfig): void {
 }
 
 /**
- * Route the wasm backend's matrix products to BLAS on one thread when a library loads (see the module comment);
+ * Route the wasm backend's matrix products and pointwise convolutions to BLAS on one thread when a library loads (see the module comment);
  * its description, or undefined when products stay on XNNPACK. Call once tfjs-backend-wasm is loaded.
  */
-export function installBlasMatMul(): string | undefined {
+export function installBlasKernels(): string | undefined {
   const blas = blasLibrary();
   if (blas === undefined) return undefined;
   if (replaced.length === 0) {
@@ -246,15 +246,16 @@ export function installBlasMatMul(): string | undefined {
     }
   }
   blas.setThreads?.(1);
-  useBlasMatMul(true);
+  useBlasKernels(true);
   return blas.description;
 }
 
 /**
- * Switch the wasm backend's products between BLAS (true) and XNNPACK (false); whether BLAS is in use afterwards.
- * For comparisons of the two kernels (tests, the bench); the library keeps what `installBlasMatMul` chose.
+ * Switch the wasm backend's products and pointwise convolutions between BLAS (true) and XNNPACK (false); whether
+ * BLAS is in use afterwards.
+ * For comparisons of the two kernels (tests, the bench); the library keeps what `installBlasKernels` chose.
  */
-export function useBlasMatMul(on: boolean): boolean {
+export function useBlasKernels(on: boolean): boolean {
   if (replaced.length === 0) return false;
   for (const r of replaced) register(on ? r.blas : r.xnnpack);
   active = on;

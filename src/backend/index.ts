@@ -16,7 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../errors';
-import { blasLibrary, installBlasMatMul } from './blas';
+import { blasLibrary, installBlasKernels } from './blas';
 import { activateThreadedWasm } from './wasm-threads';
 
 export { tf };
@@ -112,7 +112,7 @@ async function choose(log: (line: string) => void, options: ReadyOptions): Promi
         provider,
         reason: forced ? 'forced by PTMST_BACKEND' : 'fastest backend present',
         threads: name === 'wasm' ? wasmThreads : 1,
-        blas: (name === 'wasm' && installBlasMatMul()) || null,
+        blas: (name === 'wasm' && installBlasKernels()) || null,
       };
       const threads = name === 'wasm' ? `, ${info.threads} thread${info.threads === 1 ? '' : 's'} per op` : '';
       const products = info.blas ? `; products on ${info.blas}` : '';

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { ready, tf } from '../../src/backend';
-import { useBlasMatMul } from '../../src/backend/blas';
+import { useBlasKernels } from '../../src/backend/blas';
 
 /** the largest |v| (spread syntax overflows the stack on long arrays) */
 const maxAbs = (v: ArrayLike<number>) => {
@@ -50,7 +50,7 @@ describe('backend/blas: products on BLAS', function () {
       this.skip();
     }
   });
-  afterEach(() => useBlasMatMul(true));
+  afterEach(() => useBlasKernels(true));
 
   const cases: { a: number[]; b: number[]; ta: boolean; tb: boolean; what: string }[] = [];
   for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
@@ -78,9 +78,9 @@ describe('backend/blas: products on BLAS', function () {
         const scale = maxAbs(want.values);
         const err = maxDiff(g, want.values);
         assert.ok(err <= 1e-6 * scale, `max error ${err} against a scale of ${scale}`);
-        useBlasMatMul(false);
+        useBlasKernels(false);
         const x = tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D, c.ta, c.tb).dataSync();
-        useBlasMatMul(true);
+        useBlasKernels(true);
         const errX = maxDiff(g, x);
         assert.ok(errX <= 1e-5 * scale, `against XNNPACK: max error ${errX}`);
       });
@@ -116,7 +116,7 @@ describe('backend/blas: products on BLAS', function () {
         // an image's output does not depend on its place in the batch (the second image alone: bitwise its rows)
         const second = tf.fused.conv2d({ x: tf.slice(x, [1], [1]), filter, strides: c.strides, pad: c.pad, activation: c.activation, ...(bias ? { bias } : {}) }).dataSync();
         assert.deepEqual(Array.from(second), Array.from(ours.subarray(ours.length / 2)));
-        useBlasMatMul(false);
+        useBlasKernels(false);
         const theirs = conv();
         const scale = maxAbs(theirs);
         assert.ok(scale > 0.5, 'a non-trivial output');
@@ -132,7 +132,7 @@ describe('backend/blas: products on BLAS', function () {
       const w = tf.randomNormal([32, 256], 0, 1, 'float32', 15);
       const f = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x as tf.Tensor2D, y as tf.Tensor2D, false, true), w));
       const ours = tf.grads(f)([a, b]).map((g) => g.dataSync());
-      useBlasMatMul(false);
+      useBlasKernels(false);
       const theirs = tf.grads(f)([a, b]).map((g) => g.dataSync());
       for (const [i, g] of ours.entries()) {
         const t = theirs[i]!;

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { ready, tf } from '../../src/backend';
-import { useBlasMatMul } from '../../src/backend/blas';
+import { useBlasKernels } from '../../src/backend/blas';
 import { colSum, gatherRows, hostBlock, hostRows, mm } from '../../src/model/linalg';
 import { dropoutMask } from '../../src/model/head';
 import { finiteArray } from '../../src/model/finite';
@@ -41,9 +41,9 @@ for (const kernel of ['XNNPACK', 'BLAS'] as const) describe(`model/linalg: mm, p
   before(async function () {
     const info = await ready(() => undefined);
     if (info.name !== 'wasm' || (kernel === 'BLAS' && info.blas === null)) this.skip();
-    useBlasMatMul(kernel === 'BLAS');
+    useBlasKernels(kernel === 'BLAS');
   });
-  after(() => useBlasMatMul(true));
+  after(() => useBlasKernels(true));
   const close = (got: tf.Tensor, want: tf.Tensor, what: string) => {
     const [g, w] = [got.dataSync(), want.dataSync()];
     assert.deepEqual(got.shape, want.shape, `${what}: shape`);
