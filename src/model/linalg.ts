@@ -2,9 +2,10 @@ import { tf } from '../backend';
 import { transposesAreFree } from '../backend/blas';
 
 /**
- * On XNNPACK (tfjs-wasm without BLAS, see backend/blas), tfjs-wasm 4.22's matMul with transposeA/transposeB is 8–15× slower than an explicit transpose followed by
- * a plain matMul (128×1280 operands: 60 ms vs 4 ms), and tfjs's own matMul gradient uses those flags. `mm`
- * makes every transpose explicit, in the forward pass and in its gradient.
+ * On XNNPACK (tfjs-wasm without BLAS, see backend/blas), tfjs-wasm 4.22's matMul with transposeA/transposeB is
+ * 8–15× slower than an explicit transpose followed by a plain matMul (128×1280 operands: 60 ms vs 4 ms), and
+ * tfjs's own matMul gradient uses those flags. `mm` makes every transpose explicit there, in the forward pass and
+ * in its gradient.
  *
  * A plain product is not free of layout costs either: XNNPACK packs the right operand of a product each time it
  * meets a new tensor (an unrolled student's weights are new at every step), at a few ns per element, and an
