@@ -70,6 +70,20 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return Math.sqrt(num / Math.max(den, 1e-30));
 }
 
+/** The largest |v| (Math.max(...v) overflows the stack on long arrays). */
+export function maxAbs(v: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < v.length; i++) m = Math.max(m, Math.abs(v[i]!));
+  return m;
+}
+
+/** The largest |a − b| over two arrays of one length. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
 /** A small random feature set: 40 images, 2 captions each; captions a noisy linear view of their image, so heads can learn. */
 export function toySet(seed: number): FeatureSet {
   const r = rng(seed);

@@ -103,10 +103,6 @@ interface WasmHeapBackend {
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 
-function sizeOf(shape: readonly number[]): number {
-  return shape.reduce((p, d) => p * d, 1);
-}
-
 /** BatchMatMul on sgemm: rank ≥ 2, float32, batch dims equal or one side of size 1. */
 function sgemmBatchMatMul(sgemm: Sgemm, fallback: tf.KernelFunc): tf.KernelFunc {
   return (args: KernelArgs) => {
@@ -116,8 +112,8 @@ function sgemmBatchMatMul(sgemm: Sgemm, fallback: tf.KernelFunc): tf.KernelFunc 
     const rb = b.shape.length;
     const outerA = a.shape.slice(0, -2);
     const outerB = b.shape.slice(0, -2);
-    const batchA = sizeOf(outerA);
-    const batchB = sizeOf(outerB);
+    const batchA = tf.util.sizeFromShape(outerA);
+    const batchB = tf.util.sizeFromShape(outerB);
     if (a.dtype !== 'float32' || b.dtype !== 'float32' || (batchA !== batchB && batchA !== 1 && batchB !== 1)) {
       return fallback(args);
     }

@@ -2,9 +2,9 @@
  * Independent jobs on a pool of worker threads (piscina), each with its own tfjs instance: the cores are divided
  * between the workers (each worker's WebAssembly backend gets cores / workers threads per op). Each idle thread
  * takes the next job from one queue, so uneven jobs (phases of 200 and 299 pairs, experts of different lengths)
- * keep every thread busy. `shared` is cloned into each
- * thread once (workerData: configs, verified feature sets); a job's messages (progress, results) come back
- * through its own MessagePort and are handled one at a time, in arrival order, even when the handler is async.
+ * keep every thread busy. `shared` is cloned into each thread once (workerData: configs, verified feature sets); a
+ * job's messages (progress, results) come back through its own MessagePort and are handled one at a time, in
+ * arrival order, even when the handler is async.
  */
 import { availableParallelism } from 'node:os';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';

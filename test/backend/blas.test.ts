@@ -1,14 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { ready, tf } from '../../src/backend';
 import { useBlasKernels } from '../../src/backend/blas';
-
-/** the largest |v| (spread syntax overflows the stack on long arrays) */
-const maxAbs = (v: ArrayLike<number>) => {
-  let m = 0;
-  for (let i = 0; i < v.length; i++) m = Math.max(m, Math.abs(v[i]!));
-  return m;
-};
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => maxAbs(Array.from(a, (v, i) => v - b[i]!));
+import { maxAbs, maxAbsDiff } from '../helpers';
 
 /** a·b in float64 on the host for 3-D (or 2-D) operands with optional transposes and a batch of one broadcast. */
 function reference(a: tf.Tensor, b: tf.Tensor, ta: boolean, tb: boolean): { shape: number[]; values: Float64Array } {
@@ -76,12 +69,12 @@ describe('backend/blas: products on BLAS', function () {
         assert.deepEqual(got.shape, want.shape);
         const g = got.dataSync();
         const scale = maxAbs(want.values);
-        const err = maxDiff(g, want.values);
+        const err = maxAbsDiff(g, want.values);
         assert.ok(err <= 1e-6 * scale, `max error ${err} against a scale of ${scale}`);
         useBlasKernels(false);
         const x = tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D, c.ta, c.tb).dataSync();
         useBlasKernels(true);
-        const errX = maxDiff(g, x);
+        const errX = maxAbsDiff(g, x);
         assert.ok(errX <= 1e-5 * scale, `against XNNPACK: max error ${errX}`);
       });
     });
@@ -120,7 +113,7 @@ describe('backend/blas: products on BLAS', function () {
         const theirs = conv();
         const scale = maxAbs(theirs);
         assert.ok(scale > 0.5, 'a non-trivial output');
-        assert.ok(maxDiff(ours, theirs) <= 1e-5 * scale, `max error ${maxDiff(ours, theirs)} against a scale of ${scale}`);
+        assert.ok(maxAbsDiff(ours, theirs) <= 1e-5 * scale, `max error ${maxAbsDiff(ours, theirs)} against a scale of ${scale}`);
       });
     });
   }
@@ -137,7 +130,7 @@ describe('backend/blas: products on BLAS', function () {
       for (const [i, g] of ours.entries()) {
         const t = theirs[i]!;
         const scale = maxAbs(t);
-        const err = maxDiff(g, t);
+        const err = maxAbsDiff(g, t);
         assert.ok(err <= 1e-5 * scale, `gradient ${i}: max error ${err} against a scale of ${scale}`);
       }
     });

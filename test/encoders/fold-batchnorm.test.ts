@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import { ready, tf } from '../../src/backend';
 import { foldedForward } from '../../src/encoders/fold-batchnorm';
 import { FEATURE_LAYER, NSFWJS_MODELS } from '../../src/encoders/nsfwjs';
+import { maxAbs, maxAbsDiff } from '../helpers';
 
 /**
  * foldedForward: a Keras CNN with its conv → BN (→ ReLU) chains folded gives the model's own features up to
@@ -30,12 +31,8 @@ describe('encoders/fold-batchnorm: foldedForward', function () {
         });
         assert.equal(tf.memory().numTensors, before, 'no tensor left behind');
         assert.equal(ours.length, theirs.length);
-        let scale = 0;
-        let err = 0;
-        for (let i = 0; i < ours.length; i++) {
-          scale = Math.max(scale, Math.abs(theirs[i]!));
-          err = Math.max(err, Math.abs(ours[i]! - theirs[i]!));
-        }
+        const scale = maxAbs(theirs);
+        const err = maxAbsDiff(ours, theirs);
         assert.ok(scale > 0.1, `non-trivial features (scale ${scale})`);
         assert.ok(err <= 1e-4 * scale, `max error ${err} against a scale of ${scale}`);
       } finally {

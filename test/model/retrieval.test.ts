@@ -82,9 +82,8 @@ describe('evaluate/retrieval with NaN scores (a diverged student)', () => {
   });
 
   it('rankOf: a NaN target ranks last; NaN competitors rank below every number', () => {
-    const at = (xs: number[]) => (k: number) => xs[k]!;
-    assert.equal(rankOf(at([0.1, NaN, 0.5]), 3, 1), 2);
-    assert.equal(rankOf(at([NaN, NaN, 0.1]), 3, 2), 0);
-    assert.equal(rankOf(at([NaN, 0.2, 0.1]), 3, 2), 1);
+    assert.equal(rankOf([0.1, NaN, 0.5], 1), 2);
+    assert.equal(rankOf([NaN, NaN, 0.1], 2), 0);
+    assert.equal(rankOf([NaN, 0.2, 0.1], 2), 1);
   });
 });
