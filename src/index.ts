@@ -29,7 +29,15 @@ export { type DualParams, type DualShape, TOWERS, dualGrads, dualShape, initDual
 export { LOSSES, LOSS_NAMES, type LossName } from './model/losses';
 export { type SgdOptions, sgd } from './model/sgd';
 export { type EpochOptions, type HeadsState, type PairSource, trainEpoch } from './model/train';
-export { RECALL_KEYS, type Retrieval, type RetrievalSplit, evaluateRetrieval, retrievalFromScores } from './model/retrieval';
+export {
+  RECALL_KEYS,
+  type Retrieval,
+  type RetrievalRanks,
+  type RetrievalSplit,
+  evaluateRetrieval,
+  retrievalFromScores,
+  retrievalRanks,
+} from './model/retrieval';
 
 // trajectories: experts, buffers, shortcut trajectories
 export { type ExpertOptions, type ExpertProgress, type ExpertTrajectory, trainExpert } from './trajectory/expert';

@@ -30,8 +30,12 @@ type Sgemm = (
   a: Float32Array, lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number,
 ) => void;
 
+type Saxpy = (n: number, alpha: number, x: Float32Array, incx: number, y: Float32Array, incy: number) => void;
+
 interface Blas {
   readonly sgemm: Sgemm;
+  /** y ← αx + y; every CBLAS has it, but the step kernel that needs it is skipped where it is missing */
+  readonly saxpy?: Saxpy;
   /** what loaded, e.g. "OpenBLAS 0.3.21 … (libopenblas.so.0)" */
   readonly description: string;
   readonly setThreads?: (n: number) => void;
@@ -89,8 +93,9 @@ function loadBlas(): Blas | undefined {
     };
     const config = optional<() => string>('const char *openblas_get_config()');
     const setThreads = optional<(n: number) => void>('void openblas_set_num_threads(int)');
+    const saxpy = optional<Saxpy>('void cblas_saxpy(int, float, const float *, int, float *, int)');
     const description = `${config ? config().split(' ').slice(0, 2).join(' ') : 'cblas'} (${file})`;
-    return setThreads ? { sgemm, description, setThreads } : { sgemm, description };
+    return { sgemm, description, ...(saxpy ? { saxpy } : {}), ...(setThreads ? { setThreads } : {}) };
   }
   return undefined;
 }
@@ -218,6 +223,75 @@ function sgemmPointwiseConv(sgemm: Sgemm, fallback: tf.KernelFunc): tf.KernelFun
   };
 }
 
+/** The kernel of `sgdStepKernel`: one tensor's SGD step; it has no gradient, so it never runs under a tape. */
+const SGD_STEP = 'PtmstSgdStep';
+
+interface SgdStepAttrs {
+  readonly lr: number;
+  readonly momentum: number;
+  readonly weightDecay: number;
+}
+
+/**
+ * PyTorch's SGD step on one tensor (model/sgd.ts has the formula) as copies and saxpy calls on the heap:
+ *   with a velocity: v' = (g + λθ) + μv, θ' = θ − η v';   without: θ' = θ − η g − ηλ θ.
+ * tfjs ops take two to six passes over a weight matrix and a kernel dispatch each (a 1280 × 256 weight: mul and sub
+ * 0.28 ms; with momentum and weight decay six kernels), the same as one to four saxpy passes at memory speed. The sums
+ * differ from the ops' by float32 rounding (saxpy may fuse its multiply-add).
+ */
+function saxpySgdStep(saxpy: Saxpy): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const { param, grad, velocity } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+    const { lr, momentum, weightDecay } = args.attrs as unknown as SgdStepAttrs;
+    for (const [name, t] of [['grad', grad], ['velocity', velocity]] as const) {
+      if (t !== undefined && !tf.util.arraysEqual(t.shape, param!.shape)) {
+        throw new Error(`sgd step: ${name} has shape [${t.shape}], the parameter [${param!.shape}]`);
+      }
+    }
+    const backend = args.backend as unknown as WasmHeapBackend;
+    const n = tf.util.sizeFromShape(param!.shape);
+    const pOut = backend.makeOutput(param!.shape, 'float32');
+    const vOut = velocity && backend.makeOutput(param!.shape, 'float32');
+    // views after the outputs' allocations, which may grow (and move) the heap
+    const P = backend.typedArrayFromHeap(param!);
+    const G = backend.typedArrayFromHeap(grad!);
+    const Pn = backend.typedArrayFromHeap(pOut);
+    Pn.set(P);
+    if (velocity && vOut) {
+      const Vn = backend.typedArrayFromHeap(vOut);
+      Vn.set(G);
+      if (weightDecay > 0) saxpy(n, weightDecay, P, 1, Vn, 1);
+      saxpy(n, momentum, backend.typedArrayFromHeap(velocity), 1, Vn, 1);
+      saxpy(n, -lr, Vn, 1, Pn, 1);
+      return [pOut, vOut];
+    }
+    saxpy(n, -lr, G, 1, Pn, 1);
+    if (weightDecay > 0) saxpy(n, -lr * weightDecay, P, 1, Pn, 1);
+    return [pOut];
+  };
+}
+
+let sgdStepActive = false;
+
+/**
+ * One tensor's SGD step by the BLAS kernel above: the new parameter (and velocity, when one is given), or undefined
+ * where the kernel does not apply (another backend, BLAS off or without saxpy, a non-float32 tensor, or a tape
+ * recording, which needs the ops' gradients); the caller then runs the ops. Returns new tensors.
+ */
+export function sgdStepKernel(
+  param: tf.Tensor,
+  grad: tf.Tensor,
+  velocity: tf.Tensor | undefined,
+  attrs: SgdStepAttrs,
+): { param: tf.Tensor; velocity?: tf.Tensor } | undefined {
+  const tensors = velocity ? [param, grad, velocity] : [param, grad];
+  if (!sgdStepActive || tf.getBackend() !== 'wasm' || tf.engine().isTapeOn() || tensors.some((t) => t.dtype !== 'float32')) return undefined;
+  const inputs: tf.NamedTensorMap = velocity ? { param, grad, velocity } : { param, grad };
+  const out = tf.engine().runKernel(SGD_STEP, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
+  const [p, v] = Array.isArray(out) ? out : [out];
+  return v ? { param: p!, velocity: v } : { param: p! };
+}
+
 /** each replaced kernel's BLAS version and XNNPACK's original */
 const replaced: { blas: tf.KernelConfig; xnnpack: tf.KernelConfig }[] = [];
 let active = false;
@@ -241,20 +315,22 @@ export function installBlasKernels(): string | undefined {
       replaced.push({ xnnpack, blas: { kernelName: name, backendName: 'wasm', kernelFunc: make(blas.sgemm, xnnpack.kernelFunc) } });
     }
   }
+  if (blas.saxpy && !tf.getKernel(SGD_STEP, 'wasm')) tf.registerKernel({ kernelName: SGD_STEP, backendName: 'wasm', kernelFunc: saxpySgdStep(blas.saxpy) });
   blas.setThreads?.(1);
   useBlasKernels(true);
   return blas.description;
 }
 
 /**
- * Switch the wasm backend's products and pointwise convolutions between BLAS (true) and XNNPACK (false); whether
- * BLAS is in use afterwards.
+ * Switch the wasm backend's products and pointwise convolutions between BLAS (true) and XNNPACK (false), and SGD
+ * steps between the BLAS kernel and tfjs ops; whether BLAS is in use afterwards.
  * For comparisons of the two kernels (tests, the bench); the library keeps what `installBlasKernels` chose.
  */
 export function useBlasKernels(on: boolean): boolean {
   if (replaced.length === 0) return false;
   for (const r of replaced) register(on ? r.blas : r.xnnpack);
   active = on;
+  sgdStepActive = on && tf.getKernel(SGD_STEP, 'wasm') !== undefined;
   return active;
 }
 

@@ -13,7 +13,7 @@
 import { tf } from '../backend';
 import { type DualParams, studentLogits } from './dual';
 import { headForward } from './head';
-import type { LossFn, LossOut } from './losses';
+import { type LossFn, type LossOut, logSoftmaxRows } from './losses';
 
 export interface KdOptions {
   /** softening temperature T of both teacher and student distributions */
@@ -50,10 +50,11 @@ export function teacherLogits(teacher: DualParams, x: tf.Tensor2D, y: tf.Tensor2
  */
 function klRows(Z: tf.Tensor2D, Q: tf.Tensor2D, T: number): { value: tf.Scalar; gZ: tf.Tensor2D } {
   const B = Z.shape[0];
-  const logP = tf.logSoftmax(tf.div(Z, T), 1);
+  const ZT = tf.div(Z, T) as tf.Tensor2D;
+  const P = tf.softmax(ZT, 1) as tf.Tensor2D;
   const qLogQ = tf.where(tf.greater(Q, 0), tf.mul(Q, tf.log(tf.maximum(Q, 1e-30))), tf.zerosLike(Q));
-  const value = tf.div(tf.sum(tf.sub(qLogQ, tf.mul(Q, logP))), B) as tf.Scalar;
-  const gZ = tf.div(tf.sub(tf.exp(logP), Q), T * B) as tf.Tensor2D;
+  const value = tf.div(tf.sum(tf.sub(qLogQ, tf.mul(Q, logSoftmaxRows(ZT, P)))), B) as tf.Scalar;
+  const gZ = tf.div(tf.sub(P, Q), T * B) as tf.Tensor2D;
   return { value, gZ };
 }
 

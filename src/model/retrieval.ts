@@ -18,22 +18,55 @@ export const RECALL_KEYS = ['ir1', 'ir5', 'ir10', 'tr1', 'tr5', 'tr10'] as const
 export type RecallKey = (typeof RECALL_KEYS)[number];
 export type Retrieval = Readonly<Record<RecallKey | 'rMean', number>>;
 
-/**
- * 0-based rank of entry `target` among the scores of `row`; NaN ranks last. Written without branches (random scores
- * make `if (v > s)` a coin flip the CPU mispredicts): the TR pass of a 1,000 × 5,000 retrieval runs it per image.
- */
-export function rankOf(row: ArrayLike<number>, target: number): number {
-  const s = row[target]!;
-  if (Number.isNaN(s)) return row.length - 1;
-  let rank = 0;
-  // NaN competitors fail both tests: they rank below s
-  for (let k = 0; k < row.length; k++) rank += +(row[k]! > s) + +(row[k] === s && k > target);
-  return rank;
-}
-
 /** Whether `a` ranks before `b` (higher score, ties to the larger index; NaN after every number). */
 const before = (a: number, ia: number, b: number, ib: number): boolean =>
   Number.isNaN(b) ? !Number.isNaN(a) || ia > ib : a > b || (a === b && ia > ib);
+
+/** 0-based ranks: each caption's image among all images (IR), each image's best-ranked caption among all captions (TR). */
+export interface RetrievalRanks {
+  readonly ir: Int32Array;
+  readonly tr: Int32Array;
+}
+
+/**
+ * Ranks by the rule of the module comment, in one row-major pass over `scores` (images × captions). Per image row,
+ * every caption's IR rank gains the images that outrank its own, and the image's TR rank counts the captions that
+ * outrank its best own caption. Written without branches on the scores (random scores make `if (v > t)` a coin flip
+ * the CPU mispredicts); NaN competitors fail both tests of a comparison, so they rank below every number, and a NaN
+ * target is put last afterwards. 1,000 × 5,000: 46 → 32 ms against separate IR and TR passes.
+ */
+export function retrievalRanks(
+  scores: Float32Array,
+  numImages: number,
+  captionToImage: Int32Array,
+  imageToCaptions: readonly (readonly number[])[],
+): RetrievalRanks {
+  const numCaptions = captionToImage.length;
+  if (scores.length !== numImages * numCaptions) {
+    throw new Error(`scores hold ${scores.length} values, expected ${numImages} × ${numCaptions}`);
+  }
+  const ir = new Int32Array(numCaptions);
+  const tr = new Int32Array(numImages);
+  const target = new Float32Array(numCaptions);
+  for (let j = 0; j < numCaptions; j++) target[j] = scores[captionToImage[j]! * numCaptions + j]!;
+  for (let i = 0; i < numImages; i++) {
+    const row = i * numCaptions;
+    // the image's best-ranked caption is the own caption that comes first in the ranking order
+    let first = imageToCaptions[i]![0]!;
+    for (const j of imageToCaptions[i]!) if (before(scores[row + j]!, j, scores[row + first]!, first)) first = j;
+    const s = scores[row + first]!;
+    let rank = 0;
+    for (let j = 0; j < numCaptions; j++) {
+      const v = scores[row + j]!;
+      const t = target[j]!;
+      ir[j] += +(v > t) + +(v === t && i > captionToImage[j]!);
+      rank += +(v > s) + +(v === s && j > first);
+    }
+    tr[i] = Number.isNaN(s) ? numCaptions - 1 : rank;
+  }
+  for (let j = 0; j < numCaptions; j++) if (Number.isNaN(target[j]!)) ir[j] = numImages - 1;
+  return { ir, tr };
+}
 
 /** `scores`: row-major images × captions similarity. */
 export function retrievalFromScores(
@@ -42,42 +75,9 @@ export function retrievalFromScores(
   captionToImage: Int32Array,
   imageToCaptions: readonly (readonly number[])[],
 ): Retrieval {
-  const numCaptions = captionToImage.length;
-  if (scores.length !== numImages * numCaptions) {
-    throw new Error(`scores hold ${scores.length} values, expected ${numImages} × ${numCaptions}`);
-  }
-  // IR: every caption's rank among the images, by rankOf's rule, in one row-major pass over the scores (a column
-  // walk per caption reads one value per cache line): 72 → ~45 ms for 1,000 images × 5,000 captions with TR below
-  const irRanks = new Int32Array(numCaptions);
-  const target = new Float32Array(numCaptions);
-  for (let j = 0; j < numCaptions; j++) target[j] = scores[captionToImage[j]! * numCaptions + j]!;
-  for (let i = 0; i < numImages; i++) {
-    const row = i * numCaptions;
-    for (let j = 0; j < numCaptions; j++) {
-      const v = scores[row + j]!;
-      const t = target[j]!;
-      irRanks[j] += +(v > t) + +((v === t) && i > captionToImage[j]!);
-    }
-  }
-  for (let j = 0; j < numCaptions; j++) if (Number.isNaN(target[j]!)) irRanks[j] = numImages - 1;
-  // TR: an image's best-ranked caption is its own caption that comes first in the ranking order (highest score, ties
-  // to the larger index), so one rank computation per image suffices
-  const trRanks = new Int32Array(numImages);
-  for (let i = 0; i < numImages; i++) {
-    const row = scores.subarray(i * numCaptions, (i + 1) * numCaptions);
-    let first = imageToCaptions[i]![0]!;
-    for (const j of imageToCaptions[i]!) if (before(row[j]!, j, row[first]!, first)) first = j;
-    trRanks[i] = rankOf(row, first);
-  }
+  const { ir, tr } = retrievalRanks(scores, numImages, captionToImage, imageToCaptions);
   const at = (ranks: Int32Array, k: number) => (100 * ranks.filter((r) => r < k).length) / ranks.length;
-  const r = {
-    ir1: at(irRanks, 1),
-    ir5: at(irRanks, 5),
-    ir10: at(irRanks, 10),
-    tr1: at(trRanks, 1),
-    tr5: at(trRanks, 5),
-    tr10: at(trRanks, 10),
-  };
+  const r = { ir1: at(ir, 1), ir5: at(ir, 5), ir10: at(ir, 10), tr1: at(tr, 1), tr5: at(tr, 5), tr10: at(tr, 10) };
   return { ...r, rMean: RECALL_KEYS.reduce((a, k) => a + r[k], 0) / RECALL_KEYS.length };
 }
 

@@ -5,6 +5,7 @@
  * student (SPEC §6); μ = 0.5 over the synthetic state is the distiller's (SPEC §5.5).
  */
 import { tf } from '../backend';
+import { sgdStepKernel } from '../backend/blas';
 import { scaleByScalar } from './reduce';
 
 export interface SgdOptions {
@@ -36,6 +37,13 @@ export function sgd(
     if (g === undefined || eta === undefined) {
       next[k] = tf.clone(p);
       if (nextV) nextV[k] = tf.clone(velocity![k]!);
+      continue;
+    }
+    // a number step size outside a tape: one BLAS kernel where it applies (backend/blas), else the ops below
+    const fused = typeof eta === 'number' ? sgdStepKernel(p, g, nextV && velocity![k], { lr: eta, momentum: o.momentum, weightDecay: o.weightDecay }) : undefined;
+    if (fused) {
+      next[k] = fused.param;
+      if (nextV) nextV[k] = fused.velocity!;
       continue;
     }
     const gw = o.weightDecay > 0 ? tf.add(g, tf.mul(p, o.weightDecay)) : g;

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { ready, tf } from '../../src/backend';
 import { type DualParams, dualGrads, dualShape, initDual } from '../../src/model/dual';
-import { PARAM_NAMES, dropoutMask, headForward } from '../../src/model/head';
+import { PARAM_NAMES, dropoutMask, expHalfSquare, headForward } from '../../src/model/head';
 import { LOSSES, LOSS_NAMES } from '../../src/model/losses';
 import { mm } from '../../src/model/linalg';
 import { rng } from '../../src/util/random';
@@ -35,6 +35,22 @@ describe('model: hand-written gradients', function () {
     tf.dispose([x, want, ...Object.values(c).filter((t): t is tf.Tensor => t instanceof tf.Tensor && t !== x)]);
   });
 
+  it('expHalfSquare: e^(−p²/2) and its gradient −p e^(−p²/2) within float32 rounding of float64, for |p| ≤ 13', () => {
+    const ps = Array.from({ length: 2601 }, (_, i) => -13 + i / 100);
+    const p = tf.tensor1d(ps);
+    const [value, grad] = tf.tidy(() => [expHalfSquare(p).dataSync(), tf.grad((q: tf.Tensor) => tf.sum(expHalfSquare(q)))(p).dataSync()]);
+    ps.forEach((x, i) => {
+      const pf = Math.fround(x); // the float32 input the kernel sees
+      const t = 0.5 * pf * pf;
+      const e = Math.exp(-t);
+      // float32's t = p²/2 is off by up to t·ulp, which e^−t turns into a relative error of t·ulp; then a few ulp more
+      const tol = (4 + t) * 2 ** -23;
+      assert.ok(Math.abs(value![i]! - e) <= tol * e, `p = ${pf}: ${value![i]} vs float64 ${e}`);
+      assert.ok(Math.abs(grad![i]! + pf * e) <= (tol + 2 ** -23) * Math.abs(pf * e), `p = ${pf}: gradient ${grad![i]} vs ${-pf * e}`);
+    });
+    p.dispose();
+  });
+
   it('infonce with S = I is the symmetric cross-entropy (hand-computed 2×2)', () => {
     const l = [[2, 0], [1, 3]];
     const loss = tf.tidy(() => LOSSES.infonce(tf.tensor2d(l), tf.eye(2) as tf.Tensor2D).loss.dataSync()[0]!);
@@ -42,6 +58,40 @@ describe('model: hand-written gradients', function () {
     const row = -((2 - lse(2, 0)) + (3 - lse(1, 3))) / 2;
     const col = -((2 - lse(2, 1)) + (3 - lse(0, 3))) / 2;
     assert.ok(Math.abs(loss - (row + col) / 2) < 1e-6);
+  });
+
+  it('infonce, cwcl and kl values equal float64 formulas at logits up to ±1/T (B = 32, soft targets)', () => {
+    const B = 32;
+    const r = rng(12);
+    // cosine / 0.07: the widest logits a student produces, where a softmax entry falls to e^−28
+    const l = Array.from({ length: B }, () => Array.from({ length: B }, () => (2 * r.next() - 1) / 0.07));
+    const s = Array.from({ length: B }, (_, i) => Array.from({ length: B }, (_, j) => (i === j ? 0.9 : 0.1 * r.next())));
+    const col = (m: number[][], j: number) => m.map((row) => row[j]!);
+    const logSoftmax = (v: number[]) => {
+      const m = Math.max(...v);
+      const lse = m + Math.log(v.reduce((a, x) => a + Math.exp(x - m), 0));
+      return v.map((x) => x - lse);
+    };
+    const softmax = (v: number[]) => logSoftmax(v).map(Math.exp);
+    const sum = (v: number[]) => v.reduce((a, x) => a + x, 0);
+    const dot = (a: number[], b: number[]) => sum(a.map((x, i) => x * b[i]!));
+    const idx = [...Array(B).keys()];
+    // −Σ_i w_i · log softmax(v_i), rows and then columns, each / B (infonce: w = S; cwcl: w = S normalised)
+    const ce = (w: (i: number) => number[], v: (i: number) => number[]) => -sum(idx.map((i) => dot(w(i), logSoftmax(v(i))))) / B;
+    const norm = (v: number[]) => v.map((x) => x / sum(v));
+    const kl = (q: number[], lp: number[]) => sum(q.map((qi, k) => qi * (Math.log(qi) - lp[k]!)));
+    const want = {
+      infonce: (ce((i) => s[i]!, (i) => l[i]!) + ce((j) => col(s, j), (j) => col(l, j))) / 2,
+      cwcl: (ce((i) => norm(s[i]!), (i) => l[i]!) + ce((j) => norm(col(s, j)), (j) => col(l, j))) / 2,
+      kl:
+        (sum(idx.map((i) => kl(softmax(s[i]!.map((x) => 10 * x)), logSoftmax(l[i]!)))) +
+          sum(idx.map((j) => kl(softmax(col(s, j).map((x) => 10 * x)), logSoftmax(col(l, j)))))) /
+        (2 * B * B),
+    };
+    for (const name of ['infonce', 'cwcl', 'kl'] as const) {
+      const got = tf.tidy(() => LOSSES[name](tf.tensor2d(l), tf.tensor2d(s)).loss.dataSync()[0]!);
+      assert.ok(Math.abs(got - want[name]) <= 1e-6 * Math.max(1, Math.abs(want[name])), `${name}: ${got} vs float64 ${want[name]}`);
+    }
   });
 
   it('wbce averages positives and negatives separately (hand-computed 2×2)', () => {

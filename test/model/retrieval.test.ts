@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { rankOf, retrievalFromScores } from '../../src/model/retrieval';
+import { retrievalFromScores, retrievalRanks } from '../../src/model/retrieval';
 import { meanStd, select } from '../../src/evaluate/summary';
 import { rng } from '../../src/util/random';
 
@@ -24,6 +24,9 @@ describe('evaluate/retrieval', () => {
       const row = Array.from(scores.subarray(i * nCap, (i + 1) * nCap));
       return Math.min(...imageToCaptions[i]!.map((j) => bruteRank(row, j)));
     });
+    const ranks = retrievalRanks(scores, nImg, captionToImage, imageToCaptions);
+    assert.deepEqual(Array.from(ranks.ir), irRanks);
+    assert.deepEqual(Array.from(ranks.tr), trRanks);
     const at = (ranks: number[], k: number) => (100 * ranks.filter((x) => x < k).length) / ranks.length;
     assert.equal(got.ir1, at(irRanks, 1));
     assert.equal(got.ir5, at(irRanks, 5));
@@ -81,9 +84,17 @@ describe('evaluate/retrieval with NaN scores (a diverged student)', () => {
     }
   });
 
-  it('rankOf: a NaN target ranks last; NaN competitors rank below every number', () => {
-    assert.equal(rankOf([0.1, NaN, 0.5], 1), 2);
-    assert.equal(rankOf([NaN, NaN, 0.1], 2), 0);
-    assert.equal(rankOf([NaN, 0.2, 0.1], 2), 1);
+  it('a NaN target ranks last; NaN competitors rank below every number (hand-made ranks)', () => {
+    // 3 images × 3 captions, caption j belongs to image j; rows are images
+    const scores = Float32Array.from([
+      [0.1, NaN, NaN],
+      [NaN, NaN, 0.2],
+      [0.5, NaN, 0.1],
+    ].flat());
+    const { ir, tr } = retrievalRanks(scores, 3, Int32Array.from([0, 1, 2]), [[0], [1], [2]]);
+    // caption 0 scores (0.1, NaN, 0.5): its image is second; caption 1 is all NaN: last; caption 2 (NaN, 0.2, 0.1): second
+    assert.deepEqual(Array.from(ir), [1, 2, 1]);
+    // image 0 (0.1, NaN, NaN): first; image 1's own caption is NaN: last; image 2 (0.5, NaN, 0.1): second
+    assert.deepEqual(Array.from(tr), [0, 2, 1]);
   });
 });
