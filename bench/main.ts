@@ -13,17 +13,18 @@
  * $PTMST_DATA_ROOT, else ../shared/data) · --out DIR (default bench/results) · --seed N · --keep-inputs.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, hostname, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ready } from '../src/backend';
+import { writeAtomic } from '../src/store/atomic';
 import { type BenchCase, type GradcheckCase, type PlannedCase, plan } from './cases';
 import type { ChildResult } from './child';
 import { iterationFlops, sgemmFlops } from './flops';
 import { writeEvalInputs, writeExpertInputs, writeIterationInputs } from './inputs';
 import { PEER_PYTHON, ensurePeer, parseResult, peerEnv, runProcess } from './processes';
-import { type CaseReport, type CheckReport, type Side, gflops, measured, ratio, reportMarkdown } from './report';
+import { type CaseReport, type CheckReport, type Side, freeStem, gflops, measured, ratio, reportMarkdown } from './report';
 import { scaleSummary, summarise } from './stats';
 
 /** Repository root (this file runs from dist/bench/). */
@@ -244,7 +245,9 @@ async function bench(o: Options, work: string): Promise<void> {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const header = [
     `${started.toISOString()} on ${hostname()}: ${cpu}, ${availableParallelism()} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB; commit ${gitCommit()}`,
-    `load average (1 min) at start ${loadStart[0]!.toFixed(2)}, at end ${loadEnd[0]!.toFixed(2)}${loadStart[0]! > 0.5 || loadEnd[0]! > 0.5 ? ' — the machine was busy: these timings are not representative' : ''}`,
+    // the end's load counts the bench's own processes (the peer runs on two threads), so only the start's says whether
+    // something else was running
+    `load average (1 min) at start ${loadStart[0]!.toFixed(2)}${loadStart[0]! > 0.5 ? ' — the machine was busy: these timings are not representative' : ''}; at the end ${loadEnd[0]!.toFixed(2)}, the bench's own processes included`,
     `mode ${o.quick ? 'quick (small sizes: a smoke test, not a measurement)' : 'full'}; ${o.reps} repetition(s) per side, each a fresh process after one warm-up; ours and the peer alternate`,
     `ours: node ${process.version}, ${oursRuntime}`,
     'skipped' in peerInfo
@@ -261,8 +264,9 @@ async function bench(o: Options, work: string): Promise<void> {
     checks: checkReports,
     tolerance: GRAD_TOLERANCE,
   });
-  const stem = `${started.toISOString().slice(0, 10)}-${hostname().replace(/[^A-Za-z0-9._-]/g, '_')}${o.quick ? '.quick' : ''}`;
+  const base = `${started.toISOString().slice(0, 10)}-${hostname().replace(/[^A-Za-z0-9._-]/g, '_')}-${gitCommit()}${o.quick ? '.quick' : ''}`;
   mkdirSync(o.out, { recursive: true });
+  const stem = freeStem(o.out, base);
   const json = {
     format: 'ptmst.bench/1',
     mode: o.quick ? 'quick' : 'full',
@@ -278,8 +282,8 @@ async function bench(o: Options, work: string): Promise<void> {
     skipped: p.skipped,
     gradcheck: { tolerance: GRAD_TOLERANCE, checks: checkReports },
   };
-  writeFileSync(join(o.out, `${stem}.json`), JSON.stringify(json, null, 2) + '\n');
-  writeFileSync(join(o.out, `${stem}.md`), markdown);
+  await writeAtomic(join(o.out, `${stem}.json`), JSON.stringify(json, null, 2) + '\n');
+  await writeAtomic(join(o.out, `${stem}.md`), markdown);
   process.stdout.write(markdown);
   log(`[bench] wrote ${join(o.out, `${stem}.json`)} and .md`);
 

@@ -7,6 +7,8 @@
  * achieved rate (analytic matrix-product FLOPs / median time, bench/flops.ts) with, in brackets, its share of
  * that side's own SGEMM rate measured by the same harness.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Summary } from './stats';
 
 export interface SideSummary {
@@ -143,4 +145,15 @@ export function reportMarkdown(o: {
     );
   }
   return parts.join('\n') + '\n';
+}
+
+/**
+ * The file stem for a run's results in `dir`: `base` (date-host-commit), or `base-2`, `base-3`, … when a run of the
+ * same day and commit already wrote there, so that no result is overwritten.
+ */
+export function freeStem(dir: string, base: string): string {
+  const taken = (stem: string) => existsSync(join(dir, `${stem}.json`)) || existsSync(join(dir, `${stem}.md`));
+  let stem = base;
+  for (let k = 2; taken(stem); k++) stem = `${base}-${k}`;
+  return stem;
 }

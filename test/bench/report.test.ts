@@ -1,10 +1,24 @@
 import { strict as assert } from 'node:assert';
-import { type CaseReport, type SideSummary, checkRows, formatNumber, formatPercent, formatSeconds, markdownTable, ratio, reportMarkdown, resultRows } from '../../bench/report';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type CaseReport, type SideSummary, checkRows, formatNumber, formatPercent, freeStem, formatSeconds, markdownTable, ratio, reportMarkdown, resultRows } from '../../bench/report';
 import { summarise } from '../../bench/stats';
+import { tempDir } from '../helpers';
 
 const side = (seconds: number[], rssMiB: number[]): SideSummary => ({ seconds, time: summarise(seconds), peakRssMiB: summarise(rssMiB), runtime: 'test' });
 
 describe('bench/report', () => {
+  it('names a run by date, host and commit, and never reuses a stem that holds results', () => {
+    const dir = tempDir('bench-results-');
+    const base = '2026-11-26-vm-abc1234';
+    assert.equal(freeStem(dir, base), base);
+    writeFileSync(join(dir, `${base}.json`), '{}');
+    assert.equal(freeStem(dir, base), `${base}-2`);
+    writeFileSync(join(dir, `${base}-2.md`), '');
+    assert.equal(freeStem(dir, base), `${base}-3`);
+  });
+
+
   it('formats seconds, numbers and shares', () => {
     assert.equal(formatSeconds(0.3521), '0.352 s');
     assert.equal(formatSeconds(12.34), '12.3 s');
