@@ -10,7 +10,8 @@
  * library load, `installBlasKernels` replaces the wasm backend's `BatchMatMul` kernel by one that calls
  * `cblas_sgemm` on the tensors' bytes where they lie in the WebAssembly heap: no copies, and transposes are
  * flags of the call rather than extra ops. Every product of the library (forward, tfjs's own gradients,
- * evaluation, retrieval) goes through it. So do the image encoders' pointwise (1 × 1) convolutions, `FusedConv2D`.
+ * evaluation, retrieval) goes through it. So do the image encoders' pointwise (1 × 1) convolutions, `FusedConv2D`,
+ * and SGD steps with a number step size outside a tape (`sgdStepKernel`: saxpy calls instead of two to six ops).
  * Anything these kernels do not cover (another dtype, batch shapes that broadcast other than one against many,
  * larger filters, strides, padding) falls back to XNNPACK's kernel.
  *
