@@ -27,15 +27,25 @@ const positives = tf.customGrad(((S: tf.Tensor, save: tf.GradSaveFunc) => {
 const softmaxRows = (L: tf.Tensor2D) => tf.softmax(L, 1) as tf.Tensor2D;
 const softmaxCols = (L: tf.Tensor2D) => tf.transpose(tf.softmax(tf.transpose(L), 1)) as tf.Tensor2D;
 /**
- * log softmax from the softmax P the gradient needs anyway: log P_ij = L_ij − lse_i, and lse_i = L_ij − log P_ij
- * holds for every j, so it is taken at the row's largest entry, where P ≥ 1/B cannot underflow. tf.logSoftmax
- * would run tfjs-wasm's scalar Exp (~12 ns per entry) a second time next to XNNPACK's softmax (~1.4 ns): half a
- * millisecond of a 9 ms expert step.
+ * Log-sum-exp along `axis` from the softmax P along it: lse = L_j − log P_j for every j, taken at the largest entry,
+ * where P ≥ 1/B cannot underflow. Its gradient is P itself (given directly: through tf.max a tie of the largest
+ * logits would count twice). tf.logSoftmax would run tfjs-wasm's scalar Exp (~12 ns per entry) a second time next
+ * to XNNPACK's softmax (~1.4 ns), half a millisecond of a 9 ms expert step.
  */
-export const logSoftmaxRows = (L: tf.Tensor2D, P: tf.Tensor2D) =>
-  tf.sub(L, tf.sub(tf.max(L, 1, true), tf.log(tf.max(P, 1, true)))) as tf.Tensor2D;
-const logSoftmaxCols = (L: tf.Tensor2D, P: tf.Tensor2D) =>
-  tf.sub(L, tf.sub(tf.max(L, 0, true), tf.log(tf.max(P, 0, true)))) as tf.Tensor2D;
+const lseFromSoftmax = (axis: 0 | 1) =>
+  tf.customGrad(((L: tf.Tensor, P: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([P]);
+    return {
+      value: tf.sub(tf.max(L, axis, true), tf.log(tf.max(P, axis, true))),
+      gradFunc: (dy: tf.Tensor, [p]: tf.Tensor[]) => [tf.mul(dy, p!), tf.zerosLike(p!)],
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (L: tf.Tensor2D, P: tf.Tensor2D) => tf.Tensor2D;
+const lseRows = lseFromSoftmax(1);
+const lseCols = lseFromSoftmax(0);
+
+/** log softmax over rows (columns) of L, given the softmax P over rows (columns) that the gradient needs anyway */
+export const logSoftmaxRows = (L: tf.Tensor2D, P: tf.Tensor2D) => tf.sub(L, lseRows(L, P)) as tf.Tensor2D;
+const logSoftmaxCols = (L: tf.Tensor2D, P: tf.Tensor2D) => tf.sub(L, lseCols(L, P)) as tf.Tensor2D;
 const half = (a: tf.Tensor, b: tf.Tensor) => tf.mul(tf.add(a, b), 0.5);
 
 /** ½[−mean_i Σ_j S_ij log softmax_row(L)_ij + the same over columns]. */

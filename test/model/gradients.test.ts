@@ -24,6 +24,19 @@ describe('model: hand-written gradients', function () {
     });
   }
 
+  for (const name of ['infonce', 'kl', 'cwcl'] as const) {
+    it(`${name}: dLoss/dL equals tfjs autodiff where a row's largest logits tie`, () => {
+      tf.tidy(() => {
+        // rows 0 and 1 hold their maximum twice, row 2 is constant (the loss's log-sum-exp is taken at a row's maximum)
+        const L = tf.tensor2d([[2, 2, 0, 1], [0, 3, 3, -1], [1, 1, 1, 1], [0.5, -2, 1, 0]]);
+        const S = tf.add(tf.mul(tf.eye(4), 0.8), tf.fill([4, 4], 0.05)) as tf.Tensor2D;
+        const auto = tf.grad((l: tf.Tensor) => LOSSES[name](l as tf.Tensor2D, S).loss)(L);
+        const mine = LOSSES[name](L, S).gL;
+        assert.ok(relErr(mine.dataSync() as Float32Array, auto.dataSync() as Float32Array) < 1e-5, name);
+      });
+    });
+  }
+
   it("the head's row norms are tf.norm's, bit for bit (√Σo² instead of tfjs's Pow-based norm)", () => {
     const shape = dualShape(40, 12, 64);
     const r = rng(5);
