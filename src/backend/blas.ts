@@ -236,9 +236,9 @@ interface SgdStepAttrs {
 /**
  * PyTorch's SGD step on one tensor (model/sgd.ts has the formula) as copies and saxpy calls on the heap:
  *   with a velocity: v' = (g + λθ) + μv, θ' = θ − η v';   without: θ' = θ − η g − ηλ θ.
- * tfjs ops take two to six passes over a weight matrix and a kernel dispatch each (a 1280 × 256 weight: mul and sub
- * 0.28 ms; with momentum and weight decay six kernels), the same as one to four saxpy passes at memory speed. The sums
- * differ from the ops' by float32 rounding (saxpy may fuse its multiply-add).
+ * tfjs ops take two to six kernels, each a pass over the weights and a dispatch (a 1280 × 256 weight: mul and sub
+ * 0.28 ms); here one kernel makes one to four saxpy passes at memory speed (0.08 ms). The sums differ from the ops'
+ * by float32 rounding (saxpy may fuse its multiply-add).
  */
 function saxpySgdStep(saxpy: Saxpy): tf.KernelFunc {
   return (args: KernelArgs) => {
