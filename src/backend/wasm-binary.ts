@@ -1,21 +1,24 @@
 /**
- * tfjs-wasm's element-wise Add, Sub, Multiply and RealDiv with a lighter call into the same WebAssembly functions.
+ * tfjs-wasm's element-wise Add, Sub, Multiply, RealDiv and SquaredDifference with a lighter call into the same
+ * WebAssembly functions.
  *
  * tfjs-wasm's binary kernels pass both shapes through Emscripten's `cwrap` with `array` arguments: two typed arrays
- * built per call, stack allocation and copies. That costs ~4.5 µs of a ~7 µs kernel on this machine, and a TESLA
+ * built per call, stack allocation and copies. That costs ~1.5–2 µs of a 4–5 µs kernel on this machine, and a TESLA
  * iteration runs ~4,000 binary kernels (Multiply alone 1,686), most of them on a few thousand entries. Here the
  * shapes are written into one buffer of the wasm heap allocated once per backend instance, and the module's export
  * (`_Add`, …) is called directly: the same C++ function on the same arguments, so results are bitwise those of
  * tfjs's kernel (test/backend/wasm-binary.test.ts). Other dtypes go to tfjs's kernel.
  *
- * tfjs-wasm 4.22's binary kernels return garbage, without an error, for operands of rank 7 or more (measured: a
- * [1,1,1,1,1,1,3] + [3] gives 3.6e-41, 0, 0). Here the shapes are first collapsed to the fewest dimensions that
- * describe the same broadcast (adjacent dimensions merge when each operand either spans both or repeats over both),
- * so any rank whose broadcast pattern fits in 6 dimensions computes correctly, and one that does not is an error.
+ * tfjs-wasm 4.22's kernels for these five return garbage, without an error, for operands of rank 7 or more
+ * (measured: [1,1,1,1,1,1,3] + [3] gives 3.6e-41, 0, 0; consistent with XNNPACK's limit of 6 dimensions, which
+ * tfjs-wasm does not check; Maximum, Minimum, Pow and Greater are right there). Here the shapes are first collapsed
+ * to the fewest dimensions that describe the same broadcast (adjacent dimensions merge when each operand either
+ * spans both or repeats over both), so any rank whose broadcast pattern fits in 6 dimensions computes correctly,
+ * and one that does not is an error.
  */
 import * as tf from '@tensorflow/tfjs';
 
-const KERNELS = ['Add', 'Sub', 'Multiply', 'RealDiv'] as const;
+const KERNELS = ['Add', 'Sub', 'Multiply', 'RealDiv', 'SquaredDifference'] as const;
 /** the highest rank tfjs-wasm's binary kernels compute correctly */
 const MAX_RANK = 6;
 /** tfjs-wasm's CppDType enum (kernels/types.ts) */
@@ -101,7 +104,7 @@ function lightBinary(name: string, tfjsKernel: tf.KernelFunc): tf.KernelFunc {
 /** each replaced kernel's light version and tfjs's original */
 const replaced: { light: tf.KernelConfig; tfjs: tf.KernelConfig }[] = [];
 
-/** Route the wasm backend's float32 Add, Sub, Multiply and RealDiv through the light call (on), or tfjs's kernels. */
+/** Route the wasm backend's float32 Add, Sub, Multiply, RealDiv and SquaredDifference through the light call (on), or tfjs's kernels. */
 export function useLightBinaryKernels(on: boolean): void {
   if (replaced.length === 0) {
     for (const name of KERNELS) {

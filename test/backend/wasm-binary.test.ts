@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { ready, tf } from '../../src/backend';
 import { collapseBroadcast, useLightBinaryKernels } from '../../src/backend/wasm-binary';
 
-/** a op b with NumPy broadcasting on the host; float32 +, −, ×, ÷ are exactly fround of the float64 result. */
+/** a op b with NumPy broadcasting on the host; float32 +, −, ×, ÷ are exactly fround of the float64 result (and (a − b)² of fround(a − b)²). */
 function reference(a: tf.Tensor, b: tf.Tensor, f: (x: number, y: number) => number): Float32Array {
   const out = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
   const [A, B] = [a.dataSync(), b.dataSync()];
@@ -24,7 +24,7 @@ function reference(a: tf.Tensor, b: tf.Tensor, f: (x: number, y: number) => numb
 }
 
 /**
- * backend/wasm-binary: Add, Sub, Multiply and RealDiv called without cwrap's array marshalling give tfjs-wasm's own
+ * backend/wasm-binary: Add, Sub, Multiply, RealDiv and SquaredDifference called without cwrap's array marshalling give tfjs-wasm's own
  * kernels' results bit for bit, and the exact result where tfjs-wasm's kernels are wrong (rank 7 and more).
  */
 describe('backend/wasm-binary: light calls of the binary kernels', function () {
@@ -39,6 +39,7 @@ describe('backend/wasm-binary: light calls of the binary kernels', function () {
     sub: [tf.sub, (x: number, y: number) => x - y],
     mul: [tf.mul, (x: number, y: number) => x * y],
     div: [tf.div, (x: number, y: number) => x / y],
+    squaredDifference: [tf.squaredDifference, (x: number, y: number) => Math.fround(x - y) ** 2],
   } as const;
   const layouts: [number[], number[]][] = [
     [[37, 11], [37, 11]],
