@@ -185,6 +185,7 @@ async function main(): Promise<void> {
 /** The whole run: peer set-up, inputs, gradient check (quick), the cases, the report; throws on any failure. */
 async function bench(o: Options, work: string): Promise<void> {
   const started = new Date();
+  const commit = gitCommit(); // the code that runs, read once at the start
   const loadStart = loadavg();
   const backend = await ready(() => undefined);
   const p = plan({ quick: o.quick, work, images: photos(o.dataRoot) });
@@ -244,7 +245,7 @@ async function bench(o: Options, work: string): Promise<void> {
   const failedChecks = checkReports.filter((c) => Object.values(c.errors).some((e) => !(e.f64 <= GRAD_TOLERANCE)));
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const header = [
-    `${started.toISOString()} on ${hostname()}: ${cpu}, ${availableParallelism()} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB; commit ${gitCommit()}`,
+    `${started.toISOString()} on ${hostname()}: ${cpu}, ${availableParallelism()} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB; commit ${commit}`,
     // the end's load counts the bench's own processes (the peer runs on two threads), so only the start's says whether
     // something else was running
     `load average (1 min) at start ${loadStart[0]!.toFixed(2)}${loadStart[0]! > 0.5 ? ' — the machine was busy: these timings are not representative' : ''}; at the end ${loadEnd[0]!.toFixed(2)}, the bench's own processes included`,
@@ -264,7 +265,7 @@ async function bench(o: Options, work: string): Promise<void> {
     checks: checkReports,
     tolerance: GRAD_TOLERANCE,
   });
-  const base = `${started.toISOString().slice(0, 10)}-${hostname().replace(/[^A-Za-z0-9._-]/g, '_')}-${gitCommit()}${o.quick ? '.quick' : ''}`;
+  const base = `${started.toISOString().slice(0, 10)}-${hostname().replace(/[^A-Za-z0-9._-]/g, '_')}-${commit}${o.quick ? '.quick' : ''}`;
   mkdirSync(o.out, { recursive: true });
   const stem = freeStem(o.out, base);
   const json = {
@@ -272,7 +273,7 @@ async function bench(o: Options, work: string): Promise<void> {
     mode: o.quick ? 'quick' : 'full',
     date: started.toISOString(),
     host: hostname(),
-    commit: gitCommit(),
+    commit,
     machine: { cpu, cores: availableParallelism(), memoryGiB: totalmem() / 2 ** 30, loadAverageStart: loadStart, loadAverageEnd: loadEnd },
     settings: { reps: o.reps, warmup: 1, seed: o.seed, peerThreads: o.peerThreads, only: o.only ?? null },
     ours: { node: process.version, backend: backend.name, runtime: oursRuntime },

@@ -25,6 +25,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../errors';
+import { kernelSwitch } from './kernel-switch';
 
 type Sgemm = (
   order: number, transA: number, transB: number, m: number, n: number, k: number, alpha: number,
@@ -293,14 +294,9 @@ export function sgdStepKernel(
   return v ? { param: p!, velocity: v } : { param: p! };
 }
 
-/** each replaced kernel's BLAS version and XNNPACK's original */
-const replaced: { blas: tf.KernelConfig; xnnpack: tf.KernelConfig }[] = [];
+/** switches the replaced kernels between BLAS and XNNPACK, once installed */
+let switchKernels: ((ours: boolean) => void) | undefined;
 let active = false;
-
-function register(config: tf.KernelConfig): void {
-  tf.unregisterKernel(config.kernelName, config.backendName);
-  tf.registerKernel(config);
-}
 
 /**
  * Route the wasm backend's matrix products and pointwise convolutions to BLAS on one thread when a library loads (see the module comment);
@@ -309,13 +305,9 @@ function register(config: tf.KernelConfig): void {
 export function installBlasKernels(): string | undefined {
   const blas = blasLibrary();
   if (blas === undefined) return undefined;
-  if (replaced.length === 0) {
-    for (const [name, make] of [['BatchMatMul', sgemmBatchMatMul], ['FusedConv2D', sgemmPointwiseConv]] as const) {
-      const xnnpack = tf.getKernel(name, 'wasm');
-      if (xnnpack === undefined) return undefined;
-      replaced.push({ xnnpack, blas: { kernelName: name, backendName: 'wasm', kernelFunc: make(blas.sgemm, xnnpack.kernelFunc) } });
-    }
-  }
+  const makers: Record<string, typeof sgemmBatchMatMul> = { BatchMatMul: sgemmBatchMatMul, FusedConv2D: sgemmPointwiseConv };
+  switchKernels ??= kernelSwitch(Object.keys(makers), (name, xnnpack) => makers[name]!(blas.sgemm, xnnpack));
+  if (switchKernels === undefined) return undefined;
   if (blas.saxpy && !tf.getKernel(SGD_STEP, 'wasm')) tf.registerKernel({ kernelName: SGD_STEP, backendName: 'wasm', kernelFunc: saxpySgdStep(blas.saxpy) });
   blas.setThreads?.(1);
   useBlasKernels(true);
@@ -328,8 +320,8 @@ export function installBlasKernels(): string | undefined {
  * For comparisons of the two kernels (tests, the bench); the library keeps what `installBlasKernels` chose.
  */
 export function useBlasKernels(on: boolean): boolean {
-  if (replaced.length === 0) return false;
-  for (const r of replaced) register(on ? r.blas : r.xnnpack);
+  if (switchKernels === undefined) return false;
+  switchKernels(on);
   active = on;
   sgdStepActive = on && tf.getKernel(SGD_STEP, 'wasm') !== undefined;
   return active;

@@ -17,6 +17,7 @@
  * and one that does not is an error.
  */
 import * as tf from '@tensorflow/tfjs';
+import { kernelSwitch } from './kernel-switch';
 
 const KERNELS = ['Add', 'Sub', 'Multiply', 'RealDiv', 'SquaredDifference'] as const;
 /** the highest rank tfjs-wasm's binary kernels compute correctly */
@@ -60,7 +61,7 @@ export function collapseBroadcast(a: readonly number[], b: readonly number[]): [
   return [ra, rb];
 }
 
-/** per backend instance (a re-initialised backend is a new module): its shape buffer and the four exports */
+/** per backend instance (a re-initialised backend is a new module): its shape buffer and the kernels' exports */
 const modules = new WeakMap<object, { buffer: number; exports: Partial<Record<string, BinaryExport>> }>();
 
 function moduleOf(backend: WasmBackend) {
@@ -101,20 +102,10 @@ function lightBinary(name: string, tfjsKernel: tf.KernelFunc): tf.KernelFunc {
   };
 }
 
-/** each replaced kernel's light version and tfjs's original */
-const replaced: { light: tf.KernelConfig; tfjs: tf.KernelConfig }[] = [];
+let switchKernels: ((ours: boolean) => void) | undefined;
 
 /** Route the wasm backend's float32 Add, Sub, Multiply, RealDiv and SquaredDifference through the light call (on), or tfjs's kernels. */
 export function useLightBinaryKernels(on: boolean): void {
-  if (replaced.length === 0) {
-    for (const name of KERNELS) {
-      const tfjs = tf.getKernel(name, 'wasm');
-      if (tfjs === undefined) return;
-      replaced.push({ tfjs, light: { ...tfjs, kernelFunc: lightBinary(name, tfjs.kernelFunc) } });
-    }
-  }
-  for (const r of replaced) {
-    tf.unregisterKernel(r.tfjs.kernelName, 'wasm');
-    tf.registerKernel(on ? r.light : r.tfjs);
-  }
+  switchKernels ??= kernelSwitch(KERNELS, lightBinary);
+  switchKernels?.(on);
 }
