@@ -13,12 +13,14 @@
  * `PTMST_WASM_THREADS=<n>` sets the threads of every instance; 1 is the single-threaded build.
  * Matrix products run on OpenBLAS instead of XNNPACK where it is installed (./blas; `PTMST_BLAS=off` keeps XNNPACK);
  * every op then runs on one thread, and `PTMST_WASM_THREADS` applies only to XNNPACK. The binary element-wise
- * kernels get a lighter call (./wasm-binary), which also fixes their results above rank 6.
+ * kernels get a lighter call (./wasm-binary), which also fixes their results above rank 6, and the copying kernels
+ * (Identity, Cast, Slice, SplitV, GatherV2) copy inside the heap or share the buffer (./wasm-copy).
  */
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../errors';
 import { blasLibrary, installBlasKernels } from './blas';
 import { useLightBinaryKernels } from './wasm-binary';
+import { useLightCopyKernels } from './wasm-copy';
 import { activateThreadedWasm } from './wasm-threads';
 
 export { tf };
@@ -109,7 +111,10 @@ async function choose(log: (line: string) => void, options: ReadyOptions): Promi
     const provider = await activate(name, options);
     if (provider !== undefined) {
       await tf.ready();
-      if (name === 'wasm') useLightBinaryKernels(true);
+      if (name === 'wasm') {
+        useLightBinaryKernels(true);
+        useLightCopyKernels(true);
+      }
       const info: BackendInfo = {
         name,
         provider,
