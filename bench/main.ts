@@ -191,6 +191,9 @@ async function bench(o: Options, work: string): Promise<void> {
   const p = plan({ quick: o.quick, work, images: photos(o.dataRoot) });
   const cases = p.cases.filter((c) => o.only === undefined || c.spec.id.includes(o.only));
   const checks = p.gradchecks.filter((c) => o.only === undefined || c.iteration.id.includes(o.only));
+  if (cases.length === 0 && checks.length === 0) {
+    throw new Error(`--only ${o.only}: no case id contains it; the ids: ${p.cases.map((c) => c.spec.id).join(', ')}`);
+  }
 
   // the peer: packages present (installed when root), its versions and BLAS
   let peerInfo: PeerInfo | { skipped: string } = { skipped: '--no-peer' };

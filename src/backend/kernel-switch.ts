@@ -1,8 +1,7 @@
 /**
  * Our versions of some of tfjs-wasm's kernels, registered in their place and switchable back to tfjs's own, so
- * that tests and the bench can compare the two (./blas: products and pointwise convolutions on BLAS; ./wasm-copy: the
- * copying kernels inside the heap; ./wasm-binary:
- * the binary element-wise kernels' lighter call).
+ * that tests and the bench can compare the two (./blas: products and pointwise convolutions on BLAS; ./wasm-binary:
+ * the binary element-wise kernels' lighter call; ./wasm-copy: the copying kernels inside the heap).
  */
 import * as tf from '@tensorflow/tfjs';
 

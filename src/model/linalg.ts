@@ -1,5 +1,6 @@
 import { tf } from '../backend';
 import { transposesAreFree } from '../backend/blas';
+import { hostTensor } from '../backend/host-tensor';
 
 /**
  * On XNNPACK (tfjs-wasm without BLAS, see backend/blas), tfjs-wasm 4.22's matMul with transposeA/transposeB is
@@ -86,30 +87,35 @@ export function gatherVector(v: tf.Tensor1D, idx: tf.Tensor1D): tf.Tensor1D {
   return tf.reshape(gatherRows(tf.reshape(v, [-1, 1]) as tf.Tensor2D, idx), [-1]) as tf.Tensor1D;
 }
 
+/** Throws unless every entry of `idx` is an integer in 0…n − 1 (checked before any tensor exists). */
+function checkIndices(what: string, idx: ArrayLike<number>, n: number): void {
+  for (let i = 0; i < idx.length; i++) {
+    const r = idx[i]!;
+    if (!(r >= 0 && r < n && Number.isInteger(r))) throw new RangeError(`${what}: index ${r} at position ${i} is outside 0…${n - 1}`);
+  }
+}
+
 /**
  * Rows `idx` of a row-major host matrix (`cols` columns) as a tensor: the same copy as tf.gather, without
  * tfjs-wasm's gather kernel, which costs ~60 ns per element (a 128 × 1280 batch: 10 ms, a sixth of a training
- * step). For data that lives on the host anyway (training features, a synthetic set being evaluated).
+ * step), written straight into the tensor's memory (`hostTensor`). For data that lives on the host anyway
+ * (training features, a synthetic set being evaluated).
  */
 export function hostRows(values: Float32Array, cols: number, idx: ArrayLike<number>): tf.Tensor2D {
-  const rows = values.length / cols;
-  const out = new Float32Array(idx.length * cols);
-  for (let i = 0; i < idx.length; i++) {
-    const r = idx[i]!;
-    if (!(r >= 0 && r < rows && Number.isInteger(r))) throw new RangeError(`hostRows: index ${r} at position ${i} is outside 0…${rows - 1}`);
-    out.set(values.subarray(r * cols, (r + 1) * cols), i * cols);
-  }
-  return tf.tensor2d(out, [idx.length, cols]);
+  checkIndices('hostRows', idx, values.length / cols);
+  return hostTensor<tf.Rank.R2>([idx.length, cols], (out) => {
+    for (let i = 0; i < idx.length; i++) out.set(values.subarray(idx[i]! * cols, (idx[i]! + 1) * cols), i * cols);
+  });
 }
 
 /** The block M[idx, idx] of a host n × n matrix (or of the identity when `values` is null), as a tensor. */
 export function hostBlock(values: Float32Array | null, n: number, idx: ArrayLike<number>): tf.Tensor2D {
+  checkIndices('hostBlock', idx, n);
   const b = idx.length;
-  const out = new Float32Array(b * b);
-  for (let i = 0; i < b; i++) {
-    const r = idx[i]!;
-    if (!(r >= 0 && r < n && Number.isInteger(r))) throw new RangeError(`hostBlock: index ${r} at position ${i} is outside 0…${n - 1}`);
-    for (let j = 0; j < b; j++) out[i * b + j] = values ? values[r * n + idx[j]!]! : r === idx[j] ? 1 : 0;
-  }
-  return tf.tensor2d(out, [b, b]);
+  return hostTensor<tf.Rank.R2>([b, b], (out) => {
+    for (let i = 0; i < b; i++) {
+      const r = idx[i]!;
+      for (let j = 0; j < b; j++) out[i * b + j] = values ? values[r * n + idx[j]!]! : r === idx[j] ? 1 : 0;
+    }
+  });
 }

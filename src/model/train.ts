@@ -75,15 +75,14 @@ export interface HeadsState {
  * `where`: checked once per epoch (one scalar read), not per step.
  */
 export async function trainEpoch(state: HeadsState, data: PairSource, o: EpochOptions, rand: Rng): Promise<void> {
-  const u = () => rand.next();
   const steps = Math.ceil(data.n / o.batchSize);
   const perm = permutation(rand, data.n);
   let lossSum = tf.scalar(0);
   for (let k = 0; k < steps; k++) {
     const pairs = perm.subarray(k * o.batchSize, Math.min(data.n, (k + 1) * o.batchSize));
     const b = pairs.length;
-    const maskImg = dropoutMask(b, o.shape.img.dOut, o.dropout, u);
-    const maskTxt = dropoutMask(b, o.shape.txt.dOut, o.dropout, u);
+    const maskImg = dropoutMask(b, o.shape.img.dOut, o.dropout, rand);
+    const maskTxt = dropoutMask(b, o.shape.txt.dOut, o.dropout, rand);
     const { theta, velocity } = state;
     const next = tf.tidy(() => {
       const { x, y, s, teacher } = data.batch(pairs);

@@ -6,21 +6,31 @@
 export interface Rng {
   /** uniform in [0, 1) */
   next(): number;
+  /**
+   * The next `out.length` draws as 32-bit integers, `next()` × 2^32 each: the same stream, at ~3 ns a draw instead of
+   * ~6–10 through `next()` (a training step's two dropout masks take 65,536 draws).
+   */
+  nextUint32(out: Uint32Array): void;
   /** the current state (store it in a checkpoint) */
   state(): number;
 }
 
 export function rng(seed: number): Rng {
-  let a = seed >>> 0;
+  let a = seed | 0; // int32 arithmetic throughout: the same bits as uint32, without doubles
+  // one mulberry32 output as an unsigned 32-bit integer
+  const draw = () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= (t + Math.imul(t ^ (t >>> 7), t | 61)) | 0;
+    return (t ^ (t >>> 14)) >>> 0;
+  };
   return {
-    next() {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    next: () => draw() / 4294967296,
+    nextUint32(out) {
+      for (let i = 0; i < out.length; i++) out[i] = draw();
     },
-    state: () => a,
+    state: () => a >>> 0,
   };
 }
 

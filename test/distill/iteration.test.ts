@@ -86,8 +86,8 @@ describe('distill: one iteration, gradients vs finite differences', function () 
     }
     const steps: UnrollStep[] = [0, 1, 2].map((i) => ({
       batch: Int32Array.from([[0, 1, 2, 3], [2, 3, 4, 5], [5, 0, 3, 1]][i]!),
-      maskImg: dropoutMask(4, 4, 0.2, u),
-      maskTxt: dropoutMask(4, 4, 0.2, u),
+      maskImg: dropoutMask(4, 4, 0.2, r),
+      maskTxt: dropoutMask(4, 4, 0.2, r),
     }));
     return { teacher: { theta0, start, target } as Teacher, state: state as SyntheticState, steps };
   };

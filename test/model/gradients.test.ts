@@ -134,8 +134,8 @@ describe('model: hand-written gradients', function () {
       const x = tf.randomNormal([6, 12], 0, 1, 'float32', 1) as tf.Tensor2D;
       const y = tf.randomNormal([6, 7], 0, 1, 'float32', 2) as tf.Tensor2D;
       const s = tf.add(tf.eye(6), tf.randomUniform([6, 6], 0, 0.2, 'float32', 3)) as tf.Tensor2D;
-      const mi = dropoutMask(6, 5, 0.3, u);
-      const mt = dropoutMask(6, 5, 0.3, u);
+      const mi = dropoutMask(6, 5, 0.3, r);
+      const mt = dropoutMask(6, 5, 0.3, r);
       const { grads } = dualGrads(theta, { x, y, s, maskImg: mi, maskTxt: mt }, loss, 0.07);
       for (const tower of ['img', 'txt'] as const) {
         const names = [...PARAM_NAMES];

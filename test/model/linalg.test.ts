@@ -4,6 +4,7 @@ import { useBlasKernels } from '../../src/backend/blas';
 import { colSum, gatherRows, hostBlock, hostRows, mm } from '../../src/model/linalg';
 import { dropoutMask } from '../../src/model/head';
 import { finiteArray } from '../../src/model/finite';
+import { rng, type Rng } from '../../src/util/random';
 
 /** gatherRows: a gather forward and a scatter-add backward, the same numbers as a one-hot product. */
 describe('model/linalg: gatherRows', () => {
@@ -126,13 +127,29 @@ describe('model/linalg: host batches', () => {
 });
 
 describe('model/head: dropoutMask', () => {
-  it('draws one uniform per entry, row-major: 0 below the rate, 1/(1 − rate) otherwise', () => {
-    const draws = [0.05, 0.5, 0.2, 0.19, 0.99, 0.2];
+  it('draws one uniform per entry, row-major: 0 below the rate, 1/(1 − rate) from it on, exactly at the boundary', () => {
+    // draws as the stream gives them, k / 2^32; the rate 0.2 lies between 858993459 and 858993460 / 2^32
+    const raw = [214748364, 2 ** 31, 858993460, 858993459, 2 ** 32 - 1, 858993460];
     let k = 0;
-    const mask = dropoutMask(2, 3, 0.2, () => draws[k++]!)!;
+    const fake: Rng = {
+      next: () => raw[k++]! / 2 ** 32,
+      nextUint32: (out) => out.forEach((_, i) => (out[i] = raw[k++]!)),
+      state: () => k,
+    };
+    const mask = dropoutMask(2, 3, 0.2, fake)!;
     assert.deepEqual(Array.from(mask.dataSync()), [0, 1.25, 1.25, 0, 1.25, 1.25]);
-    assert.equal(k, 6);
-    assert.equal(dropoutMask(2, 3, 0, () => 0), null);
+    assert.equal(k, 6, 'one draw per entry');
+    assert.equal(dropoutMask(2, 3, 0, fake), null);
+    assert.equal(k, 6, 'no draws without dropout');
+    mask.dispose();
+  });
+
+  it('is the mask that next() draws would give, with the stream left in the same place', () => {
+    const [a, b] = [rng(3), rng(3)];
+    const mask = dropoutMask(37, 29, 0.1, a)!;
+    const want = Array.from({ length: 37 * 29 }, () => (b.next() >= 0.1 ? 1 / 0.9 : 0));
+    assert.deepEqual(Array.from(mask.dataSync()), Array.from(Float32Array.from(want)));
+    assert.equal(a.next(), b.next());
     mask.dispose();
   });
 });
