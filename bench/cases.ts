@@ -35,6 +35,13 @@ export interface IterationCase extends IterationInputs {
   /** TESLA with a helper thread for half of the re-pass (ours; the peer runs its usual threads) */
   readonly helper?: boolean;
   readonly temperature: number;
+  /**
+   * Iterations run before the timing, then timed (the row reports their mean). A distillation runs hundreds of
+   * iterations per phase, so the steady state is what a user waits for; ours reaches it after ~6 (V8 compiles the
+   * hot JavaScript, the wasm heap stops growing): one warm-up iteration left the timed one ~40% slower.
+   */
+  readonly warmIterations: number;
+  readonly timedIterations: number;
 }
 
 /** One expert epoch (src/trajectory/expert.ts `trainExpert`, one epoch, no retrieval). */
@@ -157,8 +164,9 @@ const DROPOUT = 0.1;
 export function plan(o: PlanOptions): Plan {
   const q = o.quick;
   const sizes = q
-    ? { n: 100, widths: [64], expertImages: 200, evalN: 100, epochs: 5, evalEvery: 5, decay: 3, testImages: 100, sgemm: 512 }
-    : { n: 500, widths: [256, 512], expertImages: 5_999, evalN: 500, epochs: 100, evalEvery: 10, decay: 50, testImages: 1_000, sgemm: 2048 };
+    ? { n: 100, widths: [64], expertImages: 200, evalN: 100, epochs: 5, evalEvery: 5, decay: 3, testImages: 100, sgemm: 512, warmIterations: 1, timedIterations: 1 }
+    : { n: 500, widths: [256, 512], expertImages: 5_999, evalN: 500, epochs: 100, evalEvery: 10, decay: 50, testImages: 1_000, sgemm: 2048, warmIterations: 6, timedIterations: 5 };
+  const repeat = { warmIterations: sizes.warmIterations, timedIterations: sizes.timedIterations };
   const iterationInputs: IterationInputs[] = [];
   const cases: PlannedCase[] = [];
   const both = { ours: true, peer: true } as const;
@@ -187,14 +195,14 @@ export function plan(o: PlanOptions): Plan {
       iterationInputs.push(inputs);
       for (const mode of ['tesla', 'full'] as const) {
         cases.push({
-          spec: { ...inputs, kind: 'iteration', id: `iteration-${mode}-d${width}-${similarity}`, mode, temperature: TEMPERATURE },
+          spec: { ...inputs, ...repeat, kind: 'iteration', id: `iteration-${mode}-d${width}-${similarity}`, mode, temperature: TEMPERATURE },
           label: `iteration ${mode === 'tesla' ? 'TESLA' : 'full unroll'}, d ${width}, ${similarity === 'full' ? 'full' : 'low-rank'} S`,
           ...both,
         });
       }
       // the distiller's second thread (a distillation that runs alone)
       cases.push({
-        spec: { ...inputs, kind: 'iteration', id: `iteration-tesla-d${width}-${similarity}-helper`, mode: 'tesla', helper: true, temperature: TEMPERATURE },
+        spec: { ...inputs, ...repeat, kind: 'iteration', id: `iteration-tesla-d${width}-${similarity}-helper`, mode: 'tesla', helper: true, temperature: TEMPERATURE },
         label: `iteration TESLA, d ${width}, ${similarity === 'full' ? 'full' : 'low-rank'} S, 2 threads (helper)`,
         ...both,
       });

@@ -97,7 +97,10 @@ async function iterationCall(c: IterationCase) {
 
 async function iteration(c: IterationCase): Promise<Prepared> {
   const { call, dispose } = await iterationCall(c);
-  return { warm: async () => void (await call()), run: async () => void (await call()), dispose };
+  const repeat = (n: number) => async () => {
+    for (let i = 0; i < n; i++) await call();
+  };
+  return { warm: repeat(c.warmIterations), run: repeat(c.timedIterations), dispose };
 }
 
 /** A random-feature training split (FeatureSet) of the first `captions` captions of an expert input file. */

@@ -19,7 +19,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ready } from '../src/backend';
 import { writeAtomic } from '../src/store/atomic';
-import { type BenchCase, type GradcheckCase, type PlannedCase, plan } from './cases';
+import { type BenchCase, type GradcheckCase, type IterationCase, type PlannedCase, plan } from './cases';
 import type { ChildResult } from './child';
 import { iterationFlops, sgemmFlops } from './flops';
 import { writeEvalInputs, writeExpertInputs, writeIterationInputs } from './inputs';
@@ -182,6 +182,12 @@ async function main(): Promise<void> {
   }
 }
 
+/** How the iteration rows are timed (the same for ours and the peer), when there are any. */
+function iterationRule(cases: readonly PlannedCase[]): string[] {
+  const it = cases.map((c) => c.spec).find((s): s is IterationCase => s.kind === 'iteration');
+  return it ? [`iteration rows: the mean of ${it.timedIterations} iteration(s) after ${it.warmIterations} warm-up iteration(s) in each process, both sides`] : [];
+}
+
 /** The whole run: peer set-up, inputs, gradient check (quick), the cases, the report; throws on any failure. */
 async function bench(o: Options, work: string): Promise<void> {
   const started = new Date();
@@ -226,7 +232,7 @@ async function bench(o: Options, work: string): Promise<void> {
   const reports: (CaseReport & { kind: string; spec: BenchCase; ours: Side; peer: Side })[] = [];
   for (const c of cases) {
     const runs = await measure(c, o.reps, peerThreads);
-    const scale = c.spec.kind === 'features' ? 100 / c.spec.images.length : 1;
+    const scale = c.spec.kind === 'features' ? 100 / c.spec.images.length : c.spec.kind === 'iteration' ? 1 / c.spec.timedIterations : 1;
     const peerWhy = c.peer === true ? 'no peer (--no-peer)' : c.peer.skipped;
     const flops = flopsOf(c.spec);
     reports.push({
@@ -253,6 +259,7 @@ async function bench(o: Options, work: string): Promise<void> {
     // something else was running
     `load average (1 min) at start ${loadStart[0]!.toFixed(2)}${loadStart[0]! > 0.5 ? ' — the machine was busy: these timings are not representative' : ''}; at the end ${loadEnd[0]!.toFixed(2)}, the bench's own processes included`,
     `mode ${o.quick ? 'quick (small sizes: a smoke test, not a measurement)' : 'full'}; ${o.reps} repetition(s) per side, each a fresh process after one warm-up; ours and the peer alternate`,
+    ...iterationRule(cases),
     `ours: node ${process.version}, ${oursRuntime}`,
     'skipped' in peerInfo
       ? `peer: skipped (${peerInfo.skipped})`

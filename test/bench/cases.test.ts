@@ -10,6 +10,7 @@ describe('bench/cases', () => {
     for (const c of iterations) {
       assert.ok(c.kind === 'iteration');
       assert.deepEqual([c.n, c.dImg, c.dTxt, c.synSteps, c.batch], [500, 1280, 100, 8, 32]);
+      assert.deepEqual([c.warmIterations, c.timedIterations], [6, 5], 'the steady state: several warm-up iterations, the mean of several timed');
     }
     assert.deepEqual([...new Set(iterations.map((c) => c.kind === 'iteration' && c.width))], [256, 512]);
     assert.equal(p.iterationInputs.length, 4, 'TESLA and full unroll share each input file');
