@@ -130,6 +130,13 @@ function side(runs: Runs | undefined, why: string, scale: number): Side & { warm
   };
 }
 
+/** From a child's timed seconds to the row's unit: per 100 images (features), per iteration (the mean of the timed ones). */
+function unitScale(spec: PlannedCase['spec']): number {
+  if (spec.kind === 'features') return 100 / spec.images.length;
+  if (spec.kind === 'iteration') return 1 / spec.timedIterations;
+  return 1;
+}
+
 /** Repetitions of one case, ours and the peer's alternating. */
 async function measure(p: PlannedCase, reps: number, peerThreads: number | undefined): Promise<{ ours?: Runs; peer?: Runs }> {
   const runs: { ours?: Runs; peer?: Runs } = {};
@@ -144,7 +151,7 @@ async function measure(p: PlannedCase, reps: number, peerThreads: number | undef
         const out = s === 'ours' ? await ours(p.spec) : await peer('run', peerThreads!, p.spec);
         const res = parseResult<ChildResult>(`${s} ${p.spec.id}`, out);
         r.ok.push(res);
-        line.push(`${s} ${res.seconds.toFixed(3)} s, ${(res.peakRssKiB / 1024).toFixed(0)} MiB`);
+        line.push(`${s} ${(res.seconds * unitScale(p.spec)).toFixed(3)} s, ${(res.peakRssKiB / 1024).toFixed(0)} MiB`);
       } catch (e) {
         runs[s] = { failed: (e as Error).message.split('\n').slice(-1)[0]! };
         log(`[bench] ${(e as Error).message}`);
@@ -174,11 +181,22 @@ type Options = ReturnType<typeof options>;
 async function main(): Promise<void> {
   const o = options();
   const work = mkdtempSync(join(tmpdir(), 'ptmst-bench-'));
+  const cleanUp = () => {
+    if (!o.keepInputs) rmSync(work, { recursive: true, force: true });
+    else log(`[bench] inputs kept in ${work}`);
+  };
+  // stopped by a signal: the inputs go too (a running child fails on its missing files), no result is written
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.once(signal, () => {
+      log(`[bench] stopped by ${signal}; no results written`);
+      cleanUp();
+      process.exit(code);
+    });
+  }
   try {
     await bench(o, work);
   } finally {
-    if (!o.keepInputs) rmSync(work, { recursive: true, force: true });
-    else log(`[bench] inputs kept in ${work}`);
+    cleanUp();
   }
 }
 
@@ -232,7 +250,7 @@ async function bench(o: Options, work: string): Promise<void> {
   const reports: (CaseReport & { kind: string; spec: BenchCase; ours: Side; peer: Side })[] = [];
   for (const c of cases) {
     const runs = await measure(c, o.reps, peerThreads);
-    const scale = c.spec.kind === 'features' ? 100 / c.spec.images.length : c.spec.kind === 'iteration' ? 1 / c.spec.timedIterations : 1;
+    const scale = unitScale(c.spec);
     const peerWhy = c.peer === true ? 'no peer (--no-peer)' : c.peer.skipped;
     const flops = flopsOf(c.spec);
     reports.push({
