@@ -26,6 +26,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../errors';
 import { kernelSwitch } from './kernel-switch';
+import { wasmBackendOf } from './wasm-internals';
 
 type Sgemm = (
   order: number, transA: number, transB: number, m: number, n: number, k: number, alpha: number,
@@ -102,12 +103,6 @@ function loadBlas(): Blas | undefined {
   return undefined;
 }
 
-/** The parts of tfjs-wasm's backend object the kernel uses. */
-interface WasmHeapBackend {
-  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
-  typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
-}
-
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 
 /** BatchMatMul on sgemm: rank ≥ 2, float32, batch dims equal or one side of size 1. */
@@ -135,7 +130,7 @@ function sgemmBatchMatMul(sgemm: Sgemm, fallback: tf.KernelFunc): tf.KernelFunc 
       );
     }
     const outShape = [...tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB), m, n];
-    const backend = args.backend as unknown as WasmHeapBackend;
+    const backend = wasmBackendOf(args);
     const out = backend.makeOutput(outShape, 'float32');
     const batch = Math.max(batchA, batchB);
     if (m * n * batch === 0) return out;
@@ -201,7 +196,7 @@ function sgemmPointwiseConv(sgemm: Sgemm, fallback: tf.KernelFunc): tf.KernelFun
     const pointwise = info.filterHeight === 1 && info.filterWidth === 1 && info.strideHeight === 1 && info.strideWidth === 1 &&
       info.dilationHeight === 1 && info.dilationWidth === 1 && p.top + p.bottom + p.left + p.right === 0;
     if (!pointwise || x.dtype !== 'float32' || (bias != null && bias.shape.length !== 1)) return fallback(args);
-    const backend = args.backend as unknown as WasmHeapBackend;
+    const backend = wasmBackendOf(args);
     const out = backend.makeOutput(info.outShape, 'float32');
     const rows = info.batchSize * info.outHeight * info.outWidth;
     const cin = info.inChannels;
@@ -250,7 +245,7 @@ function saxpySgdStep(saxpy: Saxpy): tf.KernelFunc {
         throw new Error(`sgd step: ${name} has shape [${t.shape}], the parameter [${param!.shape}]`);
       }
     }
-    const backend = args.backend as unknown as WasmHeapBackend;
+    const backend = wasmBackendOf(args);
     const n = tf.util.sizeFromShape(param!.shape);
     const pOut = backend.makeOutput(param!.shape, 'float32');
     const vOut = velocity && backend.makeOutput(param!.shape, 'float32');

@@ -18,6 +18,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { kernelSwitch } from './kernel-switch';
+import { type WasmBackendInternals, wasmBackendOf } from './wasm-internals';
 
 const KERNELS = ['Add', 'Sub', 'Multiply', 'RealDiv', 'SquaredDifference'] as const;
 /** the highest rank tfjs-wasm's binary kernels compute correctly */
@@ -26,13 +27,6 @@ const MAX_RANK = 6;
 const CPP_FLOAT32 = 0;
 
 type BinaryExport = (aId: number, aShape: number, aRank: number, bId: number, bShape: number, bRank: number, dtype: number, outId: number) => void;
-
-/** The parts of tfjs-wasm's backend object and Emscripten module the kernels use. */
-interface WasmBackend {
-  readonly wasm: Record<string, unknown> & { HEAP32: Int32Array; _malloc(bytes: number): number };
-  readonly dataIdMap: { get(dataId: object): { id: number } };
-  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
-}
 
 /**
  * Both operands' shapes, left-padded to the output's rank, with the output's size-1 dimensions dropped and adjacent
@@ -64,7 +58,7 @@ export function collapseBroadcast(a: readonly number[], b: readonly number[]): [
 /** per backend instance (a re-initialised backend is a new module): its shape buffer and the kernels' exports */
 const modules = new WeakMap<object, { buffer: number; exports: Partial<Record<string, BinaryExport>> }>();
 
-function moduleOf(backend: WasmBackend) {
+function moduleOf(backend: WasmBackendInternals) {
   let m = modules.get(backend.wasm);
   if (m === undefined) {
     const exports = Object.fromEntries(KERNELS.map((k) => [k, backend.wasm[`_${k}`] as BinaryExport | undefined]));
@@ -77,7 +71,7 @@ function moduleOf(backend: WasmBackend) {
 function lightBinary(name: string, tfjsKernel: tf.KernelFunc): tf.KernelFunc {
   return (args: Parameters<tf.KernelFunc>[0]) => {
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-    const backend = args.backend as unknown as WasmBackend;
+    const backend = wasmBackendOf(args);
     const { buffer, exports } = moduleOf(backend);
     const call = exports[name];
     if (a.dtype !== 'float32' || b.dtype !== 'float32' || call === undefined) return tfjsKernel(args);

@@ -18,16 +18,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { kernelSwitch } from './kernel-switch';
+import { type WasmBackendInternals, wasmBackendOf } from './wasm-internals';
 
 const KERNELS = ['Identity', 'Cast', 'Slice', 'SplitV', 'GatherV2'] as const;
-
-/** The parts of tfjs-wasm's backend object the kernels use. */
-interface WasmBackend {
-  readonly wasm: { HEAPU8: Uint8Array; HEAP32: Int32Array };
-  readonly dataIdMap: { get(dataId: object): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  incRef(dataId: object): void;
-}
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
 
@@ -35,7 +28,7 @@ type KernelArgs = Parameters<tf.KernelFunc>[0];
 const WORD = new Set<tf.DataType>(['float32', 'int32']);
 
 /** the output: the input's buffer with one more reference */
-function share(backend: WasmBackend, x: tf.TensorInfo): tf.TensorInfo {
+function share(backend: WasmBackendInternals, x: tf.TensorInfo): tf.TensorInfo {
   backend.incRef(x.dataId);
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
@@ -43,7 +36,7 @@ function share(backend: WasmBackend, x: tf.TensorInfo): tf.TensorInfo {
 function identity(tfjsKernel: tf.KernelFunc): tf.KernelFunc {
   return (args: KernelArgs) => {
     const { x } = args.inputs as { x: tf.TensorInfo };
-    return x.dtype === 'string' ? tfjsKernel(args) : share(args.backend as unknown as WasmBackend, x);
+    return x.dtype === 'string' ? tfjsKernel(args) : share(wasmBackendOf(args), x);
   };
 }
 
@@ -51,16 +44,16 @@ function cast(tfjsKernel: tf.KernelFunc): tf.KernelFunc {
   return (args: KernelArgs) => {
     const { x } = args.inputs as { x: tf.TensorInfo };
     const { dtype } = args.attrs as unknown as { dtype: tf.DataType };
-    return dtype === x.dtype && x.dtype !== 'string' ? share(args.backend as unknown as WasmBackend, x) : tfjsKernel(args);
+    return dtype === x.dtype && x.dtype !== 'string' ? share(wasmBackendOf(args), x) : tfjsKernel(args);
   };
 }
 
 /**
- * Copy `count` runs of `run` words: run k from word `from + k·fromStride` of x to word `k·run` of out. Long runs
+ * Copy `count` runs of `run` words: run k from word `at(k)` of x to word `k·run` of out. Long runs
  * are heap-to-heap `copyWithin`; short ones (a gathered column, a narrow slice) a word loop, which costs less than
  * a `copyWithin` call per word.
  */
-function copyRuns(backend: WasmBackend, x: tf.TensorInfo, out: tf.TensorInfo, count: number, run: number, at: (k: number) => number): void {
+function copyRuns(backend: WasmBackendInternals, x: tf.TensorInfo, out: tf.TensorInfo, count: number, run: number, at: (k: number) => number): void {
   // heap views taken after the output's allocation, which may have grown (and replaced) them
   const src = backend.dataIdMap.get(x.dataId).memoryOffset;
   const dst = backend.dataIdMap.get(out.dataId).memoryOffset;
@@ -88,7 +81,7 @@ function slice(tfjsKernel: tf.KernelFunc): tf.KernelFunc {
     const [b, s] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, size);
     const continuous = tf.slice_util.isSliceContinous(x.shape, b, s);
     if (!WORD.has(x.dtype) || !(continuous || x.shape.length === 2)) return tfjsKernel(args);
-    const backend = args.backend as unknown as WasmBackend;
+    const backend = wasmBackendOf(args);
     const out = backend.makeOutput(s, x.dtype);
     const n = tf.util.sizeFromShape(s);
     if (n === 0) return out;
@@ -127,7 +120,7 @@ function gather(tfjsKernel: tf.KernelFunc): tf.KernelFunc {
     const { x, indices } = args.inputs as { x: tf.TensorInfo; indices: tf.TensorInfo };
     const { axis, batchDims } = args.attrs as unknown as { axis: number; batchDims: number };
     if (!WORD.has(x.dtype) || indices.dtype !== 'int32') return tfjsKernel(args);
-    const backend = args.backend as unknown as WasmBackend;
+    const backend = wasmBackendOf(args);
     const a = tf.util.parseAxisParam(axis, x.shape)[0]!;
     // x is [batch…, outer…, dim, slice…] and the indices [batch…, m…]: batchSize · outerSize · m runs of sliceSize
     const { batchSize, outerSize, dimSize, sliceSize, outputShape } = tf.backend_util.segment_util.collectGatherOpShapeInfo(
@@ -146,7 +139,7 @@ function gather(tfjsKernel: tf.KernelFunc): tf.KernelFunc {
     copyRuns(backend, x, out, runs, sliceSize, (k) => {
       const j = k % m;
       const bo = (k - j) / m; // batch · outerSize + outer
-      return (bo * dimSize + idx[(Math.floor(bo / outerSize)) * m + j]!) * sliceSize;
+      return (bo * dimSize + idx[Math.floor(bo / outerSize) * m + j]!) * sliceSize;
     });
     return out;
   };
