@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { ready, tf } from '../../src/backend';
+import { ready, tf, useBackend } from '../../src/backend';
 import { useBlasKernels } from '../../src/backend/blas';
 import { colSum, gatherRows, hostBlock, hostRows, mm } from '../../src/model/linalg';
 import { dropoutMask } from '../../src/model/head';
@@ -118,6 +118,27 @@ describe('model/linalg: host batches', () => {
     const eyeTheirs = tf.gather(tf.gather(tf.eye(9), idx, 0), idx, 1);
     assert.deepEqual(eye.dataSync(), eyeTheirs.dataSync(), 'the repeated row 3 has two ones');
     tf.dispose([ours, full, theirs, eye, eyeTheirs]);
+  });
+
+  it('on wasm (written into the heap) and on plain JS alike: the same values, independent of the host arrays and of later masks', async () => {
+    const suite = (await ready(() => undefined)).name;
+    try {
+      for (const backend of ['wasm', 'cpu'] as const) {
+        if (!(await useBackend(backend))) continue;
+        const host = m.slice();
+        const rows = hostRows(host, 4, idx);
+        const mask = dropoutMask(5, 7, 0.5, rng(9))!;
+        const before = Array.from(mask.dataSync());
+        host.fill(0); // the tensor holds its own copy
+        const later = dropoutMask(5, 7, 0.5, rng(10))!; // reuses dropoutMask's scratch arrays
+        assert.deepEqual(Array.from(rows.dataSync()), Array.from(idx).flatMap((r) => Array.from(m.subarray(r * 4, r * 4 + 4))), backend);
+        assert.deepEqual(Array.from(mask.dataSync()), before, `${backend}: a mask is not changed by the next one`);
+        assert.notDeepEqual(Array.from(later.dataSync()), before);
+        tf.dispose([rows, mask, later]);
+      }
+    } finally {
+      await useBackend(suite);
+    }
   });
 
   it('an index outside the matrix is an error naming it, not a short copy', () => {
