@@ -8,6 +8,7 @@
  * above chance (NaN compares false with everything, and a `>` test alone would rank it first).
  */
 import { ready, tf } from '../backend';
+import { withValues } from '../backend/host-tensor';
 import { NonFiniteError } from '../errors';
 import type { DualParams } from './dual';
 import { embed } from './head';
@@ -102,9 +103,13 @@ export async function evaluateRetrieval(theta: DualParams, data: RetrievalSplit,
     const v = embed(theta.txt, tf.tensor2d(data.txt, [data.numCaptions, data.dTxt]));
     return mm(u, v, false, true);
   });
-  const values = (await scores.data()) as Float32Array;
-  scores.dispose();
-  // finite parameters can still overflow in the forward pass: a score that is not a number is never ranked
-  if (!finiteArray(values)) throw new NonFiniteError(`${label}: retrieval scores are NaN or infinite (the heads overflow); stopped`);
-  return retrievalFromScores(values, data.numImages, data.captionToImage, data.imageToCaptions);
+  try {
+    return await withValues(scores, (values) => {
+      // finite parameters can still overflow in the forward pass: a score that is not a number is never ranked
+      if (!finiteArray(values)) throw new NonFiniteError(`${label}: retrieval scores are NaN or infinite (the heads overflow); stopped`);
+      return retrievalFromScores(values, data.numImages, data.captionToImage, data.imageToCaptions);
+    });
+  } finally {
+    scores.dispose();
+  }
 }
