@@ -201,8 +201,7 @@ async function main(): Promise<void> {
 }
 
 /** How the iteration rows are timed (the same for ours and the peer), when there are any. */
-function iterationRule(cases: readonly PlannedCase[]): string[] {
-  const it = cases.map((c) => c.spec).find((s): s is IterationCase => s.kind === 'iteration');
+function iterationRule(it: IterationCase | undefined): string[] {
   return it ? [`iteration rows: the mean of ${it.timedIterations} iteration(s) after ${it.warmIterations} warm-up iteration(s) in each process, both sides`] : [];
 }
 
@@ -215,6 +214,7 @@ async function bench(o: Options, work: string): Promise<void> {
   const p = plan({ quick: o.quick, work, images: photos(o.dataRoot) });
   const cases = p.cases.filter((c) => o.only === undefined || c.spec.id.includes(o.only));
   const checks = p.gradchecks.filter((c) => o.only === undefined || c.iteration.id.includes(o.only));
+  const iterationCase = cases.map((c) => c.spec).find((s): s is IterationCase => s.kind === 'iteration');
   if (cases.length === 0 && checks.length === 0) {
     throw new Error(`--only ${o.only}: no case id contains it; the ids: ${p.cases.map((c) => c.spec.id).join(', ')}`);
   }
@@ -277,7 +277,7 @@ async function bench(o: Options, work: string): Promise<void> {
     // something else was running
     `load average (1 min) at start ${loadStart[0]!.toFixed(2)}${loadStart[0]! > 0.5 ? ' — the machine was busy: these timings are not representative' : ''}; at the end ${loadEnd[0]!.toFixed(2)}, the bench's own processes included`,
     `mode ${o.quick ? 'quick (small sizes: a smoke test, not a measurement)' : 'full'}; ${o.reps} repetition(s) per side, each a fresh process after one warm-up; ours and the peer alternate`,
-    ...iterationRule(cases),
+    ...iterationRule(iterationCase),
     `ours: node ${process.version}, ${oursRuntime}`,
     'skipped' in peerInfo
       ? `peer: skipped (${peerInfo.skipped})`
@@ -303,7 +303,15 @@ async function bench(o: Options, work: string): Promise<void> {
     host: hostname(),
     commit,
     machine: { cpu, cores: availableParallelism(), memoryGiB: totalmem() / 2 ** 30, loadAverageStart: loadStart, loadAverageEnd: loadEnd },
-    settings: { reps: o.reps, warmup: 1, seed: o.seed, peerThreads: o.peerThreads, only: o.only ?? null },
+    settings: {
+      reps: o.reps,
+      warmup: 1,
+      // the iteration rows' own rule (iterationRule): warm-up and timed iterations per process
+      iterations: iterationCase ? { warm: iterationCase.warmIterations, timed: iterationCase.timedIterations } : null,
+      seed: o.seed,
+      peerThreads: o.peerThreads,
+      only: o.only ?? null,
+    },
     ours: { node: process.version, backend: backend.name, runtime: oursRuntime },
     peer: peerInfo,
     sgemmGflops: sgemm,

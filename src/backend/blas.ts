@@ -26,7 +26,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../errors';
 import { kernelSwitch } from './kernel-switch';
-import { wasmBackendOf } from './wasm-internals';
+import { type KernelArgs, wasmBackendOf } from './wasm-internals';
 
 type Sgemm = (
   order: number, transA: number, transB: number, m: number, n: number, k: number, alpha: number,
@@ -102,8 +102,6 @@ function loadBlas(): Blas | undefined {
   }
   return undefined;
 }
-
-type KernelArgs = Parameters<tf.KernelFunc>[0];
 
 /** BatchMatMul on sgemm: rank ≥ 2, float32, batch dims equal or one side of size 1. */
 function sgemmBatchMatMul(sgemm: Sgemm, fallback: tf.KernelFunc): tf.KernelFunc {

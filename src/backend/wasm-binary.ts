@@ -18,7 +18,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { kernelSwitch } from './kernel-switch';
-import { type WasmBackendInternals, wasmBackendOf } from './wasm-internals';
+import { type KernelArgs, type WasmBackendInternals, wasmBackendOf } from './wasm-internals';
 
 const KERNELS = ['Add', 'Sub', 'Multiply', 'RealDiv', 'SquaredDifference'] as const;
 /** the highest rank tfjs-wasm's binary kernels compute correctly */
@@ -69,7 +69,7 @@ function moduleOf(backend: WasmBackendInternals) {
 }
 
 function lightBinary(name: string, tfjsKernel: tf.KernelFunc): tf.KernelFunc {
-  return (args: Parameters<tf.KernelFunc>[0]) => {
+  return (args: KernelArgs) => {
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
     const backend = wasmBackendOf(args);
     const { buffer, exports } = moduleOf(backend);

@@ -18,11 +18,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { kernelSwitch } from './kernel-switch';
-import { type WasmBackendInternals, wasmBackendOf } from './wasm-internals';
+import { type KernelArgs, type WasmBackendInternals, wasmBackendOf } from './wasm-internals';
 
 const KERNELS = ['Identity', 'Cast', 'Slice', 'SplitV', 'GatherV2'] as const;
-
-type KernelArgs = Parameters<tf.KernelFunc>[0];
 
 /** dtypes stored as 4-byte words in tfjs-wasm's heap */
 const WORD = new Set<tf.DataType>(['float32', 'int32']);

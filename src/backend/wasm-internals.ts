@@ -21,5 +21,8 @@ export interface WasmBackendInternals {
   incRef(dataId: object): void;
 }
 
+/** What tfjs hands a kernel function: inputs, attributes, backend. */
+export type KernelArgs = Parameters<tf.KernelFunc>[0];
+
 /** A kernel's backend argument as tfjs-wasm's backend object. */
-export const wasmBackendOf = (args: Parameters<tf.KernelFunc>[0]): WasmBackendInternals => args.backend as unknown as WasmBackendInternals;
+export const wasmBackendOf = (args: KernelArgs): WasmBackendInternals => args.backend as unknown as WasmBackendInternals;
