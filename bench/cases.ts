@@ -32,8 +32,6 @@ export interface IterationCase extends IterationInputs {
   readonly kind: 'iteration';
   readonly id: string;
   readonly mode: GradientMode;
-  /** TESLA with a helper thread for half of the re-pass (ours; the peer runs its usual threads) */
-  readonly helper?: boolean;
   readonly temperature: number;
   /**
    * Iterations run before the timing, then timed (the row reports their mean). A distillation runs hundreds of
@@ -200,12 +198,6 @@ export function plan(o: PlanOptions): Plan {
           ...both,
         });
       }
-      // the distiller's second thread (a distillation that runs alone)
-      cases.push({
-        spec: { ...inputs, ...repeat, kind: 'iteration', id: `iteration-tesla-d${width}-${similarity}-helper`, mode: 'tesla', helper: true, temperature: TEMPERATURE },
-        label: `iteration TESLA, d ${width}, ${similarity === 'full' ? 'full' : 'low-rank'} S, 2 threads (helper)`,
-        ...both,
-      });
     }
   }
   const expert: ExpertCase = {

@@ -10,7 +10,6 @@ import { performance } from 'node:perf_hooks';
 import { ready, tf } from '../src/backend';
 import { EvalConfig, ModelConfig } from '../src/config/schemas';
 import { distillIteration, type UnrollStep } from '../src/distill/iteration';
-import { RepassHelper } from '../src/distill/repass-helper';
 import type { SyntheticState } from '../src/distill/synthetic';
 import { IMAGE_ENCODERS, lookup } from '../src/encoders/registry';
 import type { FeatureSet } from '../src/features/feature-set';
@@ -78,16 +77,14 @@ async function iterationCall(c: IterationCase) {
     maskTxt: tf.tensor2d(maskTxt.subarray(i * per, (i + 1) * per), [c.batch, c.width]),
   }));
   const options = { loss: 'infonce' as const, temperature: c.temperature, similarity: { kind: c.similarity, rank: c.rank, alpha: c.rankAlpha }, mode: c.mode };
-  const helper = c.helper ? RepassHelper.start() : undefined;
   /** one iteration, every gradient read back (so an asynchronous backend has finished) */
   const call = async () => {
-    const res = await distillIteration(state as SyntheticState, teacher, steps, options, helper);
+    const res = await distillIteration(state as SyntheticState, teacher, steps, options);
     const grads = Object.fromEntries(await Promise.all(Object.entries(res.grads).map(async ([k, g]) => [k, { shape: g.shape, data: (await g.data()) as Float32Array }] as const)));
     tf.dispose(Object.values(res.grads));
     return { lossImg: res.lossImg, lossTxt: res.lossTxt, grads };
   };
   const dispose = () => {
-    void helper?.close();
     disposeDual(theta0);
     tf.dispose([...Object.values(state), teacher.start.img, teacher.start.txt, teacher.target.img, teacher.target.txt]);
     for (const s of steps) tf.dispose([s.maskImg!, s.maskTxt!]);

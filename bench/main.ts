@@ -111,7 +111,7 @@ const peer = (command: 'info' | 'run' | 'check', threads: number, c?: BenchCase)
 async function gradcheck(c: GradcheckCase, threads: number): Promise<CheckReport> {
   parseResult(`ours ${c.id}`, await ours(c));
   const r = parseResult<{ errors: CheckReport['errors'] }>(`peer ${c.id}`, await peer('check', threads, c));
-  return { label: `${c.iteration.mode}, ${c.iteration.similarity} S, d ${c.iteration.width}, N ${c.iteration.n}${c.iteration.helper ? ", helper thread" : ""}`, errors: r.errors };
+  return { label: `${c.iteration.mode}, ${c.iteration.similarity} S, d ${c.iteration.width}, N ${c.iteration.n}`, errors: r.errors };
 }
 
 type Runs = { ok: ChildResult[] } | { failed: string };
