@@ -21,6 +21,7 @@ import { ConfigError } from '../errors';
 import { blasLibrary, installBlasKernels } from './blas';
 import { useLightBinaryKernels } from './wasm-binary';
 import { useLightCopyKernels } from './wasm-copy';
+import { installHeadKernels } from './head-kernels';
 import { activateThreadedWasm } from './wasm-threads';
 
 export { tf };
@@ -114,6 +115,7 @@ async function choose(log: (line: string) => void, options: ReadyOptions): Promi
       if (name === 'wasm') {
         useLightBinaryKernels(true);
         useLightCopyKernels(true);
+        installHeadKernels();
       }
       const info: BackendInfo = {
         name,

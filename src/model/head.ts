@@ -12,6 +12,7 @@
 import { tf } from '../backend';
 import { colSum, mm } from './linalg';
 import { hostTensor } from '../backend/host-tensor';
+import { headNormBackward, headNormForward } from '../backend/head-kernels';
 import type { Rng } from '../util/random';
 
 export const PARAM_NAMES = ['W1', 'b1', 'W2', 'b2', 'gamma', 'beta'] as const;
@@ -94,7 +95,11 @@ export function headForward(params: HeadParams, x: tf.Tensor2D, mask: tf.Tensor2
   const p = tf.add(mm(x, params.W1 as tf.Tensor2D), params.b1) as tf.Tensor2D;
   const cdf = tf.mul(tf.add(tf.erf(tf.mul(p, SQRT1_2)), 1), 0.5) as tf.Tensor2D;
   const a = tf.mul(p, cdf) as tf.Tensor2D;
-  let q = tf.add(mm(a, params.W2 as tf.Tensor2D), params.b2) as tf.Tensor2D;
+  const aW2 = mm(a, params.W2 as tf.Tensor2D);
+  // from here to u: one fused kernel outside tapes on wasm (backend/head-kernels), else the ops below
+  const fused = headNormForward({ q: aW2, b2: params.b2, mask, p, gamma: params.gamma, beta: params.beta }, LAYER_NORM_EPS);
+  if (fused) return { x, p, cdf, a, mask, ...fused };
+  let q = tf.add(aW2, params.b2) as tf.Tensor2D;
   if (mask) q = tf.mul(q, mask);
   const z = tf.add(q, p);
   const mu = tf.mean(z, 1, true);
@@ -117,6 +122,22 @@ export function embed(params: HeadParams, x: tf.Tensor2D): tf.Tensor2D {
 
 /** Gradients of the parameters given dLoss/du. Call inside tf.tidy. */
 export function headBackward(params: HeadParams, c: HeadCache, gu: tf.Tensor2D): Record<ParamName, tf.Tensor> {
+  // from u back to z and q: one fused kernel outside tapes on wasm (backend/head-kernels), else the ops
+  const { gGamma, gBeta, gz, gq } = headNormBackward(gu, c, params.gamma) ?? normBackward(params, c, gu);
+  // second linear (through dropout)
+  const gW2 = mm(c.a, gq, true, false);
+  const gb2 = colSum(gq);
+  const ga = mm(gq, params.W2 as tf.Tensor2D, false, true);
+  // GELU'(p) = Φ(p) + p φ(p), plus the residual path
+  const dgelu = tf.add(c.cdf, tf.mul(c.p, tf.mul(expHalfSquare(c.p), INV_SQRT_2PI)));
+  const gp = tf.add(gz, tf.mul(ga, dgelu)) as tf.Tensor2D;
+  const gW1 = mm(c.x, gp, true, false);
+  const gb1 = colSum(gp);
+  return { W1: gW1, b1: gb1, W2: gW2, b2: gb2, gamma: gGamma, beta: gBeta };
+}
+
+/** dLoss/du back through the L2 normalisation and LayerNorm (and dropout, for q) as tfjs ops. */
+function normBackward(params: HeadParams, c: HeadCache, gu: tf.Tensor2D) {
   // u = o / ‖o‖
   const go = tf.div(tf.sub(gu, tf.mul(c.u, tf.sum(tf.mul(c.u, gu), 1, true))), c.norm);
   // LayerNorm
@@ -127,17 +148,8 @@ export function headBackward(params: HeadParams, c: HeadCache, gu: tf.Tensor2D):
     tf.sub(tf.sub(gzhat, tf.mean(gzhat, 1, true)), tf.mul(c.zhat, tf.mean(tf.mul(gzhat, c.zhat), 1, true))),
     c.invSigma,
   ) as tf.Tensor2D;
-  // second linear (through dropout)
   const gq = (c.mask ? tf.mul(gz, c.mask) : gz) as tf.Tensor2D;
-  const gW2 = mm(c.a, gq, true, false);
-  const gb2 = colSum(gq);
-  const ga = mm(gq, params.W2 as tf.Tensor2D, false, true);
-  // GELU'(p) = Φ(p) + p φ(p), plus the residual path
-  const dgelu = tf.add(c.cdf, tf.mul(c.p, tf.mul(expHalfSquare(c.p), INV_SQRT_2PI)));
-  const gp = tf.add(gz, tf.mul(ga, dgelu)) as tf.Tensor2D;
-  const gW1 = mm(c.x, gp, true, false);
-  const gb1 = colSum(gp);
-  return { W1: gW1, b1: gb1, W2: gW2, b2: gb2, gamma: gGamma, beta: gBeta };
+  return { gGamma, gBeta, gz, gq };
 }
 
 /** scratch arrays of dropoutMask, grown as needed (each worker thread has its own) */

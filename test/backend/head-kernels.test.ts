@@ -1,0 +1,125 @@
+import { strict as assert } from 'node:assert';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ready, tf, useBackend } from '../../src/backend';
+import { headNormBackward, headNormForward, useHeadKernels } from '../../src/backend/head-kernels';
+import { SOURCE_SHA256 } from '../../src/backend/head-kernels.wasm';
+import { type HeadParams, LAYER_NORM_EPS, dropoutMask, headBackward, headForward, initHead } from '../../src/model/head';
+import { rng } from '../../src/util/random';
+import { maxAbs } from '../helpers';
+
+const uniform = (r: ReturnType<typeof rng>, shape: number[], scale = 1) =>
+  tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (2 * r.next() - 1) * scale), shape);
+
+/** max |a − b| over max |b| (or max |a − b| where b is all zeros): a bound on every entry, after reading both back */
+function relErr(a: tf.Tensor, b: tf.Tensor): number {
+  assert.deepEqual(a.shape, b.shape);
+  const [x, y] = [a.dataSync(), b.dataSync()];
+  const diff = maxAbs(x.map((v, i) => v - y[i]!));
+  const scale = maxAbs(y);
+  return scale === 0 ? diff : diff / scale;
+}
+
+/** the head's forward and backward passes, by the fused kernels (on) or tfjs's ops (off) */
+function passes(params: HeadParams, x: tf.Tensor2D, mask: tf.Tensor2D | null, gu: tf.Tensor2D, fused: boolean) {
+  useHeadKernels(fused);
+  try {
+    return tf.tidy(() => {
+      const c = headForward(params, x, mask);
+      const g = headBackward(params, c, gu);
+      return { u: c.u, zhat: c.zhat, invSigma: c.invSigma, norm: c.norm, ...g };
+    });
+  } finally {
+    useHeadKernels(true);
+  }
+}
+
+describe('backend/head-kernels: the head\'s LayerNorm and L2 normalisation fused in WebAssembly', () => {
+  before(async () => {
+    await ready(() => undefined);
+  });
+
+  it('was compiled from the head-kernels.c in the tree (run scripts/build-wasm.sh after editing it)', () => {
+    const source = readFileSync(join(__dirname, '..', '..', '..', 'src', 'backend', 'head-kernels.c'));
+    assert.equal(createHash('sha256').update(source).digest('hex'), SOURCE_SHA256);
+  });
+
+  for (const [rows, d, dropout] of [[32, 256, 0.1], [5, 7, 0.5], [3, 4, 0], [1, 1, 0], [9, 13, 0]] as const) {
+    it(`forward and backward equal tfjs's ops to float32 rounding: ${rows} × ${d}, dropout ${dropout}`, function () {
+      if (tf.getBackend() !== 'wasm') this.skip();
+      const r = rng(rows * 100 + d);
+      const params = initHead({ dIn: 11, dOut: d }, () => r.next());
+      // γ and β away from their initial 1 and 0, so that both take part
+      const trained: HeadParams = { ...params, gamma: uniform(r, [d], 2), beta: uniform(r, [d]) };
+      const x = uniform(r, [rows, 11], 3) as tf.Tensor2D;
+      const gu = uniform(r, [rows, d]) as tf.Tensor2D;
+      const mask = dropoutMask(rows, d, dropout, r);
+      const before = tf.memory().numTensors;
+      const ops = passes(trained, x, mask, gu, false);
+      const fused = passes(trained, x, mask, gu, true);
+      assert.equal(tf.memory().numTensors, before + 2 * Object.keys(ops).length, 'only the returned tensors remain');
+      for (const k of Object.keys(ops) as (keyof typeof ops)[]) {
+        // a row of one entry has variance 0: ẑ = 0, and u = β/|β|; every value is still defined
+        const e = relErr(fused[k], ops[k]);
+        assert.ok(e <= 2e-6, `${k}: relative error ${e}`);
+        assert.notEqual(fused[k].dataId, ops[k].dataId);
+      }
+      tf.dispose([...Object.values(ops), ...Object.values(fused), x, gu, trained.gamma, trained.beta, ...Object.values(params)]);
+      mask?.dispose();
+    });
+  }
+
+  it('writes its outputs only: inputs and the tensors around them keep their values', function () {
+    if (tf.getBackend() !== 'wasm') this.skip();
+    const r = rng(3);
+    const d = 6;
+    const t = (shape: number[]) => uniform(r, shape);
+    const inputs = { q: t([4, d]) as tf.Tensor2D, b2: t([d]), mask: dropoutMask(4, d, 0.3, r)!, p: t([4, d]) as tf.Tensor2D, gamma: t([d]), beta: t([d]) };
+    const canary = t([64]);
+    const snapshot = (ts: tf.Tensor[]) => ts.map((x) => Array.from(x.dataSync()));
+    const seen = snapshot([...Object.values(inputs), canary]);
+    const out = headNormForward(inputs, LAYER_NORM_EPS)!;
+    const gu = t([4, d]) as tf.Tensor2D;
+    const canary2 = t([64]);
+    const seen2 = snapshot([gu, canary2, ...Object.values(out)]);
+    const grads = headNormBackward(gu, { ...out, mask: inputs.mask }, inputs.gamma)!;
+    assert.deepEqual(snapshot([...Object.values(inputs), canary]), seen);
+    assert.deepEqual(snapshot([gu, canary2, ...Object.values(out)]), seen2);
+    tf.dispose([...Object.values(inputs), canary, canary2, gu, ...Object.values(out), ...Object.values(grads)]);
+  });
+
+  it('stays out of tapes (the distiller differentiates through the head) and off other backends', async () => {
+    const suite = (await ready(() => undefined)).name;
+    const r = rng(8);
+    const d = 4;
+    const args = () => ({ q: uniform(r, [2, d]) as tf.Tensor2D, b2: uniform(r, [d]), mask: null, p: uniform(r, [2, d]) as tf.Tensor2D, gamma: uniform(r, [d]), beta: uniform(r, [d]) });
+    const a = args();
+    let insideTape: unknown = 'not run';
+    const g = tf.grad((q: tf.Tensor) => {
+      insideTape = headNormForward({ ...a, q: q as tf.Tensor2D }, LAYER_NORM_EPS);
+      return tf.sum(q);
+    })(a.q);
+    assert.equal(insideTape, undefined);
+    tf.dispose([g, ...Object.values(a).filter((x): x is tf.Tensor => x !== null)]);
+    try {
+      if (await useBackend('cpu')) {
+        const b = args();
+        assert.equal(headNormForward(b, LAYER_NORM_EPS), undefined);
+        tf.dispose(Object.values(b).filter((x): x is tf.Tensor => x !== null));
+      }
+    } finally {
+      await useBackend(suite);
+    }
+  });
+
+  it('names the input whose shape does not fit', function () {
+    if (tf.getBackend() !== 'wasm') this.skip();
+    const r = rng(9);
+    const q = uniform(r, [3, 5]) as tf.Tensor2D;
+    const p = uniform(r, [3, 4]) as tf.Tensor2D;
+    const v = uniform(r, [5]);
+    assert.throws(() => headNormForward({ q, b2: v, mask: null, p, gamma: v, beta: v }, LAYER_NORM_EPS), /PtmstHeadNormForward: p has shape \[3,4\], expected \[3,5\]/);
+    tf.dispose([q, p, v]);
+  });
+});
