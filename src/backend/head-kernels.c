@@ -1,8 +1,10 @@
 /*
- * The projection head's LayerNorm and L2 normalisation (src/model/head.ts), forward and backward, one pass per row
- * in WebAssembly SIMD. tfjs runs them as ~16 kernels forward and ~17 backward per tower, each a dispatch and a pass
- * over the batch; these two functions do the same arithmetic, in the same float32 operations, on the tensors where
- * they lie in tfjs-wasm's heap (this module imports its memory). Only sums are taken in another order (four lanes).
+ * The projection head's element-wise work (src/model/head.ts) in WebAssembly SIMD: GELU around tfjs's erf, forward and
+ * backward, and the LayerNorm and L2 normalisation, forward and backward, one pass per row. tfjs runs these as ~45
+ * kernels per tower and step, each a dispatch and a pass over the batch; these functions do the same arithmetic, in
+ * the same float32 operations, on the tensors where they lie in tfjs-wasm's heap (this module imports its memory).
+ * Two things differ from the ops: row sums are taken over four lanes, and e^(−p²/2) in GELU's derivative comes from
+ * Cephes' expf polynomial instead of XNNPACK's sigmoid (both within a few ulp of the exact value).
  *
  * The module has no data and no stack: every pointer is a tensor's byte offset handed over by head-kernels.ts, so it
  * can write nowhere else in the heap (scripts/build-wasm.sh checks the compiled module for both).
@@ -16,6 +18,83 @@ typedef float f32;
 static inline f32 lanes_sum(v128_t v) {
   return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
          (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
+}
+
+static inline v128_t splat(f32 x) { return wasm_f32x4_splat(x); }
+
+/* the first m (1 to 4) entries at x, the other lanes 0 */
+static inline v128_t load(const f32 *x, int m) {
+  if (m == 4) return wasm_v128_load(x);
+  v128_t v = wasm_f32x4_replace_lane(splat(0.0f), 0, x[0]);
+  if (m > 1) v = wasm_f32x4_replace_lane(v, 1, x[1]);
+  if (m > 2) v = wasm_f32x4_replace_lane(v, 2, x[2]);
+  return v;
+}
+
+/* the first m (1 to 4) lanes of v to x */
+static inline void store(f32 *x, v128_t v, int m) {
+  if (m == 4) {
+    wasm_v128_store(x, v);
+    return;
+  }
+  x[0] = wasm_f32x4_extract_lane(v, 0);
+  if (m > 1) x[1] = wasm_f32x4_extract_lane(v, 1);
+  if (m > 2) x[2] = wasm_f32x4_extract_lane(v, 2);
+}
+
+/*
+ * e^x for x ≤ 0 (Cephes' expf): x = n ln 2 + r with |r| ≤ ln 2 / 2, e^r by its polynomial, 2^n from the exponent
+ * bits; 0 below −87.33, where e^x leaves float32's normal range.
+ */
+static inline v128_t exp_nonpositive(v128_t x) {
+  const v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(x, splat(1.44269504088896341f)));
+  v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, splat(0.693359375f)));
+  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, splat(-2.12194440e-4f)));
+  v128_t y = splat(1.9875691500e-4f);
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, r), splat(1.3981999507e-3f));
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, r), splat(8.3334519073e-3f));
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, r), splat(4.1665795894e-2f));
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, r), splat(1.6666665459e-1f));
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, r), splat(5.0000001201e-1f));
+  y = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(y, wasm_f32x4_mul(r, r)), r), splat(1.0f));
+  const v128_t two_n = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
+  return wasm_v128_and(wasm_f32x4_mul(y, two_n), wasm_f32x4_ge(x, splat(-87.33654f)));
+}
+
+/* p = xW1 + b1 and s = p / √2 (erf's argument), per row of d entries */
+__attribute__((export_name("gelu_input"))) void gelu_input(int rows, int d, const f32 *xw1, const f32 *b1, f32 *p, f32 *s) {
+  const f32 k = 0.70710678118654752f;
+  for (int r = 0; r < rows; r++) {
+    for (int j = 0; j < d; j++) {
+      const f32 v = xw1[r * d + j] + b1[j];
+      p[r * d + j] = v;
+      s[r * d + j] = v * k;
+    }
+  }
+}
+
+/* Φ(p) = (erf(p / √2) + 1) / 2 and GELU(p) = p Φ(p), from erf(p / √2) computed by tfjs */
+__attribute__((export_name("gelu_output"))) void gelu_output(int n, const f32 *erf, const f32 *p, f32 *cdf, f32 *a) {
+  for (int i = 0; i < n; i++) {
+    const f32 c = (erf[i] + 1.0f) * 0.5f;
+    cdf[i] = c;
+    a[i] = p[i] * c;
+  }
+}
+
+/*
+ * dLoss/dp = g_z + g_a · GELU'(p), GELU'(p) = Φ(p) + p φ(p) with φ(p) = e^(−p²/2) / √(2π): the residual path's
+ * gradient g_z plus the activation's
+ */
+__attribute__((export_name("gelu_backward"))) void gelu_backward(int n, const f32 *gz, const f32 *ga, const f32 *cdf, const f32 *p, f32 *gp) {
+  const v128_t half = splat(0.5f), zero = splat(0.0f), inv_sqrt_2pi = splat(0.398942280401432678f);
+  for (int i = 0; i < n; i += 4) {
+    const int m = n - i < 4 ? n - i : 4; /* entries in this vector: 4, or the last one to three */
+    const v128_t pv = load(p + i, m), cv = load(cdf + i, m), gav = load(ga + i, m), gzv = load(gz + i, m);
+    const v128_t e = exp_nonpositive(wasm_f32x4_sub(zero, wasm_f32x4_mul(wasm_f32x4_mul(pv, pv), half)));
+    const v128_t dgelu = wasm_f32x4_add(cv, wasm_f32x4_mul(pv, wasm_f32x4_mul(e, inv_sqrt_2pi)));
+    store(gp + i, wasm_f32x4_add(gzv, wasm_f32x4_mul(gav, dgelu)), m);
+  }
 }
 
 /*

@@ -1,8 +1,9 @@
 /**
- * The projection head's LayerNorm and L2 normalisation as two fused WebAssembly SIMD kernels (./head-kernels.c),
- * for the wasm backend outside tapes: expert training and evaluation students, which take the head's gradients from
- * its hand-written backward pass (model/head.ts). tfjs runs the same arithmetic as ~33 kernels per tower and step,
- * each a dispatch and a pass over the batch; these run it in two passes of one call each.
+ * The projection head's element-wise work as fused WebAssembly SIMD kernels (./head-kernels.c), for the wasm backend
+ * outside tapes: expert training and evaluation students, which take the head's gradients from its hand-written
+ * backward pass (model/head.ts). GELU around tfjs's erf (its input and output, and its derivative in the backward
+ * pass), and the LayerNorm and L2 normalisation, forward and backward: tfjs runs them as ~45 kernels per tower and
+ * step, each a dispatch and a pass over the batch; here they are five calls.
  *
  * The module imports tfjs-wasm's own memory and reads and writes the tensors where they lie (byte offsets of
  * tensors allocated by tfjs); it has no data or stack of its own (scripts/build-wasm.sh checks). It is compiled
@@ -10,9 +11,9 @@
  * other than float32, a tape recording, which needs the ops' gradients) the callers run tfjs's ops, and do so under
  * every tape: the distiller differentiates through the head's backward pass.
  *
- * Numbers: the same float32 operations as the ops in model/head.ts, except that row sums are taken over four lanes
- * and means as a sum times 1/d; they agree with the ops to float32 rounding (test/backend/head-kernels.test.ts),
- * not bitwise.
+ * Numbers: the same float32 operations as the ops in model/head.ts, except that row sums are taken over four lanes,
+ * means as a sum times 1/d, and e^(−p²/2) by Cephes' expf polynomial (the ops: XNNPACK's sigmoid, see expHalfSquare);
+ * they agree with the ops to float32 rounding (test/backend/head-kernels.test.ts), not bitwise.
  */
 import * as tf from '@tensorflow/tfjs';
 import { WASM_BASE64 } from './head-kernels.wasm';
@@ -20,8 +21,14 @@ import { type KernelArgs, type WasmBackendInternals, wasmBackendOf } from './was
 
 const FORWARD = 'PtmstHeadNormForward';
 const BACKWARD = 'PtmstHeadNormBackward';
+const GELU_INPUT = 'PtmstGeluInput';
+const GELU_OUTPUT = 'PtmstGeluOutput';
+const GELU_BACKWARD = 'PtmstGeluBackward';
 
 interface HeadKernelExports {
+  gelu_input(rows: number, d: number, xW1: number, b1: number, p: number, s: number): void;
+  gelu_output(n: number, erf: number, p: number, cdf: number, a: number): void;
+  gelu_backward(n: number, gz: number, ga: number, cdf: number, p: number, gp: number): void;
   head_norm_forward(
     rows: number, d: number, q: number, b2: number, mask: number, p: number, gamma: number, beta: number, eps: number,
     zhat: number, invSigma: number, u: number, norm: number,
@@ -75,6 +82,48 @@ function checkShapes(kernel: string, rowsOf: Record<string, tf.TensorInfo | unde
 const offsetOf = (backend: WasmBackendInternals, t: tf.TensorInfo | undefined): number =>
   t === undefined ? 0 : backend.dataIdMap.get(t.dataId).memoryOffset;
 
+/** every input of a kernel has this shape, else an error naming the input */
+function sameShapes(kernel: string, inputs: Record<string, tf.TensorInfo | undefined>): number[] {
+  const entries = Object.entries(inputs);
+  const shape = entries[0]![1]!.shape;
+  for (const [name, t] of entries) {
+    if (!tf.util.arraysEqual(t!.shape, shape)) throw new Error(`${kernel}: ${name} has shape [${t!.shape}], expected [${shape}]`);
+  }
+  return shape;
+}
+
+function geluInputKernel(args: KernelArgs): tf.TensorInfo[] {
+  const { xW1, b1 } = args.inputs as Record<string, tf.TensorInfo>;
+  const [rows, d] = checkShapes(GELU_INPUT, { xW1 }, { b1: b1! });
+  const backend = wasmBackendOf(args);
+  const p = backend.makeOutput([rows, d], 'float32');
+  const s = backend.makeOutput([rows, d], 'float32');
+  const at = (t: tf.TensorInfo) => offsetOf(backend, t);
+  instanceOf(backend)!.gelu_input(rows, d, at(xW1!), at(b1!), at(p), at(s));
+  return [p, s];
+}
+
+function geluOutputKernel(args: KernelArgs): tf.TensorInfo[] {
+  const { erf, p } = args.inputs as Record<string, tf.TensorInfo>;
+  const shape = sameShapes(GELU_OUTPUT, { erf, p });
+  const backend = wasmBackendOf(args);
+  const cdf = backend.makeOutput(shape, 'float32');
+  const a = backend.makeOutput(shape, 'float32');
+  const at = (t: tf.TensorInfo) => offsetOf(backend, t);
+  instanceOf(backend)!.gelu_output(tf.util.sizeFromShape(shape), at(erf!), at(p!), at(cdf), at(a));
+  return [cdf, a];
+}
+
+function geluBackwardKernel(args: KernelArgs): tf.TensorInfo {
+  const { gz, ga, cdf, p } = args.inputs as Record<string, tf.TensorInfo>;
+  const shape = sameShapes(GELU_BACKWARD, { gz, ga, cdf, p });
+  const backend = wasmBackendOf(args);
+  const gp = backend.makeOutput(shape, 'float32');
+  const at = (t: tf.TensorInfo) => offsetOf(backend, t);
+  instanceOf(backend)!.gelu_backward(tf.util.sizeFromShape(shape), at(gz!), at(ga!), at(cdf!), at(p!), at(gp));
+  return gp;
+}
+
 function forwardKernel(args: KernelArgs): tf.TensorInfo[] {
   const { q, b2, mask, p, gamma, beta } = args.inputs as Record<string, tf.TensorInfo | undefined>;
   const { eps } = args.attrs as unknown as { eps: number };
@@ -109,9 +158,9 @@ let active = false;
 
 /** Register the two kernels on the wasm backend and use them (call once tfjs-backend-wasm is the backend). */
 export function installHeadKernels(): void {
-  if (!tf.getKernel(FORWARD, 'wasm')) {
-    tf.registerKernel({ kernelName: FORWARD, backendName: 'wasm', kernelFunc: forwardKernel as unknown as tf.KernelFunc });
-    tf.registerKernel({ kernelName: BACKWARD, backendName: 'wasm', kernelFunc: backwardKernel as unknown as tf.KernelFunc });
+  const kernels = { [FORWARD]: forwardKernel, [BACKWARD]: backwardKernel, [GELU_INPUT]: geluInputKernel, [GELU_OUTPUT]: geluOutputKernel, [GELU_BACKWARD]: geluBackwardKernel };
+  for (const [kernelName, kernelFunc] of Object.entries(kernels)) {
+    if (!tf.getKernel(kernelName, 'wasm')) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
   }
   active = true;
 }
@@ -127,6 +176,26 @@ const applies = (tensors: readonly (tf.Tensor | null)[]): boolean =>
   !tf.engine().isTapeOn() &&
   tensors.every((t) => t === null || t.dtype === 'float32') &&
   instanceOf(tf.backend() as unknown as WasmBackendInternals) !== null;
+
+/**
+ * GELU's pre-activation p = xW1 + b1, its standard normal CDF Φ(p) and GELU(p) = p Φ(p), with erf by tfjs (its
+ * scalar kernel, exact to float32) and the rest fused; undefined where the kernels do not apply.
+ */
+export function geluForward(xW1: tf.Tensor2D, b1: tf.Tensor): { p: tf.Tensor2D; cdf: tf.Tensor2D; a: tf.Tensor2D } | undefined {
+  if (!applies([xW1, b1])) return undefined;
+  const [p, s] = tf.engine().runKernel(GELU_INPUT, { xW1, b1 }, {}) as tf.Tensor2D[];
+  const erf = tf.erf(s!);
+  s!.dispose();
+  const [cdf, a] = tf.engine().runKernel(GELU_OUTPUT, { erf, p: p! }, {}) as tf.Tensor2D[];
+  erf.dispose();
+  return { p: p!, cdf: cdf!, a: a! };
+}
+
+/** dLoss/dp = g_z + g_a · GELU'(p), given Φ(p) from the forward pass; undefined where the kernels do not apply. */
+export function geluBackward(gz: tf.Tensor2D, ga: tf.Tensor2D, cdf: tf.Tensor2D, p: tf.Tensor2D): tf.Tensor2D | undefined {
+  if (!applies([gz, ga, cdf, p])) return undefined;
+  return tf.engine().runKernel(GELU_BACKWARD, { gz, ga, cdf, p }, {}) as tf.Tensor2D;
+}
 
 export interface HeadNormInputs {
   /** a · W2, before its bias */

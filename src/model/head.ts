@@ -12,7 +12,7 @@
 import { tf } from '../backend';
 import { colSum, mm } from './linalg';
 import { hostTensor } from '../backend/host-tensor';
-import { headNormBackward, headNormForward } from '../backend/head-kernels';
+import { type HeadNormInputs, geluBackward, geluForward, headNormBackward, headNormForward } from '../backend/head-kernels';
 import type { Rng } from '../util/random';
 
 export const PARAM_NAMES = ['W1', 'b1', 'W2', 'b2', 'gamma', 'beta'] as const;
@@ -92,14 +92,25 @@ export const expHalfSquare = tf.customGrad(((p: tf.Tensor, save: tf.GradSaveFunc
  * 1/(1−rate)) of shape [batch, dOut], or null for no dropout. Call inside tf.tidy.
  */
 export function headForward(params: HeadParams, x: tf.Tensor2D, mask: tf.Tensor2D | null): HeadCache {
-  const p = tf.add(mm(x, params.W1 as tf.Tensor2D), params.b1) as tf.Tensor2D;
-  const cdf = tf.mul(tf.add(tf.erf(tf.mul(p, SQRT1_2)), 1), 0.5) as tf.Tensor2D;
-  const a = tf.mul(p, cdf) as tf.Tensor2D;
+  // the element-wise work: fused kernels outside tapes on wasm (backend/head-kernels), else the ops
+  const xW1 = mm(x, params.W1 as tf.Tensor2D);
+  const { p, cdf, a } = geluForward(xW1, params.b1) ?? gelu(xW1, params.b1);
   const aW2 = mm(a, params.W2 as tf.Tensor2D);
-  // from here to u: one fused kernel outside tapes on wasm (backend/head-kernels), else the ops below
-  const fused = headNormForward({ q: aW2, b2: params.b2, mask, p, gamma: params.gamma, beta: params.beta }, LAYER_NORM_EPS);
-  if (fused) return { x, p, cdf, a, mask, ...fused };
-  let q = tf.add(aW2, params.b2) as tf.Tensor2D;
+  const inputs = { q: aW2, b2: params.b2, mask, p, gamma: params.gamma, beta: params.beta };
+  const normed = headNormForward(inputs, LAYER_NORM_EPS) ?? normForward(inputs);
+  return { x, p, cdf, a, mask, ...normed };
+}
+
+/** p = xW1 + b1, Φ(p) and GELU(p) = p Φ(p) as tfjs ops */
+function gelu(xW1: tf.Tensor2D, b1: tf.Tensor) {
+  const p = tf.add(xW1, b1) as tf.Tensor2D;
+  const cdf = tf.mul(tf.add(tf.erf(tf.mul(p, SQRT1_2)), 1), 0.5) as tf.Tensor2D;
+  return { p, cdf, a: tf.mul(p, cdf) as tf.Tensor2D };
+}
+
+/** From aW2 to u (dropout, the residual, LayerNorm, L2 normalisation) as tfjs ops */
+function normForward({ q: aW2, b2, mask, p, gamma, beta }: HeadNormInputs) {
+  let q = tf.add(aW2, b2) as tf.Tensor2D;
   if (mask) q = tf.mul(q, mask);
   const z = tf.add(q, p);
   const mu = tf.mean(z, 1, true);
@@ -107,12 +118,12 @@ export function headForward(params: HeadParams, x: tf.Tensor2D, mask: tf.Tensor2
   const variance = tf.mean(tf.square(centred), 1, true);
   const invSigma = tf.rsqrt(tf.add(variance, LAYER_NORM_EPS)) as tf.Tensor2D;
   const zhat = tf.mul(centred, invSigma) as tf.Tensor2D;
-  const out = tf.add(tf.mul(zhat, params.gamma), params.beta);
+  const out = tf.add(tf.mul(zhat, gamma), beta);
   // ‖o‖ as √(Σ o²): tf.norm computes |o|^2 and s^0.5 with tfjs-wasm's Pow kernel, ~25 ns per element (a training
   // step's 128 × 256: 0.8 ms per tower); the same numbers here bit for bit (test/model/gradients.test.ts)
   const norm = tf.sqrt(tf.sum(tf.square(out), 1, true)) as tf.Tensor2D;
   const u = tf.div(out, norm) as tf.Tensor2D;
-  return { x, p, cdf, a, mask, zhat, invSigma, u, norm };
+  return { zhat, invSigma, u, norm };
 }
 
 /** Embedding only (evaluation): no dropout. Disposes its intermediates. */
@@ -129,8 +140,7 @@ export function headBackward(params: HeadParams, c: HeadCache, gu: tf.Tensor2D):
   const gb2 = colSum(gq);
   const ga = mm(gq, params.W2 as tf.Tensor2D, false, true);
   // GELU'(p) = Φ(p) + p φ(p), plus the residual path
-  const dgelu = tf.add(c.cdf, tf.mul(c.p, tf.mul(expHalfSquare(c.p), INV_SQRT_2PI)));
-  const gp = tf.add(gz, tf.mul(ga, dgelu)) as tf.Tensor2D;
+  const gp = geluBackward(gz, ga, c.cdf, c.p) ?? (tf.add(gz, tf.mul(ga, tf.add(c.cdf, tf.mul(c.p, tf.mul(expHalfSquare(c.p), INV_SQRT_2PI))))) as tf.Tensor2D);
   const gW1 = mm(c.x, gp, true, false);
   const gb1 = colSum(gp);
   return { W1: gW1, b1: gb1, W2: gW2, b2: gb2, gamma: gGamma, beta: gBeta };

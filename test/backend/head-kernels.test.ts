@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ready, tf, useBackend } from '../../src/backend';
-import { headNormBackward, headNormForward, useHeadKernels } from '../../src/backend/head-kernels';
+import { geluBackward, headNormBackward, headNormForward, useHeadKernels } from '../../src/backend/head-kernels';
 import { SOURCE_SHA256 } from '../../src/backend/head-kernels.wasm';
 import { type HeadParams, LAYER_NORM_EPS, dropoutMask, headBackward, headForward, initHead } from '../../src/model/head';
 import { rng } from '../../src/util/random';
@@ -69,6 +69,25 @@ describe('backend/head-kernels: the head\'s LayerNorm and L2 normalisation fused
       mask?.dispose();
     });
   }
+
+  it("GELU's derivative p φ(p) (Cephes' e^x) within float32 rounding of float64 for |p| ≤ 13, and 0 where φ underflows", function () {
+    if (tf.getBackend() !== 'wasm') this.skip();
+    const ps = [...Array.from({ length: 2601 }, (_, i) => -13 + i / 100), 13.5, -14, 20, 1e3];
+    const n = ps.length; // 2,605: not a multiple of four, so the last vector is partial
+    const p = tf.tensor2d(ps, [1, n]);
+    const [zeros, ones] = [tf.zeros([1, n]) as tf.Tensor2D, tf.ones([1, n]) as tf.Tensor2D];
+    // g_z = 0, g_a = 1, Φ = 0: g_p = p · e^(−p²/2) / √(2π)
+    const gp = geluBackward(zeros, ones, zeros, p)!;
+    const got = gp.dataSync();
+    ps.forEach((x, i) => {
+      const pf = Math.fround(x);
+      const t = Math.fround(Math.fround(pf * pf) * 0.5); // the float32 exponent the kernel sees
+      const want = (pf * Math.exp(-t)) / Math.sqrt(2 * Math.PI);
+      if (t > 87.33) return assert.equal(got[i], 0, `p = ${pf}`);
+      assert.ok(Math.abs(got[i]! - want) <= 8 * 2 ** -23 * Math.abs(want), `p = ${pf}: ${got[i]} vs float64 ${want}`);
+    });
+    tf.dispose([p, zeros, ones, gp]);
+  });
 
   it('writes its outputs only: inputs and the tensors around them keep their values', function () {
     if (tf.getBackend() !== 'wasm') this.skip();
