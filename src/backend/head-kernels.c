@@ -4,7 +4,8 @@
  * kernels per tower and step, each a dispatch and a pass over the batch; these functions do the same arithmetic, in
  * the same float32 operations, on the tensors where they lie in tfjs-wasm's heap (this module imports its memory).
  * Two things differ from the ops: row sums are taken over four lanes, and e^(−p²/2) in GELU's derivative comes from
- * Cephes' expf polynomial instead of XNNPACK's sigmoid (both within a few ulp of the exact value).
+ * Cephes' expf polynomial instead of XNNPACK's sigmoid (both within a few ulp of the exact value). The dropout masks'
+ * draws are computed here too, bit for bit those of the seeded stream.
  *
  * The module has no data and no stack: every pointer is a tensor's byte offset handed over by head-kernels.ts, so it
  * can write nowhere else in the heap (scripts/build-wasm.sh checks the compiled module for both).
@@ -94,6 +95,25 @@ __attribute__((export_name("gelu_backward"))) void gelu_backward(int n, const f3
     const v128_t e = exp_nonpositive(wasm_f32x4_sub(zero, wasm_f32x4_mul(wasm_f32x4_mul(pv, pv), half)));
     const v128_t dgelu = wasm_f32x4_add(cv, wasm_f32x4_mul(pv, wasm_f32x4_mul(e, inv_sqrt_2pi)));
     store(gp + i, wasm_f32x4_add(gzv, wasm_f32x4_mul(gav, dgelu)), m);
+  }
+}
+
+/*
+ * An inverted-dropout mask of n entries from the seeded stream (src/util/random.ts): draw k is mulberry32's hash of
+ * the counter state + (k + 1)·0x6D2B79F5, the same integer arithmetic as `Rng.nextUint32`; entry k is `keep` where the
+ * draw is ≥ threshold, else 0 (model/head.ts dropoutMask has the rule).
+ */
+__attribute__((export_name("dropout_mask"))) void dropout_mask(int n, unsigned state, unsigned threshold, f32 keep, f32 *out) {
+  const unsigned step = 0x6D2B79F5u;
+  v128_t a = wasm_i32x4_make(state + step, state + 2 * step, state + 3 * step, state + 4 * step);
+  const v128_t step4 = wasm_i32x4_splat(4 * step), one = wasm_i32x4_splat(1), k61 = wasm_i32x4_splat(61);
+  const v128_t thr = wasm_i32x4_splat(threshold), kv = splat(keep);
+  for (int i = 0; i < n; i += 4) {
+    v128_t t = wasm_i32x4_mul(wasm_v128_xor(a, wasm_u32x4_shr(a, 15)), wasm_v128_or(a, one));
+    t = wasm_v128_xor(t, wasm_i32x4_add(t, wasm_i32x4_mul(wasm_v128_xor(t, wasm_u32x4_shr(t, 7)), wasm_v128_or(t, k61))));
+    const v128_t draw = wasm_v128_xor(t, wasm_u32x4_shr(t, 14));
+    store(out + i, wasm_v128_and(wasm_u32x4_ge(draw, thr), kv), n - i < 4 ? n - i : 4);
+    a = wasm_i32x4_add(a, step4);
   }
 }
 

@@ -3,32 +3,40 @@
  * outside tapes: expert training and evaluation students, which take the head's gradients from its hand-written
  * backward pass (model/head.ts). GELU around tfjs's erf (its input and output, and its derivative in the backward
  * pass), and the LayerNorm and L2 normalisation, forward and backward: tfjs runs them as ~45 kernels per tower and
- * step, each a dispatch and a pass over the batch; here they are five calls.
+ * step, each a dispatch and a pass over the batch; here they are five calls. The dropout masks are drawn here too:
+ * the seeded stream's integer arithmetic in four lanes, ~0.03 against ~0.4 ms for a step's two masks in JavaScript,
+ * written straight into the tensor.
  *
  * The module imports tfjs-wasm's own memory and reads and writes the tensors where they lie (byte offsets of
- * tensors allocated by tfjs); it has no data or stack of its own (scripts/build-wasm.sh checks). It is compiled
- * once per backend instance. Where it does not apply (another backend, the threaded build's shared memory, a dtype
- * other than float32, a tape recording, which needs the ops' gradients) the callers run tfjs's ops, and do so under
- * every tape: the distiller differentiates through the head's backward pass.
+ * tensors allocated by tfjs); it has no data or stack of its own (scripts/build-wasm.sh checks). It is built twice,
+ * for plain memory and for the threaded build's shared memory, so the same kernels run in every instance (the main
+ * thread's and the pool workers') and a job's numbers do not depend on where it runs; it is instantiated once per
+ * backend instance. Where it does not apply (another backend, a dtype other than float32, a tape recording, which
+ * needs the ops' gradients) the callers run tfjs's ops, and do so under every tape: the distiller differentiates
+ * through the head's backward pass.
  *
  * Numbers: the same float32 operations as the ops in model/head.ts, except that row sums are taken over four lanes,
  * means as a sum times 1/d, and e^(−p²/2) by Cephes' expf polynomial (the ops: XNNPACK's sigmoid, see expHalfSquare);
- * they agree with the ops to float32 rounding (test/backend/head-kernels.test.ts), not bitwise.
+ * they agree with the ops to float32 rounding (test/backend/head-kernels.test.ts), not bitwise. Masks are bitwise
+ * the JavaScript ones.
  */
 import * as tf from '@tensorflow/tfjs';
-import { WASM_BASE64 } from './head-kernels.wasm';
+import { WASM_BASE64, WASM_SHARED_BASE64 } from './head-kernels.wasm';
 import { type KernelArgs, type WasmBackendInternals, wasmBackendOf } from './wasm-internals';
+import type { Rng } from '../util/random';
 
 const FORWARD = 'PtmstHeadNormForward';
 const BACKWARD = 'PtmstHeadNormBackward';
 const GELU_INPUT = 'PtmstGeluInput';
 const GELU_OUTPUT = 'PtmstGeluOutput';
 const GELU_BACKWARD = 'PtmstGeluBackward';
+const DROPOUT_MASK = 'PtmstDropoutMask';
 
 interface HeadKernelExports {
   gelu_input(rows: number, d: number, xW1: number, b1: number, p: number, s: number): void;
   gelu_output(n: number, erf: number, p: number, cdf: number, a: number): void;
   gelu_backward(n: number, gz: number, ga: number, cdf: number, p: number, gp: number): void;
+  dropout_mask(n: number, state: number, threshold: number, keep: number, out: number): void;
   head_norm_forward(
     rows: number, d: number, q: number, b2: number, mask: number, p: number, gamma: number, beta: number, eps: number,
     zhat: number, invSigma: number, u: number, norm: number,
@@ -53,17 +61,19 @@ const instances = new WeakMap<object, HeadKernelExports | null>();
 function instanceOf(backend: WasmBackendInternals): HeadKernelExports | null {
   let k = instances.get(backend.wasm);
   if (k === undefined) {
-    const memory = (backend.wasm.asm as { memory?: unknown } | undefined)?.memory;
-    // the threaded build's memory is shared, which this module does not declare
-    const usable = memory instanceof WebAssemblyJs.Memory && !(memory.buffer instanceof SharedArrayBuffer);
-    k = usable ? (new WebAssemblyJs.Instance(compiled(), { env: { memory } }).exports as unknown as HeadKernelExports) : null;
+    // the single-threaded builds export their memory; the threaded build's glue keeps it as wasmMemory
+    const memory = backend.wasm.asm?.memory ?? backend.wasm.wasmMemory;
+    k = memory instanceof WebAssemblyJs.Memory ? (new WebAssemblyJs.Instance(compiled(memory.buffer instanceof SharedArrayBuffer), { env: { memory } }).exports as unknown as HeadKernelExports) : null;
     instances.set(backend.wasm, k);
   }
   return k;
 }
 
-let compiledModule: object | undefined;
-const compiled = () => (compiledModule ??= new WebAssemblyJs.Module(Buffer.from(WASM_BASE64, 'base64')));
+const compiledModules: { plain?: object; shared?: object } = {};
+const compiled = (shared: boolean) =>
+  shared
+    ? (compiledModules.shared ??= new WebAssemblyJs.Module(Buffer.from(WASM_SHARED_BASE64, 'base64')))
+    : (compiledModules.plain ??= new WebAssemblyJs.Module(Buffer.from(WASM_BASE64, 'base64')));
 
 function checkShapes(kernel: string, rowsOf: Record<string, tf.TensorInfo | undefined>, vectors: Record<string, tf.TensorInfo>): [number, number] {
   const first = Object.values(rowsOf).find((t) => t !== undefined)!;
@@ -124,6 +134,24 @@ function geluBackwardKernel(args: KernelArgs): tf.TensorInfo {
   return gp;
 }
 
+interface DropoutMaskAttrs {
+  readonly rows: number;
+  readonly cols: number;
+  /** the stream's state before the first draw */
+  readonly state: number;
+  /** the least draw (an integer below 2^32) whose entry is kept */
+  readonly threshold: number;
+  readonly keep: number;
+}
+
+function dropoutMaskKernel(args: KernelArgs): tf.TensorInfo {
+  const { rows, cols, state, threshold, keep } = args.attrs as unknown as DropoutMaskAttrs;
+  const backend = wasmBackendOf(args);
+  const out = backend.makeOutput([rows, cols], 'float32');
+  instanceOf(backend)!.dropout_mask(rows * cols, state, threshold, keep, offsetOf(backend, out));
+  return out;
+}
+
 function forwardKernel(args: KernelArgs): tf.TensorInfo[] {
   const { q, b2, mask, p, gamma, beta } = args.inputs as Record<string, tf.TensorInfo | undefined>;
   const { eps } = args.attrs as unknown as { eps: number };
@@ -156,13 +184,23 @@ function backwardKernel(args: KernelArgs): tf.TensorInfo[] {
 
 let active = false;
 
-/** Register the two kernels on the wasm backend and use them (call once tfjs-backend-wasm is the backend). */
+/**
+ * Register the kernels on the wasm backend and use them unless `PTMST_HEAD_KERNELS=off` (tfjs's ops then run
+ * everywhere, as under tapes). Call once tfjs-backend-wasm is the backend.
+ */
 export function installHeadKernels(): void {
-  const kernels = { [FORWARD]: forwardKernel, [BACKWARD]: backwardKernel, [GELU_INPUT]: geluInputKernel, [GELU_OUTPUT]: geluOutputKernel, [GELU_BACKWARD]: geluBackwardKernel };
+  const kernels = {
+    [FORWARD]: forwardKernel,
+    [BACKWARD]: backwardKernel,
+    [GELU_INPUT]: geluInputKernel,
+    [GELU_OUTPUT]: geluOutputKernel,
+    [GELU_BACKWARD]: geluBackwardKernel,
+    [DROPOUT_MASK]: dropoutMaskKernel,
+  };
   for (const [kernelName, kernelFunc] of Object.entries(kernels)) {
     if (!tf.getKernel(kernelName, 'wasm')) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
   }
-  active = true;
+  active = process.env.PTMST_HEAD_KERNELS !== 'off';
 }
 
 /** Use the fused kernels (true) or tfjs's ops (false) where both apply: for comparisons (tests, the bench). */
@@ -170,12 +208,25 @@ export function useHeadKernels(on: boolean): void {
   active = on && tf.getKernel(FORWARD, 'wasm') !== undefined;
 }
 
+/** whether the kernels can run now: switched on, on the wasm backend, with an instance on its memory */
+const available = (): boolean => active && tf.getBackend() === 'wasm' && instanceOf(tf.backend() as unknown as WasmBackendInternals) !== null;
+
+/** whether a kernel applies to these inputs: available, float32 inputs, and no tape recording (it has no gradient) */
 const applies = (tensors: readonly (tf.Tensor | null)[]): boolean =>
-  active &&
-  tf.getBackend() === 'wasm' &&
-  !tf.engine().isTapeOn() &&
-  tensors.every((t) => t === null || t.dtype === 'float32') &&
-  instanceOf(tf.backend() as unknown as WasmBackendInternals) !== null;
+  available() && !tf.engine().isTapeOn() && tensors.every((t) => t === null || t.dtype === 'float32');
+
+/**
+ * An inverted-dropout mask: entry k is `keep` where the stream's draw k, as a 32-bit integer, is ≥ `threshold`, else 0,
+ * drawn by the kernel from `rand`'s state, which then skips the rows × cols draws; bitwise the mask the JavaScript
+ * draws give. Undefined where the kernel does not apply (not available, or a stream that cannot skip).
+ */
+export function dropoutMaskFused(rows: number, cols: number, threshold: number, keep: number, rand: Rng): tf.Tensor2D | undefined {
+  if (!available() || rand.skip === undefined || !(threshold >= 0 && threshold < 2 ** 32)) return undefined;
+  const attrs: DropoutMaskAttrs = { rows, cols, state: rand.state(), threshold, keep };
+  const mask = tf.engine().runKernel(DROPOUT_MASK, {}, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+  rand.skip(rows * cols);
+  return mask;
+}
 
 /**
  * GELU's pre-activation p = xW1 + b1, its standard normal CDF Φ(p) and GELU(p) = p Φ(p), with erf by tfjs (its

@@ -1,13 +1,18 @@
 /**
  * The parts of tfjs-wasm 4.22's backend object (`BackendWasm`) and Emscripten module that this project's own wasm
- * kernels use (./blas, ./wasm-binary, ./wasm-copy, ./host-tensor). They are not tfjs's public API: one place lists
- * them, so that a tfjs upgrade is checked against one list (the kernels' tests compare with tfjs's own kernels).
+ * kernels use (./blas, ./wasm-binary, ./wasm-copy, ./host-tensor, ./head-kernels). They are not tfjs's public API:
+ * one place lists them, so that a tfjs upgrade is checked against one list (the kernels' tests compare with tfjs's
+ * own kernels).
  */
 import type * as tf from '@tensorflow/tfjs';
 
 export interface WasmBackendInternals {
   readonly wasm: Record<string, unknown> & {
     HEAPU8: Uint8Array;
+    /** the module's exports; the single-threaded builds' include their memory (./head-kernels imports it) */
+    asm?: { memory?: unknown };
+    /** the threaded build's (shared) memory, which its glue keeps here instead */
+    wasmMemory?: unknown;
     HEAP32: Int32Array;
     _malloc(bytes: number): number;
   };

@@ -12,7 +12,7 @@
 import { tf } from '../backend';
 import { colSum, mm } from './linalg';
 import { hostTensor } from '../backend/host-tensor';
-import { type HeadNormInputs, geluBackward, geluForward, headNormBackward, headNormForward } from '../backend/head-kernels';
+import { type HeadNormInputs, dropoutMaskFused, geluBackward, geluForward, headNormBackward, headNormForward } from '../backend/head-kernels';
 import type { Rng } from '../util/random';
 
 export const PARAM_NAMES = ['W1', 'b1', 'W2', 'b2', 'gamma', 'beta'] as const;
@@ -167,20 +167,24 @@ let scratch = { draws: new Uint32Array(0), mask: new Float32Array(0) };
 
 /**
  * An inverted-dropout mask (entries 0 or 1/(1 − rate), kept where the uniform draw is ≥ rate) from a seeded
- * stream, kept explicit so a re-pass can reuse it. The draws come in bulk (`nextUint32`) into reused arrays, and the
- * mask is copied into the tensor in one piece (`hostTensor`; writing a wasm heap view entry by entry measured ~3×
- * slower than a plain array).
+ * stream, kept explicit so a re-pass can reuse it. On wasm a kernel draws it (backend/head-kernels: the same stream in
+ * four lanes, into the tensor); elsewhere the draws come in bulk (`nextUint32`) into reused arrays, and the mask is
+ * copied into the tensor in one piece (`hostTensor`; writing a wasm heap view entry by entry measured ~3× slower than
+ * a plain array). Both give the same mask and leave the stream in the same place.
  */
 export function dropoutMask(rows: number, cols: number, rate: number, rand: Rng): tf.Tensor2D | null {
   if (rate <= 0) return null;
+  const keep = 1 / (1 - rate);
+  // u ≥ rate with u = draw / 2^32 is draw ≥ rate · 2^32, exactly (both sides are scaled by a power of two), and for
+  // an integer draw that is draw ≥ ⌈rate · 2^32⌉
+  const threshold = Math.ceil(rate * 4294967296);
+  const fused = dropoutMaskFused(rows, cols, threshold, keep, rand);
+  if (fused) return fused;
   const n = rows * cols;
   if (scratch.mask.length < n) scratch = { draws: new Uint32Array(n), mask: new Float32Array(n) };
   const draws = scratch.draws.subarray(0, n);
   const mask = scratch.mask.subarray(0, n);
   rand.nextUint32(draws);
-  const keep = 1 / (1 - rate);
-  // u ≥ rate with u = draw / 2^32 is draw ≥ rate · 2^32, exactly (both sides are scaled by a power of two)
-  const threshold = rate * 4294967296;
   for (let i = 0; i < n; i++) mask[i] = draws[i]! >= threshold ? keep : 0;
   return hostTensor<tf.Rank.R2>([rows, cols], (m) => m.set(mask));
 }

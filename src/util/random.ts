@@ -13,6 +13,12 @@ export interface Rng {
   nextUint32(out: Uint32Array): void;
   /** the current state (store it in a checkpoint) */
   state(): number;
+  /**
+   * Advance the stream by `n` draws without computing them. Present where the stream is mulberry32's from `state()`
+   * (its state is a counter), so a kernel may compute the next draws itself and skip them here (the dropout masks of
+   * backend/head-kernels); absent on other streams, such as a test's fake.
+   */
+  readonly skip?: (n: number) => void;
 }
 
 export function rng(seed: number): Rng {
@@ -31,6 +37,9 @@ export function rng(seed: number): Rng {
       for (let i = 0; i < out.length; i++) out[i] = draw();
     },
     state: () => a >>> 0,
+    skip: (n) => {
+      a = (a + Math.imul(n, 0x6d2b79f5)) | 0;
+    },
   };
 }
 

@@ -89,6 +89,22 @@ describe('backend/head-kernels: the head\'s LayerNorm and L2 normalisation fused
     tf.dispose([p, zeros, ones, gp]);
   });
 
+  it('dropout masks: bitwise the JavaScript draws, the stream left in the same place, for any size and seed', function () {
+    if (tf.getBackend() !== 'wasm') this.skip();
+    for (const [rows, cols, rate, seed] of [[1, 1, 0.1, 0], [3, 5, 0.5, -7], [128, 256, 0.1, 2 ** 32 - 3], [7, 13, 0.2, 2 ** 31], [2, 2, 1 - 2 ** -30, 5]] as const) {
+      const [a, b] = [rng(seed), rng(seed)];
+      const fused = dropoutMask(rows, cols, rate, a)!;
+      useHeadKernels(false);
+      const js = dropoutMask(rows, cols, rate, b)!;
+      useHeadKernels(true);
+      const bytes = (t: tf.Tensor) => { const v = t.dataSync(); return Buffer.from(v.buffer, v.byteOffset, v.byteLength); };
+      assert.ok(bytes(fused).equals(bytes(js)), `${rows} × ${cols}, rate ${rate}, seed ${seed}`);
+      assert.equal(a.state(), b.state());
+      assert.equal(a.next(), b.next());
+      tf.dispose([fused, js]);
+    }
+  });
+
   it('writes its outputs only: inputs and the tensors around them keep their values', function () {
     if (tf.getBackend() !== 'wasm') this.skip();
     const r = rng(3);

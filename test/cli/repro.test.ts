@@ -29,7 +29,10 @@ describe('ptmst repro on the generated shapes set (end to end)', function () {
     const score = (name: string) => res.methods.find((m) => m.name === name)!.selections.final.rMean.mean;
     // chance r_mean on 100 test images / 500 captions is about 3
     assert.ok(score('full') > 25, `full-data teacher ${score('full')}`);
-    assert.ok(score('ptmst-50') > score('random-50'), `PTM-ST ${score('ptmst-50')} vs random ${score('random-50')}`);
+    // students of both 50-pair sets learn. Not PTM-ST > random: on this set at 50 pairs that is within the noise of
+    // the distillation seed and of float32 rounding (README "Tests": 6.5 to 21.5 over 20 distillations, against
+    // 13.1 for random pairs), so a test of it would pass or fail by luck
+    for (const m of ['ptmst-50', 'random-50']) assert.ok(score(m) > 5, `${m}: ${score(m)}, chance is about 3`);
     assert.match(readFileSync(join(cwd, 'figures', 'shapes-quick.md'), 'utf8'), /best on test \(reference rule; selected on the test split\)/);
   });
 

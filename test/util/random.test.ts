@@ -43,4 +43,16 @@ describe('util/random: the seeded stream', () => {
       for (let i = 0; i < 100; i++) assert.equal(again.next(), r.next());
     }
   });
+
+  it('skip(n) leaves the stream where n draws would', () => {
+    for (const seed of seeds) {
+      for (const n of [0, 1, 5, 1_000, 100_003]) {
+        const [r, want] = [rng(seed), rng(seed)];
+        r.skip!(n);
+        for (let i = 0; i < n; i++) want.next();
+        assert.equal(r.state(), want.state(), `seed ${seed}, n ${n}`);
+        assert.equal(r.next(), want.next());
+      }
+    }
+  });
 });
