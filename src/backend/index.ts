@@ -13,8 +13,10 @@
  * `PTMST_WASM_THREADS=<n>` sets the threads of every instance; 1 is the single-threaded build.
  * Matrix products run on OpenBLAS instead of XNNPACK where it is installed (./blas; `PTMST_BLAS=off` keeps XNNPACK);
  * every op then runs on one thread, and `PTMST_WASM_THREADS` applies only to XNNPACK. The binary element-wise
- * kernels get a lighter call (./wasm-binary), which also fixes their results above rank 6, and the copying kernels
- * (Identity, Cast, Slice, SplitV, GatherV2) copy inside the heap or share the buffer (./wasm-copy).
+ * kernels get a lighter call (./wasm-binary), which also fixes their results above rank 6, the copying kernels
+ * (Identity, Cast, Slice, SplitV, GatherV2) copy inside the heap or share the buffer (./wasm-copy), and the
+ * projection head's element-wise work and dropout masks run as fused WebAssembly SIMD kernels outside tapes
+ * (./head-kernels; `PTMST_HEAD_KERNELS=off` keeps tfjs's ops).
  */
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../errors';
