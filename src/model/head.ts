@@ -7,7 +7,9 @@
  * The backward pass is written out by hand (`headBackward`) instead of taken from tfjs's tape: the
  * distiller differentiates *through* these gradients (TESLA's data gradient is a mixed second
  * derivative), and first-order autodiff of explicit formulas is exact where tfjs's nested tapes are not.
- * Tests check it against tfjs autodiff and central finite differences.
+ * Tests check it against tfjs autodiff and central finite differences. On the wasm backend, outside tapes (experts,
+ * evaluation students, the TESLA unroll), the element-wise parts run as fused kernels (backend/head-kernels) with
+ * the same formulas; the ops below are what every tape records.
  */
 import { tf } from '../backend';
 import { colSum, mm } from './linalg';
@@ -140,10 +142,16 @@ export function headBackward(params: HeadParams, c: HeadCache, gu: tf.Tensor2D):
   const gb2 = colSum(gq);
   const ga = mm(gq, params.W2 as tf.Tensor2D, false, true);
   // GELU'(p) = Φ(p) + p φ(p), plus the residual path
-  const gp = geluBackward(gz, ga, c.cdf, c.p) ?? (tf.add(gz, tf.mul(ga, tf.add(c.cdf, tf.mul(c.p, tf.mul(expHalfSquare(c.p), INV_SQRT_2PI))))) as tf.Tensor2D);
+  const gp = geluBackward(gz, ga, c.cdf, c.p) ?? geluBackwardOps(gz, ga, c);
   const gW1 = mm(c.x, gp, true, false);
   const gb1 = colSum(gp);
   return { W1: gW1, b1: gb1, W2: gW2, b2: gb2, gamma: gGamma, beta: gBeta };
+}
+
+/** dLoss/dp = g_z + g_a · GELU'(p), GELU'(p) = Φ(p) + p φ(p), as tfjs ops */
+function geluBackwardOps(gz: tf.Tensor2D, ga: tf.Tensor2D, c: HeadCache): tf.Tensor2D {
+  const dgelu = tf.add(c.cdf, tf.mul(c.p, tf.mul(expHalfSquare(c.p), INV_SQRT_2PI)));
+  return tf.add(gz, tf.mul(ga, dgelu)) as tf.Tensor2D;
 }
 
 /** dLoss/du back through the L2 normalisation and LayerNorm (and dropout, for q) as tfjs ops. */

@@ -21,11 +21,14 @@ export interface Rng {
   readonly skip?: (n: number) => void;
 }
 
+/** mulberry32's increment: its state is a counter, and each draw hashes the next value */
+const STEP = 0x6d2b79f5;
+
 export function rng(seed: number): Rng {
   let a = seed | 0; // int32 arithmetic throughout: the same bits as uint32, without doubles
   // one mulberry32 output as an unsigned 32-bit integer
   const draw = () => {
-    a = (a + 0x6d2b79f5) | 0;
+    a = (a + STEP) | 0;
     let t = a;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= (t + Math.imul(t ^ (t >>> 7), t | 61)) | 0;
@@ -38,7 +41,7 @@ export function rng(seed: number): Rng {
     },
     state: () => a >>> 0,
     skip: (n) => {
-      a = (a + Math.imul(n, 0x6d2b79f5)) | 0;
+      a = (a + Math.imul(n, STEP)) | 0;
     },
   };
 }
