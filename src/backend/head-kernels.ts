@@ -1,9 +1,9 @@
 /**
  * The projection head's element-wise work as fused WebAssembly SIMD kernels (./head-kernels.c), for the wasm backend
  * outside tapes: expert training and evaluation students, which take the head's gradients from its hand-written
- * backward pass (model/head.ts). GELU around tfjs's erf (its input and output, and its derivative in the backward
- * pass), and the LayerNorm and L2 normalisation, forward and backward: tfjs runs them as ~45 kernels per tower and
- * step, each a dispatch and a pass over the batch; here they are five calls. The dropout masks are drawn here too:
+ * backward pass (model/head.ts). GELU (its bias, erf, Φ and GELU(p) forward, its derivative in the backward pass),
+ * and the LayerNorm and L2 normalisation, forward and backward: tfjs runs them as ~45 kernels per tower and step,
+ * each a dispatch and a pass over the batch; here they are four calls. The dropout masks are drawn here too:
  * the seeded stream's integer arithmetic in four lanes, ~0.03 against ~0.4 ms for a step's two masks in JavaScript,
  * written straight into the tensor.
  *
@@ -16,7 +16,8 @@
  * through the head's backward pass.
  *
  * Numbers: the same float32 operations as the ops in model/head.ts, except that row sums are taken over four lanes,
- * means as a sum times 1/d, and e^(−p²/2) by Cephes' expf polynomial (the ops: XNNPACK's sigmoid, see expHalfSquare);
+ * means as a sum times 1/d, erf by a rational fit (the ops: tfjs-wasm's scalar erf) and e^(−p²/2) by Cephes' expf
+ * polynomial (the ops: XNNPACK's sigmoid, see expHalfSquare);
  * they agree with the ops to float32 rounding (test/backend/head-kernels.test.ts), not bitwise. Masks are bitwise
  * the JavaScript ones.
  */
@@ -27,14 +28,14 @@ import type { Rng } from '../util/random';
 
 const FORWARD = 'PtmstHeadNormForward';
 const BACKWARD = 'PtmstHeadNormBackward';
-const GELU_INPUT = 'PtmstGeluInput';
-const GELU_OUTPUT = 'PtmstGeluOutput';
+const GELU_FORWARD = 'PtmstGeluForward';
+const ERF = 'PtmstErf';
 const GELU_BACKWARD = 'PtmstGeluBackward';
 const DROPOUT_MASK = 'PtmstDropoutMask';
 
 interface HeadKernelExports {
-  gelu_input(rows: number, d: number, xW1: number, b1: number, p: number, s: number): void;
-  gelu_output(n: number, erf: number, p: number, cdf: number, a: number): void;
+  gelu_forward(rows: number, d: number, xW1: number, b1: number, p: number, cdf: number, a: number): void;
+  erf_at(n: number, x: number, out: number): void;
   gelu_backward(n: number, gz: number, ga: number, cdf: number, p: number, gp: number): void;
   dropout_mask(n: number, state: number, threshold: number, keep: number, out: number): void;
   head_norm_forward(
@@ -102,26 +103,24 @@ function sameShapes(kernel: string, inputs: Record<string, tf.TensorInfo | undef
   return shape;
 }
 
-function geluInputKernel(args: KernelArgs): tf.TensorInfo[] {
+function geluForwardKernel(args: KernelArgs): tf.TensorInfo[] {
   const { xW1, b1 } = args.inputs as Record<string, tf.TensorInfo>;
-  const [rows, d] = checkShapes(GELU_INPUT, { xW1 }, { b1: b1! });
+  const [rows, d] = checkShapes(GELU_FORWARD, { xW1 }, { b1: b1! });
   const backend = wasmBackendOf(args);
   const p = backend.makeOutput([rows, d], 'float32');
-  const s = backend.makeOutput([rows, d], 'float32');
+  const cdf = backend.makeOutput([rows, d], 'float32');
+  const a = backend.makeOutput([rows, d], 'float32');
   const at = (t: tf.TensorInfo) => offsetOf(backend, t);
-  instanceOf(backend)!.gelu_input(rows, d, at(xW1!), at(b1!), at(p), at(s));
-  return [p, s];
+  instanceOf(backend)!.gelu_forward(rows, d, at(xW1!), at(b1!), at(p), at(cdf), at(a));
+  return [p, cdf, a];
 }
 
-function geluOutputKernel(args: KernelArgs): tf.TensorInfo[] {
-  const { erf, p } = args.inputs as Record<string, tf.TensorInfo>;
-  const shape = sameShapes(GELU_OUTPUT, { erf, p });
+function erfKernel(args: KernelArgs): tf.TensorInfo {
+  const { x } = args.inputs as Record<string, tf.TensorInfo>;
   const backend = wasmBackendOf(args);
-  const cdf = backend.makeOutput(shape, 'float32');
-  const a = backend.makeOutput(shape, 'float32');
-  const at = (t: tf.TensorInfo) => offsetOf(backend, t);
-  instanceOf(backend)!.gelu_output(tf.util.sizeFromShape(shape), at(erf!), at(p!), at(cdf), at(a));
-  return [cdf, a];
+  const out = backend.makeOutput(x!.shape, 'float32');
+  instanceOf(backend)!.erf_at(tf.util.sizeFromShape(x!.shape), offsetOf(backend, x!), offsetOf(backend, out));
+  return out;
 }
 
 function geluBackwardKernel(args: KernelArgs): tf.TensorInfo {
@@ -192,8 +191,8 @@ export function installHeadKernels(): void {
   const kernels = {
     [FORWARD]: forwardKernel,
     [BACKWARD]: backwardKernel,
-    [GELU_INPUT]: geluInputKernel,
-    [GELU_OUTPUT]: geluOutputKernel,
+    [GELU_FORWARD]: geluForwardKernel,
+    [ERF]: erfKernel,
     [GELU_BACKWARD]: geluBackwardKernel,
     [DROPOUT_MASK]: dropoutMaskKernel,
   };
@@ -229,17 +228,19 @@ export function dropoutMaskFused(rows: number, cols: number, threshold: number, 
 }
 
 /**
- * GELU's pre-activation p = xW1 + b1, its standard normal CDF Φ(p) and GELU(p) = p Φ(p), with erf by tfjs (its
- * scalar kernel, exact to float32) and the rest fused; undefined where the kernels do not apply.
+ * GELU's pre-activation p = xW1 + b1, its standard normal CDF Φ(p) = (erf(p/√2) + 1)/2 and GELU(p) = p Φ(p), in one
+ * pass; undefined where the kernels do not apply.
  */
 export function geluForward(xW1: tf.Tensor2D, b1: tf.Tensor): { p: tf.Tensor2D; cdf: tf.Tensor2D; a: tf.Tensor2D } | undefined {
   if (!applies([xW1, b1])) return undefined;
-  const [p, s] = tf.engine().runKernel(GELU_INPUT, { xW1, b1 }, {}) as tf.Tensor2D[];
-  const erf = tf.erf(s!);
-  s!.dispose();
-  const [cdf, a] = tf.engine().runKernel(GELU_OUTPUT, { erf, p: p! }, {}) as tf.Tensor2D[];
-  erf.dispose();
+  const [p, cdf, a] = tf.engine().runKernel(GELU_FORWARD, { xW1, b1 }, {}) as tf.Tensor2D[];
   return { p: p!, cdf: cdf!, a: a! };
+}
+
+/** The kernels' erf (a rational fit, within a few ulp of float32 rounding) at every entry of `x`; for its test. */
+export function erfFused(x: tf.Tensor): tf.Tensor | undefined {
+  if (!applies([x])) return undefined;
+  return tf.engine().runKernel(ERF, { x }, {}) as tf.Tensor;
 }
 
 /** dLoss/dp = g_z + g_a · GELU'(p), given Φ(p) from the forward pass; undefined where the kernels do not apply. */

@@ -3,11 +3,12 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ready, tf, useBackend } from '../../src/backend';
-import { geluBackward, headNormBackward, headNormForward, useHeadKernels } from '../../src/backend/head-kernels';
+import { erfFused, geluBackward, headNormBackward, headNormForward, useHeadKernels } from '../../src/backend/head-kernels';
 import { SOURCE_SHA256 } from '../../src/backend/head-kernels.wasm';
 import { type HeadParams, LAYER_NORM_EPS, dropoutMask, headBackward, headForward, initHead } from '../../src/model/head';
 import { rng } from '../../src/util/random';
 import { maxAbs } from '../helpers';
+import { erf64 } from '../distill/float64';
 
 const uniform = (r: ReturnType<typeof rng>, shape: number[], scale = 1) =>
   tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (2 * r.next() - 1) * scale), shape);
@@ -87,6 +88,21 @@ describe('backend/head-kernels: the head\'s LayerNorm and L2 normalisation fused
       assert.ok(Math.abs(got[i]! - want) <= 8 * 2 ** -23 * Math.abs(want), `p = ${pf}: ${got[i]} vs float64 ${want}`);
     });
     tf.dispose([p, zeros, ones, gp]);
+  });
+
+  it('erf (a rational fit) within 6 float32 ulp of float64 on [−6, 6], ±1 beyond, NaN kept', function () {
+    if (tf.getBackend() !== 'wasm') this.skip();
+    const xs = [...Array.from({ length: 12001 }, (_, i) => -6 + i / 1000), 1e-30, -1e-20, 20, -1e30, Infinity, -Infinity, NaN];
+    const x = tf.tensor1d(xs);
+    const y = erfFused(x)!;
+    const got = y.dataSync();
+    xs.forEach((v, i) => {
+      if (Number.isNaN(v)) return assert.ok(Number.isNaN(got[i]!));
+      const want = erf64(Math.fround(v));
+      const ulp = want === 0 ? 2 ** -149 : 2 ** (Math.floor(Math.log2(Math.abs(want))) - 23);
+      assert.ok(Math.abs(got[i]! - want) <= 6 * ulp, `erf(${Math.fround(v)}) = ${got[i]}, float64 ${want}`);
+    });
+    tf.dispose([x, y]);
   });
 
   it('dropout masks: bitwise the JavaScript draws, the stream left in the same place, for any size and seed', function () {

@@ -6,18 +6,7 @@ import type { FeatureSet } from '../../src/features/feature-set';
 import { dualShape, flattenTower, initDual } from '../../src/model/dual';
 import { type HeadShape, LAYER_NORM_EPS } from '../../src/model/head';
 import { rng } from '../../src/util/random';
-
-/** erf to ~1e-12 (series / continued fraction are overkill here: Taylor series converges fast for |x| < 4). */
-function erf(x: number): number {
-  if (Math.abs(x) > 5) return Math.sign(x);
-  let sum = 0;
-  let term = x;
-  for (let n = 0; n < 200; n++) {
-    sum += term / (2 * n + 1);
-    term *= (-x * x) / (n + 1);
-  }
-  return (2 / Math.sqrt(Math.PI)) * sum;
-}
+import { erf64 } from '../distill/float64';
 
 /** The head in plain float64 JS from its flat parameters (PARAM_NAMES order), L2-normalised. */
 function headJs(flat: Float32Array, { dIn, dOut }: HeadShape, x: ArrayLike<number>): number[] {
@@ -25,7 +14,7 @@ function headJs(flat: Float32Array, { dIn, dOut }: HeadShape, x: ArrayLike<numbe
   const take = (n: number) => Array.from(flat.subarray(o, (o += n)), Number);
   const W1 = take(dIn * dOut), b1 = take(dOut), W2 = take(dOut * dOut), b2 = take(dOut), g = take(dOut), be = take(dOut);
   const p = Array.from({ length: dOut }, (_, k) => b1[k]! + Array.from({ length: dIn }, (_, i) => x[i]! * W1[i * dOut + k]!).reduce((a, b) => a + b, 0));
-  const a = p.map((v) => 0.5 * v * (1 + erf(v / Math.SQRT2)));
+  const a = p.map((v) => 0.5 * v * (1 + erf64(v / Math.SQRT2)));
   const z = Array.from({ length: dOut }, (_, k) => b2[k]! + a.reduce((s, v, i) => s + v * W2[i * dOut + k]!, 0) + p[k]!);
   const mu = z.reduce((s, v) => s + v, 0) / dOut;
   const vr = z.reduce((s, v) => s + (v - mu) ** 2, 0) / dOut;
