@@ -45,22 +45,36 @@ export async function runPool<J, M>(
     await chain;
     if (failure !== undefined) throw failure;
   };
+  const runJob = async (job: J) => {
+    const { port1, port2 } = new MessageChannel();
+    port1.on('message', (m: M) => void serial(() => onMessage(m)));
+    const closed = new Promise<void>((resolve) => port1.once('close', () => resolve()));
+    try {
+      const outcome = (await pool.run({ job, port: port2 }, { transferList: [port2] })) as Outcome;
+      await closed; // every message of the job has arrived
+      await settled(); // … and has been handled
+      if ('error' in outcome) throw Object.assign(new Error(outcome.error.message), { name: outcome.error.name, stack: outcome.error.stack });
+    } finally {
+      port1.close();
+    }
+  };
+  // one runner per thread takes the next job from the shared queue. After a failure no new job starts, and the jobs
+  // already running finish before the pool is destroyed: terminating a worker that is still starting (loading koffi,
+  // a native addon) aborted the whole process (FATAL ERROR napi_throw) in the fault suite's NaN test
+  let next = 0;
+  let firstError: { error: unknown } | undefined;
+  const runner = async () => {
+    while (firstError === undefined && next < jobs.length) {
+      try {
+        await runJob(jobs[next++]!);
+      } catch (e) {
+        firstError ??= { error: e };
+      }
+    }
+  };
   try {
-    await Promise.all(
-      jobs.map(async (job) => {
-        const { port1, port2 } = new MessageChannel();
-        port1.on('message', (m: M) => void serial(() => onMessage(m)));
-        const closed = new Promise<void>((resolve) => port1.once('close', () => resolve()));
-        try {
-          const outcome = (await pool.run({ job, port: port2 }, { transferList: [port2] })) as Outcome;
-          await closed; // every message of the job has arrived
-          await settled(); // … and has been handled
-          if ('error' in outcome) throw Object.assign(new Error(outcome.error.message), { name: outcome.error.name, stack: outcome.error.stack });
-        } finally {
-          port1.close();
-        }
-      }),
-    );
+    await Promise.all(Array.from({ length: Math.min(threads, jobs.length) }, runner));
+    if (firstError !== undefined) throw firstError.error;
     await settled();
   } finally {
     await pool.destroy();
