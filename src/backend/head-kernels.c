@@ -32,6 +32,9 @@ static inline v128_t load(const f32 *x, int m) {
   return v;
 }
 
+/* all ones in the first m (1 to 4) lanes, 0 in the others */
+static inline v128_t first_lanes(int m) { return wasm_i32x4_lt(wasm_i32x4_make(0, 1, 2, 3), wasm_i32x4_splat(m)); }
+
 /* the first m (1 to 4) lanes of v to x */
 static inline void store(f32 *x, v128_t v, int m) {
   if (m == 4) {
@@ -152,69 +155,49 @@ __attribute__((export_name("dropout_mask"))) void dropout_mask(int n, unsigned s
 __attribute__((export_name("head_norm_forward"))) void head_norm_forward(
     int rows, int d, const f32 *q, const f32 *b2, const f32 *mask, const f32 *p, const f32 *gamma,
     const f32 *beta, f32 eps, f32 *zhat, f32 *inv_sigma, f32 *u, f32 *norm) {
-  const int d4 = d & ~3;
   const f32 inv_d = 1.0f / (f32)d;
   for (int r = 0; r < rows; r++) {
     const int o = r * d;
-    /* z, kept in zhat for the next passes */
-    v128_t acc = wasm_f32x4_splat(0.0f);
-    f32 tail = 0.0f;
-    int j = 0;
-    for (; j < d4; j += 4) {
-      v128_t z = wasm_f32x4_add(wasm_v128_load(q + o + j), wasm_v128_load(b2 + j));
-      if (mask) z = wasm_f32x4_mul(z, wasm_v128_load(mask + o + j));
-      z = wasm_f32x4_add(z, wasm_v128_load(p + o + j));
-      wasm_v128_store(zhat + o + j, z);
+    /* z, kept in zhat for the next passes (a partial vector's other lanes load as 0 and stay 0) */
+    v128_t acc = splat(0.0f);
+    for (int j = 0; j < d; j += 4) {
+      const int m = d - j < 4 ? d - j : 4;
+      v128_t z = wasm_f32x4_add(load(q + o + j, m), load(b2 + j, m));
+      if (mask) z = wasm_f32x4_mul(z, load(mask + o + j, m));
+      z = wasm_f32x4_add(z, load(p + o + j, m));
+      store(zhat + o + j, z, m);
       acc = wasm_f32x4_add(acc, z);
     }
-    for (; j < d; j++) {
-      f32 z = q[o + j] + b2[j];
-      if (mask) z = z * mask[o + j];
-      z = z + p[o + j];
-      zhat[o + j] = z;
-      tail += z;
-    }
-    const f32 mu = (lanes_sum(acc) + tail) * inv_d;
-    /* centred, and its variance */
-    const v128_t vmu = wasm_f32x4_splat(mu);
-    acc = wasm_f32x4_splat(0.0f);
-    tail = 0.0f;
-    for (j = 0; j < d4; j += 4) {
-      const v128_t c = wasm_f32x4_sub(wasm_v128_load(zhat + o + j), vmu);
-      wasm_v128_store(zhat + o + j, c);
+    const f32 mu = lanes_sum(acc) * inv_d;
+    /* centred (the other lanes masked back to 0), and its variance */
+    const v128_t vmu = splat(mu);
+    acc = splat(0.0f);
+    for (int j = 0; j < d; j += 4) {
+      const int m = d - j < 4 ? d - j : 4;
+      const v128_t c = wasm_v128_and(wasm_f32x4_sub(load(zhat + o + j, m), vmu), first_lanes(m));
+      store(zhat + o + j, c, m);
       acc = wasm_f32x4_add(acc, wasm_f32x4_mul(c, c));
     }
-    for (; j < d; j++) {
-      const f32 c = zhat[o + j] - mu;
-      zhat[o + j] = c;
-      tail += c * c;
-    }
-    const f32 var = (lanes_sum(acc) + tail) * inv_d;
-    const f32 inv = 1.0f / __builtin_sqrtf(var + eps);
+    const f32 inv = 1.0f / __builtin_sqrtf(lanes_sum(acc) * inv_d + eps);
     inv_sigma[r] = inv;
     /* ẑ and o (kept in u), and ‖o‖² */
-    const v128_t vinv = wasm_f32x4_splat(inv);
-    acc = wasm_f32x4_splat(0.0f);
-    tail = 0.0f;
-    for (j = 0; j < d4; j += 4) {
-      const v128_t zh = wasm_f32x4_mul(wasm_v128_load(zhat + o + j), vinv);
-      wasm_v128_store(zhat + o + j, zh);
-      const v128_t out = wasm_f32x4_add(wasm_f32x4_mul(zh, wasm_v128_load(gamma + j)), wasm_v128_load(beta + j));
-      wasm_v128_store(u + o + j, out);
+    const v128_t vinv = splat(inv);
+    acc = splat(0.0f);
+    for (int j = 0; j < d; j += 4) {
+      const int m = d - j < 4 ? d - j : 4;
+      const v128_t zh = wasm_f32x4_mul(load(zhat + o + j, m), vinv);
+      store(zhat + o + j, zh, m);
+      const v128_t out = wasm_f32x4_add(wasm_f32x4_mul(zh, load(gamma + j, m)), load(beta + j, m));
+      store(u + o + j, out, m);
       acc = wasm_f32x4_add(acc, wasm_f32x4_mul(out, out));
     }
-    for (; j < d; j++) {
-      const f32 zh = zhat[o + j] * inv;
-      zhat[o + j] = zh;
-      const f32 out = zh * gamma[j] + beta[j];
-      u[o + j] = out;
-      tail += out * out;
-    }
-    const f32 n = __builtin_sqrtf(lanes_sum(acc) + tail);
+    const f32 n = __builtin_sqrtf(lanes_sum(acc));
     norm[r] = n;
-    const v128_t vn = wasm_f32x4_splat(n);
-    for (j = 0; j < d4; j += 4) wasm_v128_store(u + o + j, wasm_f32x4_div(wasm_v128_load(u + o + j), vn));
-    for (; j < d; j++) u[o + j] = u[o + j] / n;
+    const v128_t vn = splat(n);
+    for (int j = 0; j < d; j += 4) {
+      const int m = d - j < 4 ? d - j : 4;
+      store(u + o + j, wasm_f32x4_div(load(u + o + j, m), vn), m);
+    }
   }
 }
 
@@ -227,7 +210,6 @@ __attribute__((export_name("head_norm_forward"))) void head_norm_forward(
 __attribute__((export_name("head_norm_backward"))) void head_norm_backward(
     int rows, int d, const f32 *gu, const f32 *u, const f32 *norm, const f32 *zhat, const f32 *inv_sigma,
     const f32 *gamma, const f32 *mask, f32 *g_gamma, f32 *g_beta, f32 *gz, f32 *gq) {
-  const int d4 = d & ~3;
   const f32 inv_d = 1.0f / (f32)d;
   for (int j = 0; j < d; j++) {
     g_gamma[j] = 0.0f;
@@ -235,48 +217,33 @@ __attribute__((export_name("head_norm_backward"))) void head_norm_backward(
   }
   for (int r = 0; r < rows; r++) {
     const int o = r * d;
-    v128_t acc = wasm_f32x4_splat(0.0f);
-    f32 tail = 0.0f;
-    int j = 0;
-    for (; j < d4; j += 4) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(u + o + j), wasm_v128_load(gu + o + j)));
-    for (; j < d; j++) tail += u[o + j] * gu[o + j];
-    const f32 s = lanes_sum(acc) + tail;
+    /* a partial vector's other lanes load as 0 and stay 0 through every sum below */
+    v128_t acc = splat(0.0f);
+    for (int j = 0; j < d; j += 4) {
+      const int m = d - j < 4 ? d - j : 4;
+      acc = wasm_f32x4_add(acc, wasm_f32x4_mul(load(u + o + j, m), load(gu + o + j, m)));
+    }
+    const f32 s = lanes_sum(acc);
     /* g_o (the column sums take it now), g_ẑ kept in gz, and the row's two means */
-    const v128_t vs = wasm_f32x4_splat(s), vn = wasm_f32x4_splat(norm[r]);
-    v128_t acc1 = wasm_f32x4_splat(0.0f), acc2 = wasm_f32x4_splat(0.0f);
-    f32 tail1 = 0.0f, tail2 = 0.0f;
-    for (j = 0; j < d4; j += 4) {
-      const v128_t zh = wasm_v128_load(zhat + o + j);
-      const v128_t go = wasm_f32x4_div(wasm_f32x4_sub(wasm_v128_load(gu + o + j), wasm_f32x4_mul(wasm_v128_load(u + o + j), vs)), vn);
-      wasm_v128_store(g_gamma + j, wasm_f32x4_add(wasm_v128_load(g_gamma + j), wasm_f32x4_mul(go, zh)));
-      wasm_v128_store(g_beta + j, wasm_f32x4_add(wasm_v128_load(g_beta + j), go));
-      const v128_t gzh = wasm_f32x4_mul(go, wasm_v128_load(gamma + j));
-      wasm_v128_store(gz + o + j, gzh);
+    const v128_t vs = splat(s), vn = splat(norm[r]);
+    v128_t acc1 = splat(0.0f), acc2 = splat(0.0f);
+    for (int j = 0; j < d; j += 4) {
+      const int m = d - j < 4 ? d - j : 4;
+      const v128_t zh = load(zhat + o + j, m);
+      const v128_t go = wasm_f32x4_div(wasm_f32x4_sub(load(gu + o + j, m), wasm_f32x4_mul(load(u + o + j, m), vs)), vn);
+      store(g_gamma + j, wasm_f32x4_add(load(g_gamma + j, m), wasm_f32x4_mul(go, zh)), m);
+      store(g_beta + j, wasm_f32x4_add(load(g_beta + j, m), go), m);
+      const v128_t gzh = wasm_f32x4_mul(go, load(gamma + j, m));
+      store(gz + o + j, gzh, m);
       acc1 = wasm_f32x4_add(acc1, gzh);
       acc2 = wasm_f32x4_add(acc2, wasm_f32x4_mul(gzh, zh));
     }
-    for (; j < d; j++) {
-      const f32 zh = zhat[o + j];
-      const f32 go = (gu[o + j] - u[o + j] * s) / norm[r];
-      g_gamma[j] += go * zh;
-      g_beta[j] += go;
-      const f32 gzh = go * gamma[j];
-      gz[o + j] = gzh;
-      tail1 += gzh;
-      tail2 += gzh * zh;
-    }
-    const f32 m1 = (lanes_sum(acc1) + tail1) * inv_d, m2 = (lanes_sum(acc2) + tail2) * inv_d;
-    const v128_t vm1 = wasm_f32x4_splat(m1), vm2 = wasm_f32x4_splat(m2), vinv = wasm_f32x4_splat(inv_sigma[r]);
-    for (j = 0; j < d4; j += 4) {
-      const v128_t g = wasm_f32x4_mul(
-          wasm_f32x4_sub(wasm_f32x4_sub(wasm_v128_load(gz + o + j), vm1), wasm_f32x4_mul(wasm_v128_load(zhat + o + j), vm2)), vinv);
-      wasm_v128_store(gz + o + j, g);
-      if (mask) wasm_v128_store(gq + o + j, wasm_f32x4_mul(g, wasm_v128_load(mask + o + j)));
-    }
-    for (; j < d; j++) {
-      const f32 g = ((gz[o + j] - m1) - zhat[o + j] * m2) * inv_sigma[r];
-      gz[o + j] = g;
-      if (mask) gq[o + j] = g * mask[o + j];
+    const v128_t vm1 = splat(lanes_sum(acc1) * inv_d), vm2 = splat(lanes_sum(acc2) * inv_d), vinv = splat(inv_sigma[r]);
+    for (int j = 0; j < d; j += 4) {
+      const int m = d - j < 4 ? d - j : 4;
+      const v128_t g = wasm_f32x4_mul(wasm_f32x4_sub(wasm_f32x4_sub(load(gz + o + j, m), vm1), wasm_f32x4_mul(load(zhat + o + j, m), vm2)), vinv);
+      store(gz + o + j, g, m);
+      if (mask) store(gq + o + j, wasm_f32x4_mul(g, load(mask + o + j, m)), m);
     }
   }
 }
