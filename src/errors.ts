@@ -3,8 +3,10 @@
  * (README "Exit codes"). Library code throws these; the CLI maps them with `exitCodeOf`.
  *
  *   2  usage: a bad option, config field or argument (ConfigError)
- *   3  input: a missing or malformed dataset file or artefact (DatasetError, CorruptFileError)
- *   4  diverged: a loss, parameter or score became NaN or infinite (NonFiniteError)
+ *   3  input: a missing or malformed dataset file, or an artefact that fails verification — checksum, digest,
+ *      shape, or numbers no artefact can hold: NaN or infinite values, scores outside [0, 100], experts the
+ *      manifest promises but does not list (DatasetError, CorruptFileError)
+ *   4  diverged: a loss, parameter or score became NaN or infinite while this run computed it (NonFiniteError)
  *   5  output: a file could not be written — full disk, permissions (WriteError)
  *   1  anything else (a bug: please report it)
  */

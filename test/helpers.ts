@@ -1,8 +1,12 @@
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type BackendName, ready, useBackend } from '../src/backend';
 import type { FeatureSet } from '../src/features/feature-set';
+import { sha256 } from '../src/store/atomic';
+import { type TensorRecord, readSafetensors, writeSafetensors } from '../src/store/safetensors';
+import { type BufferManifest, expertFileName, manifestPath, writeBufferManifest } from '../src/trajectory/store';
 import { rng } from '../src/util/random';
 
 /** Repository root (tests run from dist/test/...). */
@@ -98,4 +102,49 @@ export function toySet(seed: number): FeatureSet {
     dataset: 'toy', split: 'train', imageEncoder: 'toy', textEncoder: 'toy', numImages: nImg, numCaptions: nImg * 2,
     dImg: 16, dTxt: 8, img, txt, captionToImage, imageToCaptions: Array.from({ length: nImg }, (_, i) => [2 * i, 2 * i + 1]), digest: 'toy',
   };
+}
+
+/**
+ * A fresh read-only tmpfs (needs root and mount rights: as in CI's container); elsewhere the calling test is
+ * skipped with one line saying why.
+ */
+export function readOnlyMount(ctx: Mocha.Context): string {
+  const dir = join(tempDir(), 'ro');
+  mkdirSync(dir);
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k', 'tmpfs', dir], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    process.stderr.write(`      [skipped: cannot mount a read-only tmpfs here (${(r.stderr || String(r.error)).trim()}); run as root to test EROFS]\n`);
+    ctx.skip();
+  }
+  return dir;
+}
+
+type RawManifest = Record<string, unknown> & { experts: Record<string, unknown>[] };
+
+/**
+ * Edit a buffer manifest as JSON and write it back through the project's writer, so whatever digest it
+ * carries is recomputed: what a careful hand edit (or a tool) leaves, rather than a broken checksum.
+ */
+export async function editBufferManifest(dir: string, edit: (m: RawManifest) => void): Promise<void> {
+  const { sha256: _old, ...m } = JSON.parse(readFileSync(manifestPath(dir), 'utf8')) as RawManifest;
+  edit(m as RawManifest);
+  await writeBufferManifest(dir, m as unknown as BufferManifest);
+}
+
+/**
+ * Rewrite expert `index` of a buffer through the project's writer (so its digest is valid) with `edit`
+ * applied, and fix up its manifest entry: the file verifies, only its numbers are wrong. Returns its path.
+ */
+export async function editExpertFile(dir: string, index: number, edit: (t: TensorRecord) => void): Promise<string> {
+  const file = join(dir, expertFileName(index));
+  const st = await readSafetensors(file);
+  const tensors: TensorRecord = Object.fromEntries([...st.tensors].map(([k, t]) => [k, { shape: t.shape, data: t.data }]));
+  edit(tensors);
+  const buf = await writeSafetensors(file, tensors, st.metadata);
+  await editBufferManifest(dir, (m) => {
+    const e = m.experts.find((x) => x.index === index)!;
+    e.sha256 = sha256(buf);
+    e.bytes = buf.length;
+  });
+  return file;
 }

@@ -259,7 +259,7 @@ async function distillLocked(
   const jobs: PhaseJob[] = pending.map((j) => ({ ...j, helper }));
   const onMessage = (m: PhaseMessage) => {
     if (m.type === 'warning') log(m.line);
-    else if (m.type === 'progress') onProgress?.({ label: `phase ${m.index + 1}/${count}`, done: m.done, total: m.total, info: { loss: m.loss } });
+    else if (m.type === 'progress') onProgress?.({ label: `phase ${m.index} (${m.index + 1} of ${count})`, done: m.done, total: m.total, info: { loss: m.loss } });
   };
   if (opts.stopAfter !== undefined || workers === 1) {
     for (const job of jobs) await runPhaseJob(config, dir, job, onMessage, train!, opts.stopAfter);

@@ -171,7 +171,11 @@ export async function runPhase(
     const loss = res.lossImg + res.lossTxt;
     if (!Number.isFinite(loss)) {
       for (const g of Object.values(res.grads)) g.dispose();
-      throw new NonFiniteError(`phase ${o.index + 1}, iteration ${it + 1}: matching loss is ${loss}; stopped.`);
+      // the iteration's teacher, by file: one whose numbers verify (finite) can still overflow the student
+      const traj = o.trajectories[expert]!;
+      const snapshots = startTxt === undefined || startTxt === start ? `snapshots ${start} → ${start + config.expertStep}`
+        : `snapshots ${start} → ${start + config.expertStep}, text tower ${startTxt} → ${startTxt + config.expertStep}`;
+      throw new NonFiniteError(`phase ${o.index}, iteration ${it + 1}, teacher ${traj.file ?? `expert ${expert}`} (${snapshots}): matching loss is ${loss}; stopped.`);
     }
     const next = sgdMomentumStep(s.state, s.velocity, res.grads, opt);
     for (const g of Object.values(res.grads)) g.dispose();

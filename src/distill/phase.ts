@@ -88,7 +88,7 @@ async function loadCheckpoint(input: PhaseInput & { checkpoint: string }, key: s
     if (nonFinite) throw new CorruptFileError(input.checkpoint, `${nonFinite[0]} holds NaN or infinite values`);
   } catch (e) {
     if (!(e instanceof CorruptFileError)) throw e;
-    input.log?.(`[ptmst] warning: ${e.message}; phase ${input.index + 1} restarts from iteration 0`);
+    input.log?.(`[ptmst] warning: ${e.message}; phase ${input.index} restarts from iteration 0`);
     return undefined;
   }
   if (st.metadata.key !== key) return undefined; // a checkpoint of another configuration: start afresh
@@ -115,7 +115,7 @@ async function saveCheckpoint(input: PhaseInput, key: string, r: PhaseState): Pr
   const arrays = { ...(await toArrays(r.state, 'state.')), ...(await toArrays(r.velocity, 'velocity.')), ...(await toArrays(r.ema, 'ema.')) };
   const bad = firstNonFinite(arrays);
   if (bad !== undefined) {
-    throw new NonFiniteError(`phase ${input.index + 1}, iteration ${r.losses.length}: ${bad} holds NaN or infinite values; stopped.`);
+    throw new NonFiniteError(`phase ${input.index}, iteration ${r.losses.length}: ${bad} holds NaN or infinite values; stopped.`);
   }
   if (input.checkpoint === undefined) return;
   await writeSafetensors(
@@ -156,7 +156,7 @@ export async function distillPhase(input: PhaseInput): Promise<PhaseOutput> {
     r = initPhaseState(input.train, input.index, phase, config);
     await saveCheckpoint(input, key, r); // iteration 0: there is always a good checkpoint to fall back to
   }
-  const label = `phase ${input.index + 1} (${phase.size} pairs)`;
+  const label = `phase ${input.index} (${phase.size} pairs)`;
   const stop = Math.min(phase.iterations, input.stopAfter ?? Infinity);
   const state = r;
   let saved = state.losses.length; // the iteration of the last good checkpoint

@@ -85,9 +85,9 @@ export const EvalStageConfig = z
 export type EvalStageConfig = z.infer<typeof EvalStageConfig>;
 
 const RUN_FORMAT = 'ptmst.eval-run/1';
-const RetrievalRecord = z.object({
-  ir1: z.number(), ir5: z.number(), ir10: z.number(), tr1: z.number(), tr5: z.number(), tr10: z.number(), rMean: z.number(),
-}).strict();
+/** a retrieval score is a percentage: a stored one outside [0, 100] was damaged or edited */
+const Score = z.number().min(0).max(100);
+const RetrievalRecord = z.object({ ir1: Score, ir5: Score, ir10: Score, tr1: Score, tr5: Score, tr10: Score, rMean: Score }).strict();
 const RunRecord = z
   .object({
     format: z.literal(RUN_FORMAT),

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { ImageCaptionSplit } from '../data/dataset';
 import { sha256 } from '../store/atomic';
 import { readJsonFile } from '../store/json';
-import { CorruptFileError, decodeSafetensors, tensorOf } from '../store/safetensors';
+import { CorruptFileError, DIGEST_KEY, type SafetensorsFile, decodeSafetensors, tensorOf } from '../store/safetensors';
 import { FEATURES_FORMAT, FeatureManifest } from './manifest';
 
 export type Modality = 'image' | 'text';
@@ -93,7 +93,20 @@ export async function loadFeatures(paths: Pick<FeaturePaths, 'file' | 'manifest'
         'the file is truncated or corrupted; delete it or rerun with --force to rebuild',
     );
   }
-  const st = decodeSafetensors(buf, paths.file);
+  // ptmst's own feature files carry their content digest (and every value is checked finite); imported ones need not
+  let st: SafetensorsFile;
+  try {
+    st = decodeSafetensors(buf, paths.file, { requireDigest: manifest.imported !== true });
+  } catch (e) {
+    if (e instanceof CorruptFileError && e.message.includes(`has no ${DIGEST_KEY}`)) {
+      throw new CorruptFileError(
+        paths.file,
+        `has no ${DIGEST_KEY}: features an older ptmst wrote (rebuild them: ptmst features --force) or computed elsewhere ` +
+          `(say so with "imported": true in ${paths.manifest})`,
+      );
+    }
+    throw e;
+  }
   const t = tensorOf(st, 'features', paths.file);
   if (t.dtype !== 'F32' || t.shape.length !== 2 || t.shape[0] !== manifest.count || t.shape[1] !== manifest.dim) {
     throw new CorruptFileError(paths.file, `features tensor ${t.dtype}[${t.shape}] does not match the manifest`);

@@ -8,13 +8,13 @@
  * partial folder is removed.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ready } from '../backend';
 import type { ImageCaptionSplit } from '../data/dataset';
 import { EncoderPool, IMAGE_ENCODERS, TEXT_ENCODERS, lookup } from '../encoders/registry';
 import type { ImageEncoder } from '../encoders/types';
-import { sha256, writeJsonAtomic } from '../store/atomic';
+import { ensureDir, sha256, writeJsonAtomic } from '../store/atomic';
 import { withLock } from '../store/lock';
 import { readSafetensors, writeSafetensors } from '../store/safetensors';
 import type { ProgressSink } from '../util/progress';
@@ -108,7 +108,7 @@ async function extractImageMatrix(
       meta: { sourceHash: hash, encoder: version, start: String(start), count: String(chunk.length) },
     });
   }
-  await mkdir(paths.partialDir, { recursive: true });
+  await ensureDir(paths.partialDir);
   const done = await Promise.all(tasks.map(chunkIsDone));
   const todo = tasks.filter((_, k) => done[k] === undefined);
   let finished = files.length - todo.reduce((a, t) => a + t.paths.length, 0);

@@ -10,7 +10,8 @@ import { parseConfig } from '../config/parse';
 import { DataConfig } from '../config/schemas';
 import type { SplitName } from '../data/dataset';
 import { loadSplit, resolveDataRoot } from '../data/registry';
-import { MissingFileError } from '../errors';
+import { ConfigError, MissingFileError } from '../errors';
+import { IMAGE_ENCODERS, TEXT_ENCODERS } from '../encoders/registry';
 import type { ProgressSink } from '../util/progress';
 import { type FeatureSet, featureSetPaths, fractionImages, loadFeatureSet, subsetImages } from './feature-set';
 import { computeFeatures } from './index';
@@ -25,10 +26,16 @@ export async function loadFeatureSets(input: DataInput, splits: readonly SplitNa
   return Promise.all(
     splits.map(async (s) => {
       const p = featureSetPaths(data.cacheDir, data.dataset, s, data.imageEncoder, data.textEncoder);
-      for (const f of [p.img.manifest, p.txt.manifest]) {
-        if (!existsSync(f)) {
-          throw new MissingFileError(f, `features not found: run \`ptmst features --dataset ${data.dataset} --cache-dir ${data.cacheDir}\` first`);
+      for (const [f, field, table, kind, name] of [
+        [p.img.manifest, 'imageEncoder', IMAGE_ENCODERS, 'image encoder', data.imageEncoder],
+        [p.txt.manifest, 'textEncoder', TEXT_ENCODERS, 'text encoder', data.textEncoder],
+      ] as const) {
+        if (existsSync(f)) continue;
+        // features under any name can be imported into the cache; absent ones must come from a known encoder
+        if (!Object.hasOwn(table, name)) {
+          throw new ConfigError(`data.${field}: unknown ${kind} "${name}"; valid: ${Object.keys(table).join(', ')} (or features imported under that name: none at ${f})`);
         }
+        throw new MissingFileError(f, `features not found: run \`ptmst features --dataset ${data.dataset} --cache-dir ${data.cacheDir}\` first`);
       }
       const set = await loadFeatureSet(data.cacheDir, await loadSplit(dataRoot, data.dataset, s), data.imageEncoder, data.textEncoder);
       const fraction = data.trainFraction;

@@ -22,5 +22,10 @@ export const FeatureManifest = z.object({
   bytes: z.number().int().nonnegative(),
   createdAt: z.string(),
   wallSeconds: z.number().nonnegative(),
+  /**
+   * features computed elsewhere and dropped into the cache (README "Encoders"): their safetensors file may
+   * lack ptmst's content digest. Files ptmst wrote carry it, and one without it is refused.
+   */
+  imported: z.boolean().optional(),
 });
 export type FeatureManifest = z.infer<typeof FeatureManifest>;

@@ -12,8 +12,9 @@
  * it), so the fault suite can run whole stages against a full disk.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { WriteError, describeSystemError } from '../errors';
 
@@ -40,8 +41,25 @@ export async function ensureDir(dir: string, forFile?: string): Promise<void> {
   try {
     await mkdir(dir, { recursive: true });
   } catch (e) {
-    throw new WriteError(forFile ?? dir, `cannot create folder ${dir}: ${describeSystemError(e)}`);
+    throw new WriteError(forFile ?? dir, `cannot create folder ${dir}: ${describeSystemError(await realCause(dir, e))}`);
   }
+}
+
+/**
+ * Node's recursive mkdir reports ENOENT when a folder cannot be made for another reason (a read-only file
+ * system, no permission: it stats the path after the failure and reports that). Making the first missing
+ * folder alone hears the real cause.
+ */
+async function realCause(dir: string, e: unknown): Promise<unknown> {
+  if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return e;
+  let missing = resolve(dir);
+  while (dirname(missing) !== missing && !existsSync(dirname(missing))) missing = dirname(missing);
+  try {
+    await mkdir(missing);
+  } catch (again) {
+    return again;
+  }
+  return e;
 }
 
 export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {

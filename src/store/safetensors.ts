@@ -14,7 +14,12 @@
  * `canonicalJson` sorts object keys. Python recomputes it with
  * `json.dumps(h, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` (same order unless a key
  * holds characters beyond U+FFFF). The reader checks the digest whenever present; files from other
- * writers have none and are accepted unless `requireDigest`. The digest is not returned in `metadata`.
+ * writers have none and are accepted unless `requireDigest` (which every reader of ptmst's own artefacts
+ * sets). The digest is not returned in `metadata`.
+ *
+ * Finite values: every F32 and F64 tensor read back is checked, and a NaN or ±Infinity is an error naming
+ * the file, the tensor and the element (`allowNonFinite` lets a caller that stores them on purpose through).
+ * No artefact of this project holds one; a teacher, feature or score that does was damaged, or edited.
  */
 import { createHash } from 'node:crypto';
 import { constants } from 'node:buffer';
@@ -52,8 +57,10 @@ export interface SafetensorsFile {
 }
 
 export interface ReadOptions {
-  /** Reject files without a `ptmst.digest` (default: accept them unverified). */
+  /** Reject files without a `ptmst.digest` (default: accept them unverified: files from other writers). */
   readonly requireDigest?: boolean;
+  /** Accept NaN and infinite values in float tensors (default: an error naming the tensor). */
+  readonly allowNonFinite?: boolean;
 }
 
 // the error classes live with every other error (src/errors.ts); re-exported for readers of this module
@@ -253,9 +260,20 @@ function assemble(h: Header, data: Uint8Array, file: string, opts: ReadOptions):
   for (const e of h.entries) {
     const bytes = new Uint8Array(e.end - e.begin);
     bytes.set(data.subarray(e.begin, e.end));
-    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: new DTYPES[e.dtype](bytes.buffer) });
+    const values = new DTYPES[e.dtype](bytes.buffer);
+    if (!opts.allowNonFinite && (e.dtype === 'F32' || e.dtype === 'F64')) {
+      const at = firstNonFinite(values);
+      if (at >= 0) throw new CorruptFileError(file, `${e.name} holds NaN or infinite values (${values[at]} at element ${at})`);
+    }
+    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: values });
   }
   return { tensors, metadata: h.metadata };
+}
+
+/** The index of the first NaN or ±Infinity, or -1 (a plain loop: `findIndex` with a callback is several times slower). */
+function firstNonFinite(a: ArrayLike<number>): number {
+  for (let k = 0; k < a.length; k++) if (!Number.isFinite(a[k])) return k;
+  return -1;
 }
 
 /** Parse a safetensors buffer; `file` names the source in every error. Copies data into aligned arrays. */

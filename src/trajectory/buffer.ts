@@ -132,8 +132,8 @@ async function loadProgress(
       epochs,
       img: img.data as Float32Array,
       txt: txt.data as Float32Array,
-      retrieval: retrievalRows(st.tensors.get('retrieval')),
-      retrievalVal: retrievalRows(st.tensors.get('retrievalVal')),
+      retrieval: retrievalRows(st.tensors.get('retrieval'), file, 'retrieval'),
+      retrievalVal: retrievalRows(st.tensors.get('retrievalVal'), file, 'retrievalVal'),
       rngState: Number(st.metadata.rng),
       ...(st.tensors.has('forgettingEvents')
         ? {
@@ -246,7 +246,16 @@ async function buildBufferLocked(
   };
   let manifest = fresh;
   if (existsSync(join(dir, 'manifest.json'))) {
-    const old = await readBufferManifest(dir);
+    // with --force a manifest that fails its digest (none: an older ptmst; or edited) is only a list of candidates:
+    // every expert it lists is verified below, the ones that fail or are missing are retrained, and it is rewritten
+    let old: BufferManifest;
+    try {
+      old = await readBufferManifest(dir);
+    } catch (e) {
+      if (!config.force || !(e instanceof CorruptFileError)) throw e;
+      old = await readBufferManifest(dir, { unverified: true });
+      log(`[ptmst] ${e.message.split('; ')[0]}: verifying the experts it lists and rewriting it (--force)`);
+    }
     // a manifest from before feature digests were recorded (no `features`) is compared without them
     const comparable = (m: BufferManifest) => artefactKey({ ...m, experts: [], numExperts: 0, features: old.features === undefined ? undefined : m.features });
     if (comparable(old) !== comparable(fresh)) {

@@ -5,10 +5,11 @@
  * i.e. the straight line between the slice's endpoints, travelled at the pace the expert moved.
  * The endpoints t = 0 and t = K are copied exactly.
  */
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ConfigError } from '../errors';
 import { TOWERS } from '../model/dual';
 import { type HeadShape, PARAM_NAMES, paramShapes } from '../model/head';
+import { ensureDir } from '../store/atomic';
 import { type BufferManifest, type Trajectory, readBuffer, writeBufferManifest, writeTrajectory } from './store';
 
 /** [offset, length] of each parameter tensor inside a flattened tower. */
@@ -23,6 +24,15 @@ export function tensorSegments(shape: HeadShape): [number, number][] {
   });
 }
 
+/** A slice [start, end) must hold at least 2 of a trajectory's snapshots: else a usage error (exit 2) naming both. */
+export function checkSlice(start: number, end: number, snapshots: number, of: string): void {
+  if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && end <= snapshots && end - start >= 2)) {
+    throw new ConfigError(
+      `convexify slice [${start}, ${end}): must hold at least 2 of the ${snapshots} snapshots of ${of} (integers with 0 ≤ start and start + 2 ≤ end ≤ ${snapshots})`,
+    );
+  }
+}
+
 /**
  * Convexify one flattened trajectory (`snapshots × P`, row-major) over the slice [start, end), with
  * `segments` the parameter tensors inside a row. Returns `(end − start) × P`.
@@ -35,9 +45,7 @@ export function convexifyFlat(
   end: number,
 ): Float32Array {
   const snapshots = flat.length / params;
-  if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && end <= snapshots && end - start >= 2)) {
-    throw new Error(`convexify slice [${start}, ${end}) must hold at least 2 of the ${snapshots} snapshots`);
-  }
+  checkSlice(start, end, snapshots, 'the trajectory');
   const K = end - start - 1;
   const row = (t: number) => flat.subarray((start + t) * params, (start + t + 1) * params);
   const out = new Float32Array((K + 1) * params);
@@ -72,7 +80,7 @@ export function convexifyTrajectory(t: Trajectory, start: number, end: number): 
     const params = t[tower].length / t.snapshots;
     return convexifyFlat(t[tower], params, tensorSegments(t.shape[tower]), start, end);
   };
-  return { shape: t.shape, img: one('img'), txt: one('txt'), snapshots: end - start, retrieval: [], retrievalVal: [] };
+  return { shape: t.shape, img: one('img'), txt: one('txt'), snapshots: end - start, retrieval: [], retrievalVal: [], ...(t.file ? { file: t.file } : {}) };
 }
 
 export const convexifiedDir = (source: string, start: number, end: number) => `${source}-convexified_${start}_${end}`;
@@ -85,7 +93,8 @@ export async function convexifyBuffer(
   out = convexifiedDir(source, start, end),
 ): Promise<{ dir: string; manifest: BufferManifest }> {
   const { manifest, trajectories } = await readBuffer(source);
-  await mkdir(out, { recursive: true });
+  checkSlice(start, end, manifest.epochs + 1, `the experts in ${source} (--start ${start} --end ${end})`);
+  await ensureDir(out);
   const entries = [];
   for (const [k, traj] of trajectories.entries()) {
     const e = manifest.experts[k]!;

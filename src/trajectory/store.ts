@@ -4,6 +4,12 @@
  * PARAM_NAMES order) and, for trained experts, `retrieval` and `retrievalVal` ([snapshots, 7] float64:
  * IR@1/5/10, TR@1/5/10, r_mean of each snapshot on the test and validation splits). Every file is listed in the manifest with
  * its sha256; a file that does not match is an error naming it.
+ *
+ * `readBuffer` is the one read path of a buffer, for every consumer (distillation, `eval --full`, KD teachers,
+ * coresets, analyses): the manifest's own digest (`sha256`, store/json.ts), every expert it promises
+ * (`numExperts`: a missing entry is an error naming the manifest, never a score over the others), each file's
+ * checksum and content digest, finite parameters and scores, and retrieval scores that are percentages in
+ * [0, 100]. Anything else is one CorruptFileError naming the file (exit 3) with what to do about it.
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -12,8 +18,9 @@ import { z } from 'zod';
 import { RECALL_KEYS, type Retrieval } from '../model/retrieval';
 import { type DualShape, dualShape } from '../model/dual';
 import { paramCount } from '../model/head';
-import { sha256, writeJsonAtomic } from '../store/atomic';
-import { readJsonFile } from '../store/json';
+import { unusable } from '../errors';
+import { sha256 } from '../store/atomic';
+import { readJsonArtefact, writeJsonArtefact } from '../store/json';
 import { CorruptFileError, type TensorRecord, decodeSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
 
 export const BUFFER_FORMAT = 'ptmst.buffer/1';
@@ -44,13 +51,13 @@ export const BufferManifest = z.object({
   config: z.record(z.string(), z.unknown()),
   /** for convexified buffers: the source buffer folder and the slice [start, end) */
   source: z.object({ buffer: z.string(), start: z.number().int(), end: z.number().int() }).optional(),
-  /** experts planned; `experts` lists the finished ones */
+  /** experts promised (0 … numExperts − 1); `experts` lists the finished ones (all of them, once the buffer is complete) */
   numExperts: z.number().int().positive(),
   experts: z
     .array(ExpertEntry)
     .refine((es) => new Set(es.map((e) => e.index)).size === es.length, { message: 'an expert index is listed twice' })
     .refine((es) => es.every((e) => e.file === expertFileName(e.index)), { message: 'an expert file is not named expert-<index>.safetensors' }),
-});
+}).refine((m) => m.experts.every((e) => e.index < m.numExperts), { message: 'an expert index is not below numExperts', path: ['experts'] });
 export type BufferManifest = z.infer<typeof BufferManifest>;
 
 export interface Trajectory {
@@ -63,6 +70,8 @@ export interface Trajectory {
   readonly retrieval: readonly Retrieval[];
   /** per snapshot, on the validation split (trained experts only) */
   readonly retrievalVal: readonly Retrieval[];
+  /** the file it was read from (named in errors about it, such as a teacher whose matching loss is NaN) */
+  readonly file?: string;
 }
 
 export const retrievalTensor = (rs: readonly Retrieval[]) => ({
@@ -70,8 +79,18 @@ export const retrievalTensor = (rs: readonly Retrieval[]) => ({
   data: Float64Array.from(rs.flatMap((r) => [...RECALL_KEYS.map((k) => r[k]), r.rMean])),
 });
 
-export function retrievalRows(t: { shape: readonly number[]; data: ArrayLike<number> } | undefined): Retrieval[] {
+/**
+ * The rows of a stored retrieval tensor, checked: every score is a percentage in [0, 100] (NaN is refused
+ * by the reader already); anything else is an error naming the file and the tensor.
+ */
+export function retrievalRows(t: { shape: readonly number[]; data: ArrayLike<number> } | undefined, file: string, name: string): Retrieval[] {
   if (!t) return [];
+  for (let k = 0; k < t.data.length; k++) {
+    const v = t.data[k]!;
+    if (!(v >= 0 && v <= 100)) {
+      throw new CorruptFileError(file, `${name} holds ${v} (element ${k}), outside [0, 100]: retrieval scores are percentages`);
+    }
+  }
   const w = RECALL_KEYS.length + 1;
   return Array.from({ length: t.shape[0]! }, (_, i) => {
     const row = Array.from({ length: w }, (_, j) => t.data[i * w + j]!);
@@ -82,14 +101,22 @@ export function retrievalRows(t: { shape: readonly number[]; data: ArrayLike<num
 export const manifestPath = (dir: string) => join(dir, 'manifest.json');
 export const expertFileName = (i: number) => `expert-${String(i).padStart(3, '0')}.safetensors`;
 
-export async function readBufferManifest(dir: string): Promise<BufferManifest> {
+/** What to do about a buffer that fails verification. */
+const remedy = (m: Pick<BufferManifest, 'kind'>) =>
+  m.kind === 'convexified' ? 'rerun ptmst convexify to rebuild it' : 'rerun ptmst buffer with --force (it verifies every expert, retrains the ones that fail and rewrites the manifest)';
+
+/**
+ * Read and verify a buffer's manifest (its schema and digest). `unverified`: the digest is not checked
+ * (`ptmst buffer --force`, which verifies every expert file itself before it rewrites the manifest).
+ */
+export async function readBufferManifest(dir: string, opts: { unverified?: boolean } = {}): Promise<BufferManifest> {
   const path = manifestPath(dir);
   if (!existsSync(path)) throw new CorruptFileError(path, 'buffer manifest not found (run ptmst buffer first)');
-  return readJsonFile(path, BufferManifest, 'buffer manifest');
+  return readJsonArtefact(path, BufferManifest, 'buffer manifest', { remedy, ...(opts.unverified ? { unverified: true } : {}) });
 }
 
 export async function writeBufferManifest(dir: string, m: BufferManifest): Promise<void> {
-  await writeJsonAtomic(manifestPath(dir), { ...m, experts: [...m.experts].sort((a, b) => a.index - b.index) });
+  await writeJsonArtefact(manifestPath(dir), { ...m, experts: [...m.experts].sort((a, b) => a.index - b.index) });
 }
 
 export function bufferShape(m: BufferManifest): DualShape {
@@ -128,7 +155,8 @@ export async function readTrajectory(dir: string, m: BufferManifest, entry: Expe
   if (buf.length !== entry.bytes || sha256(buf) !== entry.sha256) {
     throw new CorruptFileError(path, `checksum mismatch with ${manifestPath(dir)}: truncated or corrupted`);
   }
-  const st = decodeSafetensors(buf, path);
+  // ptmst wrote every expert file with its content digest: one without it is from an older version (finite values checked here too)
+  const st = decodeSafetensors(buf, path, { requireDigest: true });
   const shape = bufferShape(m);
   const img = tensorOf(st, 'img', path);
   const txt = tensorOf(st, 'txt', path);
@@ -151,16 +179,33 @@ export async function readTrajectory(dir: string, m: BufferManifest, entry: Expe
     img: img.data as Float32Array,
     txt: txt.data as Float32Array,
     snapshots,
-    retrieval: retrievalRows(st.tensors.get('retrieval')),
-    retrievalVal: retrievalRows(st.tensors.get('retrievalVal')),
+    retrieval: retrievalRows(st.tensors.get('retrieval'), path, 'retrieval'),
+    retrievalVal: retrievalRows(st.tensors.get('retrievalVal'), path, 'retrievalVal'),
+    file: path,
   };
 }
 
-/** The finished experts of a buffer with index < `limit` (all by default), in index order. */
+/**
+ * Experts 0 … N−1 of a buffer, N = min(`limit`, the experts its manifest promises), in index order, each
+ * verified. A promised expert the manifest does not list is an error naming the manifest (an unfinished
+ * buffer, or an edited manifest), never a result over the others.
+ */
 export async function readBuffer(dir: string, limit = Infinity): Promise<{ manifest: BufferManifest; trajectories: Trajectory[] }> {
   const manifest = await readBufferManifest(dir);
-  const experts = manifest.experts.filter((e) => e.index < limit);
-  if (experts.length === 0) throw new CorruptFileError(manifestPath(dir), 'buffer has no finished expert');
-  const trajectories = await Promise.all(experts.map((e) => readTrajectory(dir, manifest, e)));
+  const wanted = Math.min(limit, manifest.numExperts);
+  const experts = manifest.experts.filter((e) => e.index < wanted);
+  if (experts.length < wanted) {
+    const listed = new Set(experts.map((e) => e.index));
+    const missing = Array.from({ length: wanted }, (_, i) => i).filter((i) => !listed.has(i));
+    const shown = missing.length > 5 ? `${missing.slice(0, 5).join(', ')}, …` : missing.join(', ');
+    throw new CorruptFileError(
+      manifestPath(dir),
+      `promises ${manifest.numExperts} experts and lists ${manifest.experts.length} (expert${missing.length > 1 ? 's' : ''} ${shown} missing): ` +
+        `an unfinished buffer (run ptmst buffer to finish it) or an edited manifest (${remedy(manifest)})`,
+    );
+  }
+  const trajectories = await Promise.all(
+    experts.map((e) => readTrajectory(dir, manifest, e).catch((err: unknown) => unusable(err, join(dir, e.file), remedy(manifest)))),
+  );
   return { manifest, trajectories };
 }

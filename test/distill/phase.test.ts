@@ -10,7 +10,7 @@ import { NonFiniteError } from '../../src/errors';
 import type { FeatureSet } from '../../src/features/feature-set';
 import { dualShape } from '../../src/model/dual';
 import { trainExpert } from '../../src/trajectory/expert';
-import type { Trajectory } from '../../src/trajectory/store';
+import { BUFFER_FORMAT, type Trajectory, readBuffer, writeBufferManifest, writeTrajectory } from '../../src/trajectory/store';
 import { rng } from '../../src/util/random';
 import { tempDir, toySet } from '../helpers';
 
@@ -91,7 +91,7 @@ describe('distill: phase loop', function () {
     const warnings: string[] = [];
     const resumed = await distillPhase({ ...input(c, join(dir, 'b.ckpt')), log: (l: string) => warnings.push(l) });
     assert.equal(warnings.length, 1);
-    assert.match(warnings[0]!, /b\.ckpt: content digest mismatch.*phase 1 restarts from iteration 0/);
+    assert.match(warnings[0]!, /b\.ckpt: content digest mismatch.*phase 0 restarts from iteration 0/);
     assert.deepEqual(values(resumed), values(straight));
     tf.dispose(Object.values(resumed.state));
     tf.dispose(Object.values(straight.state));
@@ -105,6 +105,24 @@ describe('distill: phase loop', function () {
     await assert.rejects(distillPhase(input(c, ckpt)), (e: unknown) => e instanceof NonFiniteError && /(matching loss is NaN|holds NaN or infinite values); stopped/.test((e as Error).message));
     assert.ok(existsSync(ckpt), 'the last good checkpoint is kept');
     rmSync(dir, { recursive: true });
+  });
+
+  it('a NaN matching loss caused by a teacher names the expert file (phase numbered from 0, as its file phase-0)', async () => {
+    const dir = tempDir();
+    // an expert with finite but huge parameters (it verifies): the unrolled student overflows
+    const t = trajectories[0]!;
+    const huge = { ...t, img: t.img.map((v) => v * 1e36), txt: t.txt.map((v) => v * 1e36) };
+    const entry = await writeTrajectory(dir, 0, huge, {});
+    await writeBufferManifest(dir, {
+      format: BUFFER_FORMAT, kind: 'experts', dataset: 'toy', imageEncoder: 'toy', textEncoder: 'toy', dims: { img: 16, txt: 8, out: 6 },
+      epochs: 3, seed: 0, config: {}, numExperts: 1, experts: [{ ...entry, seed: 0, wallSeconds: 0 }],
+    });
+    const { trajectories: teachers } = await readBuffer(dir);
+    await assert.rejects(distillPhase({ ...input(config(), join(dir, 'p.ckpt')), trajectories: teachers }), (e: unknown) => {
+      assert.ok(e instanceof NonFiniteError, String(e));
+      assert.match(e.message, /^phase 0, iteration 1, teacher .*\/expert-000\.safetensors \(snapshots [01] → [12]\): matching loss is (NaN|-?Infinity); stopped\./);
+      return true;
+    });
   });
 
   it('names the phase field when the start range runs past the trajectory', async () => {

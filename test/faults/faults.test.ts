@@ -13,7 +13,8 @@ import { cpSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { readSafetensors, writeSafetensors } from '../../src/store/safetensors';
 import { rng } from '../../src/util/random';
-import { REPO, sharedCache, tempDir } from '../helpers';
+import { sha256 } from '../../src/store/atomic';
+import { REPO, editBufferManifest, editExpertFile, readOnlyMount, sharedCache, tempDir } from '../helpers';
 
 const CLI = join(REPO, 'dist', 'src', 'cli', 'main.js');
 const KILLS = process.env.PTMST_FAULTS === 'long' ? 5 : 1;
@@ -220,6 +221,103 @@ describe('faults: kill, corrupt, poison and fill the disk on the shapes set', fu
       assert.match(r.err, /manifest\.json: buffer manifest field experts: an expert file is not named expert-<index>\.safetensors/);
     });
 
+    it('a buffer manifest with one expert entry deleted: refused (exit 3) naming the manifest, never scored on the rest', async () => {
+      for (const fixedUp of [false, true]) {
+        const cwd = workspace();
+        cpSync(join(straight, 'buffers'), join(cwd, 'buffers'), { recursive: true });
+        const dir = join(cwd, BUFFER);
+        if (fixedUp) await editBufferManifest(dir, (m) => void m.experts.splice(1, 1));
+        else {
+          const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { experts: unknown[] };
+          m.experts.splice(1, 1);
+          writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m, null, 2));
+        }
+        const r = ptmst(cwd, ['eval', '--config', 'faults.json', '--full']);
+        assert.equal(r.code, 3, r.err);
+        assert.match(r.err, fixedUp ? /manifest\.json: .*promises 2 experts and lists 1 \(expert 1 missing\)/ : /manifest\.json: .*digest mismatch/);
+        assert.doesNotMatch(r.err, /r_mean/);
+      }
+    });
+
+    it('an expert file holding NaN or -1e9 retrieval scores, or NaN parameters (checksums fixed up): refused (exit 3) naming it', async () => {
+      const cases = [
+        ['retrieval', NaN, /retrieval holds NaN or infinite values/],
+        ['retrieval', -1e9, /retrieval holds -1000000000 .*outside \[0, 100\]/],
+        ['img', NaN, /img holds NaN or infinite values/],
+      ] as const;
+      for (const [tensor, value, reason] of cases) {
+        const cwd = workspace();
+        cpSync(join(straight, 'buffers'), join(cwd, 'buffers'), { recursive: true });
+        const file = await editExpertFile(join(cwd, BUFFER), 1, (t) => void (t[tensor]!.data[5] = value));
+        for (const args of [['eval', '--config', 'faults.json', '--full'], STAGES.distill]) {
+          const r = ptmst(cwd, args);
+          assert.equal(r.code, 3, `${tensor} = ${value}, ${args[0]}: ${r.err}`);
+          assert.match(r.err, new RegExp(`${file.replace(/[.]/g, '\\.')}: ${reason.source}`));
+          assert.doesNotMatch(r.err, /r_mean/);
+        }
+      }
+    });
+
+    it('an evaluation record holding a score out of [0, 100] (checksum fixed up) is refused, naming it', () => {
+      const cwd = workspace();
+      cpSync(join(straight, 'buffers'), join(cwd, 'buffers'), { recursive: true });
+      cpSync(join(straight, 'runs'), join(cwd, 'runs'), { recursive: true });
+      cpSync(join(straight, 'evalrec'), join(cwd, 'evalrec'), { recursive: true });
+      const file = join(cwd, 'evalrec', 'run-001.json');
+      const rec = JSON.parse(readFileSync(file, 'utf8')) as { checkpoints: { test: { ir1: number } }[]; sha256: string };
+      rec.checkpoints[0]!.test.ir1 = -1e9;
+      rec.sha256 = sha256(JSON.stringify(rec.checkpoints));
+      writeFileSync(file, JSON.stringify(rec, null, 2));
+      const r = ptmst(cwd, STAGES.eval);
+      assert.equal(r.code, 3, r.err);
+      assert.match(r.err, /run-001\.json: evaluation record field checkpoints\.0\.test\.ir1: .*rerun with --force/);
+    });
+
+    it('artefacts an older ptmst wrote without a digest: one message saying --force, which rebuilds the same result', async () => {
+      // an expert file without its digest (manifest checksum fixed up): retrained by --force to the same bytes
+      const cwd = workspace();
+      cpSync(join(straight, 'buffers'), join(cwd, 'buffers'), { recursive: true });
+      const dir = join(cwd, BUFFER);
+      const file = join(dir, 'expert-000.safetensors');
+      const st = await readSafetensors(file);
+      let offset = 0;
+      const header: Record<string, unknown> = {};
+      const parts: Buffer[] = [];
+      for (const [name, t] of st.tensors) {
+        const bytes = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+        header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes.length] };
+        parts.push(bytes);
+        offset += bytes.length;
+      }
+      const json = Buffer.from(JSON.stringify(header));
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(json.length));
+      const buf = Buffer.concat([len, json, ...parts]);
+      writeFileSync(file, buf);
+      await editBufferManifest(dir, (m) => {
+        m.experts[0]!.sha256 = sha256(buf);
+        m.experts[0]!.bytes = buf.length;
+      });
+      const r = ptmst(cwd, STAGES.buffer);
+      assert.equal(r.code, 3, r.err);
+      assert.match(r.err, /expert-000\.safetensors: has no ptmst\.digest.*rerun with --force/);
+      const forced = ptmst(cwd, [...STAGES.buffer, '--force']);
+      assert.equal(forced.code, 0, forced.err);
+      assert.deepEqual(await fingerprint(cwd, 'buffer'), reference.buffer);
+
+      // a manifest without its digest: --force verifies the experts it lists and rewrites it, retraining none
+      const { sha256: _d, ...m } = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Record<string, unknown>;
+      writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m, null, 2));
+      const old = ptmst(cwd, ['eval', '--config', 'faults.json', '--full']);
+      assert.equal(old.code, 3, old.err);
+      assert.match(old.err, /manifest\.json: has no digest .*rerun ptmst buffer with --force/);
+      const rewritten = ptmst(cwd, [...STAGES.buffer, '--force', '--json', 'rewritten.json']);
+      assert.equal(rewritten.code, 0, rewritten.err);
+      assert.equal((JSON.parse(readFileSync(join(cwd, 'rewritten.json'), 'utf8')) as { trained: number }).trained, 0);
+      assert.deepEqual(await fingerprint(cwd, 'buffer'), reference.buffer);
+      assert.equal(ptmst(cwd, ['eval', '--config', 'faults.json', '--full']).code, 0);
+    });
+
     it('a buffer manifest listing one expert twice', () => {
       const cwd = workspace();
       cpSync(join(straight, 'buffers'), join(cwd, 'buffers'), { recursive: true });
@@ -286,6 +384,8 @@ describe('faults: kill, corrupt, poison and fill the disk on the shapes set', fu
       ['a zero temperature', ['step', '--state', 'x', '--out', 'y', '--temperature', '0'], 2, /--temperature: 0 must be > 0/],
       ['a missing state file', ['step', '--state', 'missing.safetensors', '--out', 'y'], 3, /missing\.safetensors: not found/],
       ['indices that are not a JSON array', ['eval', '--config', 'faults.json', '--indices', 'faults.json'], 2, /must hold a JSON array of caption indices/],
+      ['a convexify slice beyond the buffer', ['convexify', '--buffer', BUFFER, '--start', '2', '--end', '9'], 2, /convexify slice \[2, 9\): must hold at least 2 of the 4 snapshots of .*\(--start 2 --end 9\)/],
+      ['an unknown encoder in a config', ['buffer', '--config', 'encoder.json'], 2, /data\.imageEncoder: unknown image encoder "resnet"; valid: mobilenet_v2/],
     ];
     const cwd = workspace();
     before(() => {
@@ -293,6 +393,7 @@ describe('faults: kill, corrupt, poison and fill the disk on the shapes set', fu
       writeFileSync(join(cwd, 'typo.json'), JSON.stringify({ ...config, modle: { dOut: 8 } }));
       writeFileSync(join(cwd, 'climb.json'), JSON.stringify({ ...config, name: '..' }));
       writeFileSync(join(cwd, 'late.json'), JSON.stringify({ ...config, distill: { phases: [{ start: [0, 5], size: 10, iterations: 2 }] } }));
+      writeFileSync(join(cwd, 'encoder.json'), JSON.stringify({ ...config, data: { ...config.data, imageEncoder: 'resnet' } }));
     });
     for (const [what, args, code, message] of cases) {
       it(what, () => {
@@ -301,6 +402,17 @@ describe('faults: kill, corrupt, poison and fill the disk on the shapes set', fu
         assert.match(r.err, message);
       });
     }
+
+    it('a read-only output folder: exit 5 naming the file and saying read-only', function () {
+      const ro = readOnlyMount(this);
+      try {
+        const r = ptmst(cwd, ['eval', '--config', 'faults.json', '--random', '20', '--runs', '1', '--out', join(ro, 'records')]);
+        assert.equal(r.code, 5, r.err);
+        assert.match(r.err, /cannot write .*\/records: .*read-only file system \(EROFS\)/);
+      } finally {
+        spawnSync('umount', [ro]);
+      }
+    });
 
     it('an evaluation asked for more runs trains only the missing ones', () => {
       const a = ptmst(cwd, ['eval', '--config', 'faults.json', '--random', '20', '--runs', '2', '--out', 'more']);

@@ -1,12 +1,14 @@
 import { strict as assert } from 'node:assert';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { ready } from '../../src/backend';
 import { type ImageCaptionSplit, takeImages } from '../../src/data/dataset';
 import { loadSplit } from '../../src/data/registry';
 import { encodeChunk, extractFeatures, featurePaths, loadFeatures, partialChunks, sourceHash } from '../../src/features';
 import { IMAGE_ENCODERS } from '../../src/encoders/registry';
-import { CorruptFileError } from '../../src/store/safetensors';
+import { FEATURES_FORMAT } from '../../src/features/manifest';
+import { sha256 } from '../../src/store/atomic';
+import { CorruptFileError, writeSafetensors } from '../../src/store/safetensors';
 import { realData, tempDir } from '../helpers';
 
 describe('features: cache, manifest, resume', function () {
@@ -87,5 +89,49 @@ describe('features: cache, manifest, resume', function () {
     writeFileSync(rebuilt.paths.manifest, '{"format": "ptmst.features/1"}');
     await assert.rejects(loadFeatures(rebuilt.paths), (e: unknown) => e instanceof CorruptFileError && /manifest field dataset/.test(e.message));
     rmSync(cacheDir, { recursive: true });
+  });
+});
+
+describe('features: the cache requires ptmst\'s digest on its own files, not on imported ones', () => {
+  /** A 3 × 2 feature file and its manifest in a fresh cache; `digest: false` writes it as another writer would. */
+  async function cached(opts: { digest: boolean; imported?: boolean; value?: number }) {
+    const paths = featurePaths(tempDir(), 'toy', 'test', 'image', 'mobilenet_v2');
+    const data = Float32Array.from([0.1, 0.2, 0.3, opts.value ?? 0.4, 0.5, 0.6]);
+    mkdirSync(dirname(paths.file), { recursive: true });
+    let buf: Buffer;
+    if (opts.digest) buf = await writeSafetensors(paths.file, { features: { shape: [3, 2], data } });
+    else {
+      const json = Buffer.from(JSON.stringify({ features: { dtype: 'F32', shape: [3, 2], data_offsets: [0, 24] } }));
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(json.length));
+      buf = Buffer.concat([len, json, Buffer.from(data.buffer)]);
+      writeFileSync(paths.file, buf);
+    }
+    const manifest = {
+      format: FEATURES_FORMAT, dataset: 'toy', split: 'test', modality: 'image', encoder: { id: 'mobilenet_v2', version: 'v' },
+      count: 3, dim: 2, sourceHash: 'x', sha256: sha256(buf), bytes: buf.length, createdAt: '2026-01-01', wallSeconds: 0,
+      ...(opts.imported === undefined ? {} : { imported: opts.imported }),
+    };
+    writeFileSync(paths.manifest, JSON.stringify(manifest));
+    return paths;
+  }
+
+  it('reads ptmst\'s own files, and imported files without a digest', async () => {
+    assert.equal((await loadFeatures(await cached({ digest: true }))).data[3], Math.fround(0.4));
+    assert.equal((await loadFeatures(await cached({ digest: false, imported: true }))).data[3], Math.fround(0.4));
+  });
+
+  it('a file of ptmst\'s without its digest is one error naming it, saying to rebuild with --force (or mark it imported)', async () => {
+    const paths = await cached({ digest: false });
+    await assert.rejects(loadFeatures(paths), (e: unknown) =>
+      e instanceof CorruptFileError && e.file === paths.file &&
+      /has no ptmst\.digest: features an older ptmst wrote \(rebuild them: ptmst features --force\) or computed elsewhere \(say so with "imported": true in .*\.json\)$/.test(e.message));
+  });
+
+  it('NaN features are refused, imported or not, naming the file', async () => {
+    for (const digest of [true, false]) {
+      const paths = await cached({ digest, imported: true, value: Number.NaN });
+      await assert.rejects(loadFeatures(paths), (e: unknown) => e instanceof CorruptFileError && e.file === paths.file && /features holds NaN or infinite values \(NaN at element 3\)/.test(e.message));
+    }
   });
 });

@@ -48,7 +48,7 @@ describe('store/safetensors', () => {
       { a: { shape: [7], data: f32 }, b: { shape: [1, 2], data: f64 }, c: { shape: [3], data: i32 }, d: { shape: [3, 1], data: u8 } },
       { note: 'hello' },
     );
-    const back = await readSafetensors(file, { requireDigest: true });
+    const back = await readSafetensors(file, { requireDigest: true, allowNonFinite: true }); // NaN and Infinity round-trip too
     assert.deepEqual(back.metadata, { note: 'hello' }); // the digest is not handed back
     assert.ok(bytes(back.tensors.get('a')!.data).equals(bytes(f32)));
     assert.ok(bytes(back.tensors.get('b')!.data).equals(bytes(f64)));
@@ -273,6 +273,19 @@ describe('store/safetensors', () => {
     const absent = /: has no ptmst\.digest \(not written by ptmst, or an older version\)$/;
     await assert.rejects(readSafetensors(file, { requireDigest: true }), corrupt(file, absent));
     assert.throws(() => decodeSafetensors(readFileSync(file), 'py', { requireDigest: true }), corrupt('py', absent));
+  });
+
+  it('refuses NaN and infinite values in float tensors, naming the file, the tensor and the element', async () => {
+    const file = join(tempDir(), 'nan.safetensors');
+    for (const [dtype, data] of [['F32', new Float32Array([1, 2, Number.NaN])], ['F64', new Float64Array([0, -Infinity])]] as const) {
+      await writeSafetensors(file, { ok: { shape: [2], data: new Int32Array([-1, 7]) }, w: { shape: [data.length], data } });
+      const at = dtype === 'F32' ? 2 : 1;
+      const reason = new RegExp(`^.*: w holds NaN or infinite values \\(${data[at]} at element ${at}\\)$`);
+      await assert.rejects(readSafetensors(file), corrupt(file, reason), dtype);
+      assert.throws(() => decodeSafetensors(readFileSync(file), 'n.st'), corrupt('n.st', reason), dtype);
+      // a caller that stores non-finite values on purpose says so
+      assert.equal(Number.isFinite((await readSafetensors(file, { allowNonFinite: true })).tensors.get('w')!.data[at]), false);
+    }
   });
 
   it('reports a missing file as MissingFileError, still a CorruptFileError', async () => {
