@@ -330,7 +330,7 @@ export function provenanceSummary(file: WithOrigin): string {
           : '';
     const ev = r.resolved.eval;
     lines.push(
-      `- ${r.name} (${r.kind}${r.resolved.of ? ` of ${r.resolved.of}` : ''}): ${r.students.length} students${ev ? `, ${ev.epochs} epochs each` : ''}; ` +
+      `- ${r.name} (${r.kind}${r.resolved.of ? ` of ${r.resolved.of}` : ''}): ${r.students.length} ${r.kind === 'full' ? 'experts' : 'students'}${ev ? `, ${ev.epochs} epochs each` : ''}; ` +
         `${where}, ${duration(r.wallSeconds)}` +
         (settings ? `; ${settings}` : ''),
     );

@@ -4,7 +4,9 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CorruptFileError } from '../../src/errors';
 import { BACKENDS } from '../../src/backend';
+import { provenanceSummary } from '../../src/pipeline/origin';
 import { type ResultsFile, readResults } from '../../src/pipeline/repro';
+import { sha256 } from '../../src/store/atomic';
 import { REPO, tempDir } from '../helpers';
 
 /** The README's main command, end to end on the generated shapes set, in a fresh working folder. */
@@ -105,6 +107,19 @@ describe('ptmst repro on the generated shapes set (end to end)', function () {
     );
     assert.deepEqual(again.origin!.rows.map((r) => r.students), first!.origin!.rows.map((r) => r.students));
     assert.ok(again.origin!.startedAt > first!.origin!.endedAt);
+  });
+
+  it('a stored evaluation written before it recorded its commit is reused, its unit saying so (computed: null)', async () => {
+    // the runs/ cache of earlier versions: key, value, wall time and a checksum of those three
+    const file = join(cwd, 'runs', 'shapes-quick', 'random-50', 'eval.json');
+    const { computed: _c, sha256: _s, ...old } = JSON.parse(readFileSync(file, 'utf8')) as { key: string; value: unknown; wallSeconds: number; computed: unknown; sha256: string };
+    writeFileSync(file, JSON.stringify({ ...old, sha256: sha256(JSON.stringify(old)) }));
+    const r = run('--workspace', cwd);
+    assert.equal(r.status, 0, r.stderr);
+    const res = await readResults('shapes-quick', cwd);
+    assert.deepEqual(res.origin!.rows.map((row) => row.units.map((u) => [u.cached, u.computed === null])), [[[true, false]], [[true, true]], [[true, false]]]);
+    assert.deepEqual(res.methods, first!.methods);
+    assert.match(provenanceSummary(res), /- random-50 \(coreset\): 3 students, 50 epochs each; from the cache \(computed by an unrecorded commit\)/);
   });
 
   it('distillation seeds pool their students; a variant row re-evaluates the same sets under another protocol', async () => {
