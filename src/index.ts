@@ -76,6 +76,7 @@ export { type CurvePoint, METRIC_KEYS, type MeanStd, type MetricSummary, SELECTI
 
 // the whole pipeline and its tables
 export { type MethodResult, ReproConfig, type ReproResult, type ResultsFile, readResults, repro, tableRows } from './pipeline/repro';
+export { type BackendRecord, type GitRecord, type HostRecord, Origin, RESULTS_FORMAT, type ResolvedRow, type RowOrigin, type StudentRecord, type UnitRecord, provenanceFooter, provenanceSummary } from './pipeline/origin';
 export { PACKAGE_ROOT, readConfigFile } from './config/file';
 export { METRIC_HEADS, type ScalingResults, type Table, type TableRow, budgetTable, crossDatasetTable, type Gap, gap, orderingTable, paperOrderings, resultsCsv, resultsMarkdown, resultsTable, scalingTable, selectionTable } from './figures/tables';
 export { type FigureSpec, PNG_SCALE, type RenderedFigure, type SavedFigure, type VegaLiteSpec, renderFigure, renderSvg, saveFigure, svgToPng } from './figures/render';

@@ -292,3 +292,8 @@ export function headNormBackward(
   const [gGamma, gBeta, gz, gq] = tf.engine().runKernel(BACKWARD, inputs, {}) as tf.Tensor[];
   return { gGamma: gGamma!, gBeta: gBeta!, gz: gz as tf.Tensor2D, gq: (gq ?? gz) as tf.Tensor2D };
 }
+
+/** Whether the fused kernels are switched on (`installHeadKernels` ran and neither `PTMST_HEAD_KERNELS=off` nor `useHeadKernels(false)` turned them off): for results files' provenance. */
+export function headKernelsOn(): boolean {
+  return active;
+}

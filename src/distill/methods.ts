@@ -65,8 +65,15 @@ function method(name: string, label: string, description: string, build: (budget
     description,
     config: (budget, overrides = {}) => {
       const { iterations, ...fields } = overrides;
+      // `iterations` is tested against undefined, never for truthiness: 0 is an error, not the default 500
+      if (iterations !== undefined && !(Number.isInteger(iterations) && iterations > 0)) {
+        throw new ConfigError(`overrides.iterations: ${iterations} is not a positive integer (every phase runs at least one iteration)`);
+      }
+      if (iterations !== undefined && fields.phases !== undefined) {
+        throw new ConfigError('overrides.iterations and overrides.phases: give one of them (the phases carry their own iteration counts)');
+      }
       const base = build(budget);
-      const phases = fields.phases ?? (iterations ? base.phases.map((p) => ({ ...p, iterations })) : base.phases);
+      const phases = fields.phases ?? (iterations === undefined ? base.phases : base.phases.map((p) => ({ ...p, iterations })));
       return { ...base, ...fields, phases };
     },
   };

@@ -17,14 +17,18 @@ export const SELECTION_LABELS: Readonly<Record<Selection, string>> = {
   test: 'best on test (reference rule; selected on the test split)',
 };
 
-export function select(checkpoints: readonly Checkpoint[], rule: Selection): Retrieval {
+/** The checkpoint a rule selects (the first of equals): the last one, or the best on validation or on test r_mean. */
+export function selectCheckpoint(checkpoints: readonly Checkpoint[], rule: Selection): Checkpoint {
   if (checkpoints.length === 0) throw new Error('no checkpoints to select from');
-  if (rule === 'final') return checkpoints[checkpoints.length - 1]!.test;
+  if (rule === 'final') return checkpoints[checkpoints.length - 1]!;
   const key = rule === 'val' ? 'val' : 'test';
   let best = checkpoints[0]!;
   for (const c of checkpoints) if (c[key].rMean > best[key].rMean) best = c;
-  return best.test;
+  return best;
 }
+
+/** The test scores a rule reports: those of the checkpoint it selects. */
+export const select = (checkpoints: readonly Checkpoint[], rule: Selection): Retrieval => selectCheckpoint(checkpoints, rule).test;
 
 export const METRIC_KEYS = [...RECALL_KEYS, 'rMean'] as const;
 export type MetricKey = (typeof METRIC_KEYS)[number];

@@ -5,9 +5,10 @@
  * redoes only what is missing.
  */
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { z } from 'zod';
 import { ready } from '../backend';
+import { PACKAGE_ROOT } from '../config/file';
 import { parseConfig } from '../config/parse';
 import { ConfigError, CorruptFileError, unusable } from '../errors';
 import { BufferConfig, DataConfig, DistillConfig, EvalConfig, ModelConfig, SafeName, Workspace, inWorkspace } from '../config/schemas';
@@ -18,13 +19,31 @@ import { DISTILL_METHOD_NAMES, distillMethod } from '../distill/methods';
 import { CORESET_NAMES, coresetRule } from '../coreset';
 import { type EvalResult, evaluateMethod } from '../evaluate';
 import { type CurvePoint, METRIC_KEYS, type MetricSummary, SELECTIONS, type Selection, checkpointCurve, summariseRuns } from '../evaluate/summary';
+import type { Checkpoint } from '../evaluate/student';
 import { type TableRow, resultsCsv, resultsMarkdown } from '../figures/tables';
 import { LOSS_NAMES } from '../model/losses';
 import { sha256, writeAtomic, writeJsonAtomic } from '../store/atomic';
 import { readJsonFile } from '../store/json';
 import { artefactKey } from '../store/key';
 import { threadCount } from '../util/pool';
+import { deriveSeed } from '../util/random';
 import type { ProgressSink } from '../util/progress';
+import {
+  Computed,
+  type GitRecord,
+  Origin,
+  RESULTS_FORMAT,
+  type ResolvedRow,
+  type RowOrigin,
+  type UnitRecord,
+  backendRecord,
+  checkOrigin,
+  gitRecord,
+  hostRecord,
+  packageRecord,
+  provenanceFooter,
+  studentRecords,
+} from './origin';
 
 /**
  * Per-method changes to the evaluation protocol (any `EvalConfig` field; absent fields keep the config's), and
@@ -74,7 +93,8 @@ export const ReproMethod = z.discriminatedUnion('kind', [
       kind: z.literal('method'),
       method: z.enum(DISTILL_METHOD_NAMES),
       budget: z.number().int().positive(),
-      overrides: z.record(z.string(), z.unknown()).default({}),
+      /** checked here, before any stage runs (0 was once read as "absent" and ran the default 500 per phase) */
+      overrides: z.object({ iterations: z.number().int().positive().optional() }).catchall(z.unknown()).default({}),
       seeds,
       ...methodEval,
     })
@@ -138,14 +158,22 @@ function experimentOf<C extends { readonly workspace?: unknown; readonly force?:
   return experiment;
 }
 
-/** What `repro` writes to figures/<results>.json: the results with what produced them, checksummed. */
+/**
+ * What `repro` writes to figures/<results>.json: the results with what produced them, checksummed. Format 2
+ * adds `origin` (src/pipeline/origin.ts: commit, backend, host, times, every row's resolved configuration and
+ * per-student records); a format-1 file (written before) reads with `origin` undefined.
+ */
 export interface ResultsFile {
+  readonly format: 1 | typeof RESULTS_FORMAT;
   /** the results file's name (`results`, else the config's `name`): figures/<name>.json */
   readonly name: string;
+  /** lines describing the experiment (data, encoders, heads, experts, evaluation), shown above its tables */
   readonly provenance: readonly string[];
   /** the experiment's config; where it ran (`workspace`) and `force` are not part of the experiment, nor of the file */
   readonly config: Omit<ReproConfig, 'workspace' | 'force'>;
   readonly methods: readonly MethodResult[];
+  /** where the results came from (format 2); undefined: a format-1 file, which recorded none */
+  readonly origin: Origin | undefined;
 }
 
 export interface ReproResult extends ResultsFile {
@@ -158,11 +186,17 @@ export interface ReproResult extends ResultsFile {
   readonly experts?: string;
 }
 
-const StoredResult = z.object({ key: z.string(), value: z.unknown(), wallSeconds: z.number().nullable(), sha256: z.string() }).strict();
+/** `computed` (when and by which commit) is absent from results stored before it was recorded */
+const StoredResult = z.object({ key: z.string(), value: z.unknown(), wallSeconds: z.number().nullable(), computed: Computed.optional(), sha256: z.string() }).strict();
+
+/** The checksum of a stored result: of its key, value, wall time and (where recorded) `computed`. */
+const storedDigest = (r: { key: string; value: unknown; wallSeconds: number | null; computed?: Computed | undefined }) =>
+  sha256(JSON.stringify({ key: r.key, value: r.value, wallSeconds: r.wallSeconds, ...(r.computed ? { computed: r.computed } : {}) }));
 
 /**
- * A stored result with its key, the wall time it took when it was computed, and a checksum of both; a
- * stored file that fails verification is an error naming it (with `force`, it is recomputed).
+ * A stored result with its key, the wall time it took when it was computed, when and by which commit, and a
+ * checksum of all of them; a stored file that fails verification is an error naming it (with `force`, it is
+ * recomputed).
  */
 async function cached<T>(
   path: string,
@@ -170,35 +204,59 @@ async function cached<T>(
   force: boolean,
   make: () => Promise<T>,
   elapsed: () => number,
-): Promise<{ value: T; reused: boolean; wallSeconds: number | null }> {
-  const digest = (value: unknown, wallSeconds: number | null) => sha256(JSON.stringify({ key, value, wallSeconds }));
+  git: GitRecord,
+): Promise<{ value: T; reused: boolean; wallSeconds: number | null; computed: Computed | null }> {
   if (existsSync(path)) {
     try {
       const old = await readJsonFile(path, StoredResult, 'stored result');
-      if (old.sha256 !== sha256(JSON.stringify({ key: old.key, value: old.value, wallSeconds: old.wallSeconds }))) {
-        throw new CorruptFileError(path, 'checksum mismatch: the file is corrupted or was edited');
-      }
-      if (old.key === key) return { value: old.value as T, reused: true, wallSeconds: old.wallSeconds };
+      if (old.sha256 !== storedDigest(old)) throw new CorruptFileError(path, 'checksum mismatch: the file is corrupted or was edited');
+      if (old.key === key) return { value: old.value as T, reused: true, wallSeconds: old.wallSeconds, computed: old.computed ?? null };
     } catch (e) {
       if (!force || !(e instanceof CorruptFileError)) unusable(e, path, 'rerun with --force to recompute it');
     }
   }
   const value = await make();
   const wallSeconds = elapsed();
-  await writeJsonAtomic(path, { key, value, wallSeconds, sha256: digest(value, wallSeconds) });
-  return { value, reused: false, wallSeconds };
+  const computed: Computed = { at: new Date().toISOString(), commit: git.commit, dirty: git.dirty };
+  const stored = { key, value, wallSeconds, computed };
+  await writeJsonAtomic(path, { ...stored, sha256: storedDigest(stored) });
+  return { value, reused: false, wallSeconds, computed };
+}
+
+/** A registry method's configuration; a registry error names the row. */
+function expandMethod(m: Extract<ReproMethod, { kind: 'method' }>): DistillConfig {
+  let input: unknown;
+  try {
+    input = distillMethod(m.method).config(m.budget, m.overrides);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigError(`methods.${m.name}.${e.message}`);
+    throw e;
+  }
+  return parseConfig(DistillConfig, input, `methods.${m.name}`);
 }
 
 export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: string) => void = () => undefined): Promise<ReproResult> {
-  await ready(); // library verbs pick the fastest backend themselves (wasm, not plain JS)
+  const startedAt = new Date().toISOString();
+  const tStart = performance.now();
+  const backend = await ready(); // library verbs pick the fastest backend themselves (wasm, not plain JS)
   const config = parseConfig(ReproConfig, input, 'repro config');
   const names = new Set<string>();
   for (const m of config.methods) {
     if (names.has(m.name)) throw new ConfigError(`methods: the name "${m.name}" is used twice`);
     names.add(m.name);
   }
+  // every distilled row's configuration, resolved before any stage runs: a bad override is an error now, not
+  // after the features and experts are made
+  const distillOf = new Map<string, DistillConfig>();
+  for (const m of config.methods) {
+    if (m.kind === 'distill') distillOf.set(m.name, m.distill);
+    else if (m.kind === 'method') distillOf.set(m.name, expandMethod(m));
+  }
+  // the code that runs: read once, before anything is written
+  const root = PACKAGE_ROOT;
+  const git = gitRecord(root);
   const { workspace } = config;
-  const workers = config.workers ? { workers: config.workers } : {};
+  const workers = config.workers !== undefined ? { workers: config.workers } : {};
   // the planner chains the stages: features, then experts (when a method needs them), then each method
   const data = { ...config.data, cacheDir: inWorkspace(workspace, config.data.cacheDir) };
   const sets = await prepareFeatureSets(data, ['train', 'val', 'test'], onProgress);
@@ -209,10 +267,15 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
     ? await buildBuffer({ data, model: config.model, buffer: config.buffer, workspace, force: config.force }, onProgress, log)
     : undefined;
   const expertDigests = () => experts!.manifest.experts.filter((e) => e.index < config.buffer.numExperts).map((e) => e.sha256);
+  // paths in the results file are relative to the workspace: where it ran is no part of the experiment
+  const relativePath = (p: string) => relative(inWorkspace(workspace, '.'), p) || '.';
   const results: MethodResult[] = [];
+  const rowOrigins: RowOrigin[] = [];
   // what each row evaluated, so a `variant` row can evaluate the same sets under another protocol
   const evaluated = new Map<string, { row: Exclude<ReproMethod, { kind: 'variant' }>; units: { seed?: number; method: unknown; synthDigest: string }[] }>();
   for (const m of config.methods) {
+    const rowStartedAt = new Date().toISOString();
+    const tRow = performance.now();
     const dir = inWorkspace(workspace, join('runs', config.name, m.name));
     let row: Exclude<ReproMethod, { kind: 'variant' }>;
     if (m.kind === 'variant') {
@@ -230,6 +293,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
     const units: { dir: string; seed?: number }[] = seedsOf ? seedsOf.map((seed) => ({ dir: join(dir, `seed-${seed}`), seed })) : [{ dir }];
     const made: { seed?: number; method: unknown; synthDigest: string }[] = [];
     const evaluations: EvalResult[] = [];
+    const unitRecords: UnitRecord[] = [];
     const phases: unknown[] = [];
     let wallSeconds: number | null = 0;
     let reusedAll = true;
@@ -242,7 +306,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
       m.kind === 'distill' || m.kind === 'method'
         ? await settledAll(
             units.map((unit) => {
-              const base = m.kind === 'distill' ? m.distill : parseConfig(DistillConfig, distillMethod(m.method).config(m.budget, m.overrides), `methods.${m.name}`);
+              const base = distillOf.get(m.name)!;
               const distillConfig = unit.seed === undefined ? base : { ...base, seed: unit.seed };
               const threads = pending > 1 ? { workers: Math.max(1, Math.floor(threadCount(config.workers, Infinity) / pending)) } : workers;
               const progress: ProgressSink | undefined = onProgress && units.length > 1 ? (e) => onProgress({ ...e, label: `seed ${unit.seed}: ${e.label}` }) : onProgress;
@@ -297,14 +361,16 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
         config.force,
         () => evaluateMethod({ ...evalInput, out: join(unit.dir, 'eval-runs'), workspace, force: config.force, ...workers }, onProgress, log),
         () => distillShare + (performance.now() - t0) / 1000,
+        git,
       );
       evaluations.push(stored.value);
+      unitRecords.push({ ...(unit.seed === undefined ? {} : { set: unit.seed }), cached: stored.reused, computed: stored.computed });
       wallSeconds = wallSeconds === null || stored.wallSeconds === null ? null : wallSeconds + stored.wallSeconds;
       reusedAll &&= stored.reused;
     }
     if (m.kind !== 'variant') evaluated.set(m.name, { row: m, units: made });
     // every student of every seed, pooled
-    const checkpoints = evaluations.flatMap((e) => e.checkpoints);
+    const checkpoints: (readonly Checkpoint[])[] = evaluations.flatMap((e) => e.checkpoints);
     const selections = summariseRuns(checkpoints);
     log(`${m.name}: r_mean ${selections.final.rMean.mean.toFixed(2)} ± ${selections.final.rMean.std.toFixed(2)} (final epoch, ${checkpoints.length} runs)${reusedAll ? ' [cached]' : ''}`);
     results.push({
@@ -317,6 +383,18 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
       curve: checkpointCurve(checkpoints),
       ...(phases.length === 0 ? {} : { distill: units.length > 1 ? phases : phases[0] }),
     });
+    // the full data's runs are the experts, every other row's are students seeded from the protocol's seed
+    const seedOf = (run: number) => (row.kind === 'full' ? deriveSeed(config.buffer.seed, 'expert', run) : deriveSeed(evalConfig.seed, 'student', run));
+    rowOrigins.push({
+      name: m.name,
+      kind: m.kind,
+      startedAt: rowStartedAt,
+      endedAt: new Date().toISOString(),
+      wallSeconds: (performance.now() - tRow) / 1000,
+      resolved: resolvedRow(config, row, m, evalConfig, distillOf, needsBuffer(row) || evalConfig.kd !== undefined, relativePath),
+      units: unitRecords,
+      students: evaluations.flatMap((e, u) => studentRecords(e.checkpoints, seedOf, units[u]!.seed)),
+    });
   }
   const provenance = [
     config.description,
@@ -325,15 +403,60 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
     `evaluation: ${config.eval.runs} runs (seed ${config.eval.seed}), ${config.eval.epochs} epochs per subset, mean ± sample std`,
     'full data: each expert of the buffer is one run',
   ].filter((l) => l.length > 0);
+  const origin: Origin = {
+    package: packageRecord(root),
+    git,
+    host: hostRecord(),
+    backend: backendRecord(backend, threadCount(config.workers, Infinity)),
+    startedAt,
+    endedAt: new Date().toISOString(),
+    wallSeconds: (performance.now() - tStart) / 1000,
+    rows: rowOrigins,
+  };
+  // what readResults will check, checked before the file is written (a defect here is not the user's)
+  const checked = Origin.safeParse(origin);
+  if (!checked.success) throw new Error(`repro: the origin it built does not parse: ${checked.error.issues[0]?.path.join('.')}: ${checked.error.issues[0]?.message}`);
+  const problem = checkOrigin(origin, results);
+  if (problem) throw new Error(`repro: the origin it built disagrees with its results: ${problem}`);
   // the results' name is their file's: configs that share a run folder (`name`) write different results
   const stem = config.results ?? config.name;
-  const file: ResultsFile = { name: stem, provenance, config: experimentOf(config), methods: results };
-  const table = resultsMarkdown(`Results: ${stem}`, provenance, tableRows(file));
+  const file: ResultsFile = { format: RESULTS_FORMAT, name: stem, provenance, config: experimentOf(config), methods: results, origin };
+  const table = `${resultsMarkdown(`Results: ${stem}`, provenance, tableRows(file))}\n${provenanceFooter(origin)}\n`;
   const [json, markdown, csv] = ['json', 'md', 'csv'].map((ext) => inWorkspace(workspace, join('figures', `${stem}.${ext}`))) as [string, string, string];
   await writeJsonAtomic(json, { ...file, sha256: sha256(JSON.stringify(file)) });
   await writeAtomic(markdown, table);
   await writeAtomic(csv, resultsCsv(tableRows(file)));
   return { ...file, json, markdown, csv, table, ...(experts ? { experts: experts.dir } : {}) };
+}
+
+/**
+ * Every setting a row ran with: the model, the experts it read, the protocol (the config's with the row's
+ * changes; a kd teacher's buffer relative to the workspace), the distillation config after the registry's
+ * expansion and every default (`unrollDropout` resolved to the model's dropout where unset), the seeds, the
+ * coreset rule. A variant gets its base row's sets (distillation, seeds, coreset) under its own protocol.
+ */
+function resolvedRow(
+  config: ReproConfig,
+  row: Exclude<ReproMethod, { kind: 'variant' }>,
+  m: ReproMethod,
+  evalConfig: EvalConfig,
+  distillOf: ReadonlyMap<string, DistillConfig>,
+  readsExperts: boolean,
+  relativePath: (p: string) => string,
+): ResolvedRow {
+  const d = distillOf.get(row.name);
+  const seedsOf = row.kind === 'distill' || row.kind === 'method' ? row.seeds : undefined;
+  return {
+    model: config.model,
+    ...(readsExperts ? { buffer: config.buffer } : {}),
+    ...(row.kind === 'full'
+      ? evalConfig.testDataset === undefined ? {} : { testDataset: evalConfig.testDataset }
+      : { eval: evalConfig.kd ? { ...evalConfig, kd: { ...evalConfig.kd, buffer: relativePath(evalConfig.kd.buffer) } } : evalConfig, realLoss: config.realLoss }),
+    ...(d ? { distill: { ...d, unrollDropout: d.unrollDropout ?? config.model.dropout } } : {}),
+    ...(seedsOf ? { seeds: [...seedsOf] } : {}),
+    ...(row.kind === 'coreset' ? { coreset: { selection: row.selection ?? 'random', size: row.size } } : {}),
+    ...(m.kind === 'variant' ? { of: m.of } : {}),
+  };
 }
 
 /** The table rows of a results file (full data shows "all" pairs). */
@@ -342,41 +465,54 @@ export const tableRows = (r: Pick<ResultsFile, 'methods'>): TableRow[] =>
 
 const MeanStdSchema = z.object({ mean: z.number(), std: z.number() }).strict();
 const SummarySchema = z.object(Object.fromEntries(METRIC_KEYS.map((k) => [k, MeanStdSchema])) as Record<(typeof METRIC_KEYS)[number], typeof MeanStdSchema>).strict();
-const StoredResults = z
+const MethodSchema = z
   .object({
     name: z.string(),
-    provenance: z.array(z.string()),
-    config: z.record(z.string(), z.unknown()),
-    methods: z.array(
-      z
-        .object({
-          name: z.string(),
-          kind: z.string(),
-          pairs: z.number(),
-          runs: z.number().int().positive(),
-          selections: z.object(Object.fromEntries(SELECTIONS.map((k) => [k, SummarySchema])) as Record<Selection, typeof SummarySchema>).strict(),
-          /** null when the method's result was computed before wall times were stored */
-          wallSeconds: z.number().nullable(),
-          curve: z.array(z.object({ subset: z.number().int(), epoch: z.number().int(), val: MeanStdSchema, test: MeanStdSchema }).strict()),
-          distill: z.unknown().optional(),
-        })
-        .strict(),
-    ),
-    sha256: z.string(),
+    kind: z.string(),
+    pairs: z.number(),
+    runs: z.number().int().positive(),
+    selections: z.object(Object.fromEntries(SELECTIONS.map((k) => [k, SummarySchema])) as Record<Selection, typeof SummarySchema>).strict(),
+    /** null when the method's result was computed before wall times were stored */
+    wallSeconds: z.number().nullable(),
+    curve: z.array(z.object({ subset: z.number().int(), epoch: z.number().int(), val: MeanStdSchema, test: MeanStdSchema }).strict()),
+    distill: z.unknown().optional(),
   })
   .strict();
+const ResultsBody = { name: z.string(), provenance: z.array(z.string()), config: z.record(z.string(), z.unknown()), methods: z.array(MethodSchema) };
+/** format 1: no `format` field, no origin */
+const ResultsV1 = z.object(ResultsBody).strict();
+const ResultsV2 = z.object({ format: z.literal(RESULTS_FORMAT), ...ResultsBody, origin: Origin }).strict();
 
 /**
- * A results file written by `repro` (figures/<name>.json), verified: its schema, its checksum and its config.
- * `nameOrPath` is a path, or a bare name looked up under `<workspace>/figures/`.
+ * A results file written by `repro` (figures/<name>.json), verified: its checksum (over the bytes' fields as
+ * written), its schema, its config, and in format 2 its origin: schema-valid, one origin row per method whose
+ * per-student records give the method's means and sample stds under every rule and metric. A format-1 file
+ * (written before results recorded provenance) reads with `format: 1` and `origin` undefined; a file without a
+ * checksum is an error naming it. `nameOrPath` is a path, or a bare name looked up under `<workspace>/figures/`.
  */
 export async function readResults(nameOrPath: string, workspace = '.'): Promise<ResultsFile> {
   const path = nameOrPath.endsWith('.json') ? nameOrPath : inWorkspace(workspace, join('figures', `${nameOrPath}.json`));
-  const stored = await readJsonFile(path, StoredResults, 'results file');
-  const { sha256: digest, ...file } = stored;
-  if (digest !== sha256(JSON.stringify(file))) throw new CorruptFileError(path, 'checksum mismatch: the file is corrupted or was edited; rerun ptmst repro');
+  const raw = await readJsonFile(path, z.record(z.string(), z.unknown()), 'results file');
+  const { sha256: digest, ...content } = raw;
+  if (typeof digest !== 'string') {
+    throw new CorruptFileError(path, 'the results file has no checksum (sha256): it was written before results files were checksummed and cannot be verified; regenerate it with ptmst repro');
+  }
+  if (digest !== sha256(JSON.stringify(content))) throw new CorruptFileError(path, 'checksum mismatch: the file is corrupted or was edited; rerun ptmst repro');
+  const format = content.format ?? 1;
+  if (format !== 1 && format !== RESULTS_FORMAT) throw new CorruptFileError(path, `results format ${JSON.stringify(format)}: this version reads formats 1 and ${RESULTS_FORMAT}`);
+  const parsed = format === 1 ? ResultsV1.safeParse(content) : ResultsV2.safeParse(content);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new CorruptFileError(path, `results file field ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  const file: z.infer<typeof ResultsV1> & { origin?: Origin } = parsed.data;
   // files written before the config left out where it ran still carry `workspace` and `force`
   const config = ReproConfig.omit({ workspace: true, force: true }).safeParse(experimentOf(file.config));
   if (!config.success) throw new CorruptFileError(path, `its config does not parse: ${config.error.issues[0]?.message ?? ''}`);
-  return { ...file, config: config.data };
+  const origin = file.origin;
+  if (origin) {
+    const problem = checkOrigin(origin, file.methods);
+    if (problem) throw new CorruptFileError(path, `its provenance disagrees with its results: ${problem}`);
+  }
+  return { format: format as ResultsFile['format'], name: file.name, provenance: file.provenance, config: config.data, methods: file.methods, origin };
 }

@@ -1,9 +1,12 @@
 import { strict as assert } from 'node:assert';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CorruptFileError } from '../../src/errors';
-import { readResults } from '../../src/pipeline/repro';
+import { BACKENDS } from '../../src/backend';
+import { provenanceSummary } from '../../src/pipeline/origin';
+import { type ResultsFile, readResults } from '../../src/pipeline/repro';
+import { sha256 } from '../../src/store/atomic';
 import { REPO, tempDir } from '../helpers';
 
 /** The README's main command, end to end on the generated shapes set, in a fresh working folder. */
@@ -36,8 +39,10 @@ describe('ptmst repro on the generated shapes set (end to end)', function () {
     assert.match(readFileSync(join(cwd, 'figures', 'shapes-quick.md'), 'utf8'), /best on test \(reference rule; selected on the test split\)/);
   });
 
+  let first: ResultsFile | undefined;
   it('the results file reads back verified, with learning curves and a tidy CSV; an edit is refused', async () => {
     const res = await readResults('shapes-quick', cwd);
+    first = res;
     // where it ran is not part of the experiment: the same run elsewhere writes the same file
     assert.deepEqual(['workspace', 'force'].filter((k) => k in res.config), []);
     const ptmst = res.methods.find((m) => m.name === 'ptmst-50')!;
@@ -49,6 +54,9 @@ describe('ptmst repro on the generated shapes set (end to end)', function () {
     assert.ok(Math.abs(ptmst.curve.at(-1)!.test.mean - ptmst.selections.final.rMean.mean) < 1e-9);
     const csv = readFileSync(join(cwd, 'figures', 'shapes-quick.csv'), 'utf8').trim().split('\n');
     assert.equal(csv.length, 1 + 3 * res.methods.length);
+    // the columns the notebooks and figures read, unchanged by provenance
+    assert.equal(csv[0], 'method,pairs,runs,selection,ir1_mean,ir1_std,ir5_mean,ir5_std,ir10_mean,ir10_std,tr1_mean,tr1_std,tr5_mean,tr5_std,tr10_mean,tr10_std,rMean_mean,rMean_std');
+    assert.match(readFileSync(join(cwd, 'figures', 'shapes-quick.md'), 'utf8'), /\n\nProvenance: commit [^;]+; ptmst \d+\.\d+\.\d+; backend \w+ .*; written \d{4}-\d\d-\d\dT.*\.\n$/);
     const file = join(cwd, 'figures', 'shapes-quick.json');
     const text = readFileSync(file, 'utf8');
     writeFileSync(file, text.replace(/"mean": (\d)/, '"mean": 9$1'));
@@ -56,10 +64,62 @@ describe('ptmst repro on the generated shapes set (end to end)', function () {
     writeFileSync(file, text);
   });
 
+  it('provenance: the commit, the backend, every row with its resolved settings and one record per student', () => {
+    const o = first!.origin!;
+    assert.equal(first!.format, 2);
+    let head: string | undefined;
+    try {
+      head = execFileSync('git', ['-C', REPO, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
+    } catch {
+      // not a checkout: the origin says why
+    }
+    if (head) assert.equal(o.git.commit, head);
+    else assert.deepEqual([o.git.commit, typeof o.git.reason], [null, 'string']);
+    assert.ok((BACKENDS as readonly string[]).includes(o.backend.name));
+    assert.equal(o.package.name, 'ptmst');
+    assert.ok(Date.parse(o.endedAt) - Date.parse(o.startedAt) >= 1000 * o.rows.reduce((a, r) => a + r.wallSeconds, 0) - 1000);
+    // four experts are the full row's runs, three students each for the others
+    assert.deepEqual(o.rows.map((r) => [r.name, r.kind, r.students.length]), [['full', 'full', 4], ['random-50', 'coreset', 3], ['ptmst-50', 'distill', 3]]);
+    assert.deepEqual(o.rows[0]!.resolved.buffer && [o.rows[0]!.resolved.buffer.numExperts, o.rows[0]!.resolved.buffer.epochs], [4, 6]);
+    assert.deepEqual(o.rows[1]!.resolved.coreset, { selection: 'random', size: 50 });
+    assert.deepEqual([o.rows[1]!.resolved.eval!.epochs, o.rows[1]!.resolved.eval!.runs, o.rows[1]!.resolved.eval!.batchSize], [50, 3, 128]);
+    // configs/shapes-quick.json sets phases and batchSyn; every other setting is the schema's default
+    const d = o.rows[2]!.resolved.distill!;
+    assert.deepEqual(d.phases.map((p) => [p.size, p.iterations]), [[25, 80], [25, 80]]);
+    assert.deepEqual([d.batchSyn, d.synSteps, d.lrX, d.lrY, d.lrS, d.lrAlpha, d.ema, d.gradient, d.similarity, d.unrollDropout], [16, 8, 30, 30, 0.03, 1e-5, 0.99, 'tesla', 'full', 0.1]);
+    for (const r of o.rows) assert.deepEqual(r.units.map((u) => [u.cached, u.computed?.commit]), [[false, o.git.commit]], r.name);
+    // the final-epoch rule selects each student's last checkpoint (50 epochs of each of PTM-ST's two subsets)
+    assert.deepEqual(o.rows[2]!.students.map((s) => s.final.at), [[1, 50], [1, 50], [1, 50]]);
+  });
+
   it('a second run, started in another folder with --workspace, reuses every stage', () => {
     const r = run('--workspace', cwd);
     assert.equal(r.status, 0, r.stderr);
     assert.equal((r.stderr.match(/\[cached\]/g) ?? []).length, 3, r.stderr);
+  });
+
+  it('a rerun from the cache records each set as cached, computed by the first run', async () => {
+    const again = await readResults('shapes-quick', cwd);
+    assert.deepEqual(again.methods, first!.methods);
+    assert.deepEqual(
+      again.origin!.rows.map((r) => r.units),
+      first!.origin!.rows.map((r) => r.units.map((u) => ({ ...u, cached: true }))),
+    );
+    assert.deepEqual(again.origin!.rows.map((r) => r.students), first!.origin!.rows.map((r) => r.students));
+    assert.ok(again.origin!.startedAt > first!.origin!.endedAt);
+  });
+
+  it('a stored evaluation written before it recorded its commit is reused, its unit saying so (computed: null)', async () => {
+    // the runs/ cache of earlier versions: key, value, wall time and a checksum of those three
+    const file = join(cwd, 'runs', 'shapes-quick', 'random-50', 'eval.json');
+    const { computed: _c, sha256: _s, ...old } = JSON.parse(readFileSync(file, 'utf8')) as { key: string; value: unknown; wallSeconds: number; computed: unknown; sha256: string };
+    writeFileSync(file, JSON.stringify({ ...old, sha256: sha256(JSON.stringify(old)) }));
+    const r = run('--workspace', cwd);
+    assert.equal(r.status, 0, r.stderr);
+    const res = await readResults('shapes-quick', cwd);
+    assert.deepEqual(res.origin!.rows.map((row) => row.units.map((u) => [u.cached, u.computed === null])), [[[true, false]], [[true, true]], [[true, false]]]);
+    assert.deepEqual(res.methods, first!.methods);
+    assert.match(provenanceSummary(res), /- random-50 \(coreset\): 3 students, 50 epochs each; from the cache \(computed by an unrecorded commit\)/);
   });
 
   it('distillation seeds pool their students; a variant row re-evaluates the same sets under another protocol', async () => {
@@ -96,5 +156,13 @@ describe('ptmst repro on the generated shapes set (end to end)', function () {
     assert.equal(row('lors-20-short').curve.length, 2, 'checkpoints at 0 and 10 epochs');
     assert.notDeepEqual(row('lors-20-kd').selections, row('lors-20').selections);
     assert.match(r.stderr, /lors-20-kd: r_mean/);
+    // the registry's expansion with the override, the seeds and each variant's protocol, as they ran
+    const rows = res.origin!.rows;
+    const lors = rows[0]!.resolved;
+    assert.deepEqual([lors.distill!.phases.map((p) => [p.size, p.iterations]), lors.distill!.similarity, lors.distill!.rank, lors.distill!.ema, lors.seeds], [[[20, 10]], 'lowrank', 10, 0, [0, 1]]);
+    assert.deepEqual(rows[0]!.students.map((s) => [s.set, s.run]), [[0, 0], [0, 1], [1, 0], [1, 1]]);
+    assert.deepEqual(rows.slice(1).map((r) => [r.resolved.of, r.resolved.eval!.epochs, r.resolved.distill!.phases[0]!.iterations]), [['lors-20', 20, 10], ['lors-20', 10, 10], ['lors-20', 20, 10]]);
+    const kd = rows[3]!.resolved.eval!.kd!;
+    assert.deepEqual([kd.alpha, kd.temperature, kd.buffer.startsWith('/')], [0.5, 4, false], 'the teacher buffer relative to the workspace');
   });
 });

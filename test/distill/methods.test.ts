@@ -1,7 +1,12 @@
 import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError } from '../../src/errors';
 import { DistillConfig } from '../../src/config/schemas';
 import { DISTILL_METHODS, distillMethod, ptmSizes } from '../../src/distill/methods';
 import { ReproConfig } from '../../src/pipeline/repro';
+import { REPO, tempDir } from '../helpers';
 
 describe('distillation methods: each registry entry builds the configuration it names', () => {
   const parse = (name: string, budget = 500, overrides = {}) => DistillConfig.parse(distillMethod(name).config(budget, overrides));
@@ -70,6 +75,25 @@ describe('distillation methods: each registry entry builds the configuration it 
     assert.deepEqual([c.phases[0]!.iterations, c.rank, c.seed], [7, 3, 4]);
     assert.throws(() => distillMethod('dm'), /unknown \(known: mtt-vl, lors, ptm-st/);
   });
+
+  it('iterations 0 (or any count that is not a positive integer) is an error naming the field, never the default 500', () => {
+    // a truthiness test once dropped `iterations: 0` and kept the registry's 500 per phase
+    for (const bad of [0, -1, 2.5]) {
+      assert.throws(
+        () => distillMethod('ptm-st').config(100, { iterations: bad }),
+        (e: unknown) => e instanceof ConfigError && new RegExp(`overrides\\.iterations: ${bad} is not`).test(e.message),
+        `iterations ${bad}`,
+      );
+    }
+    // iterations 1 is the smallest run: every phase gets it
+    assert.deepEqual(parse('ptm-st', 100, { iterations: 1 }).phases.map((p) => p.iterations), [1, 1]);
+  });
+
+  it('iterations beside phases is an error (the phases carry their own counts), not silently dropped', () => {
+    const phases = [{ source: 'experts' as const, start: [0, 0] as [number, number], size: 10, iterations: 300 }];
+    assert.throws(() => distillMethod('lors').config(10, { iterations: 7, phases }), (e: unknown) => e instanceof ConfigError && /overrides\.iterations.*overrides\.phases/.test(e.message));
+    assert.equal(parse('lors', 10, { phases }).phases[0]!.iterations, 300);
+  });
 });
 
 describe('repro: methods by registry name', () => {
@@ -79,5 +103,21 @@ describe('repro: methods by registry name', () => {
     const bad = ReproConfig.safeParse({ name: 'x', methods: [{ name: 'a', kind: 'method', method: 'dm', budget: 50 }] });
     assert.equal(bad.success, false);
     assert.deepEqual(bad.error!.issues[0]!.path, ['methods', 0, 'method']);
+  });
+
+  it('overrides.iterations 0 is refused when the config is read, naming the field', () => {
+    const bad = ReproConfig.safeParse({ name: 'x', methods: [{ name: 'a', kind: 'method', method: 'lors', budget: 50, overrides: { iterations: 0 } }] });
+    assert.equal(bad.success, false);
+    assert.deepEqual(bad.error!.issues[0]!.path, ['methods', 0, 'overrides', 'iterations']);
+  });
+
+  it('`ptmst repro` with overrides.iterations 0 exits 2 naming the field, before any stage runs', () => {
+    const cwd = tempDir('ptmst-its0-');
+    const config = { name: 'its0', data: { dataset: 'shapes' }, methods: [{ name: 'lors-20', kind: 'method', method: 'lors', budget: 20, overrides: { iterations: 0 } }] };
+    writeFileSync(join(cwd, 'its0.json'), JSON.stringify(config));
+    const r = spawnSync(process.execPath, [join(REPO, 'dist', 'src', 'cli', 'main.js'), 'repro', '--config', join(cwd, 'its0.json'), '--no-progress'], { cwd, encoding: 'utf8', env: { ...process.env, PTMST_DATA_ROOT: '' } });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /methods\.0\.overrides\.iterations/);
+    assert.doesNotMatch(r.stderr, /features|expert/i, 'nothing ran');
   });
 });
