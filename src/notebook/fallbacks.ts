@@ -1,8 +1,9 @@
 /**
  * The safe fallbacks for outputs committed before the helpers wrote them: a PNG beside each `image/svg+xml`
  * output and HTML and text beside each `text/markdown` output, made by the functions a fresh run uses
- * (`figureBundle`, `markdownBundle`), so a converted notebook equals a re-executed one; nothing else in the
- * file changes. The file is written as nbformat writes it (keys sorted, one-space indent, text split into
+ * (`figureBundle`, `markdownBundle`), so a converted notebook equals a re-executed one. One more change a fresh
+ * run makes: the backend's one-line banner, which older runs wrote to stderr (a red box in Jupyter), is on stdout
+ * (`notebookContext`). Nothing else in the file changes. The file is written as nbformat writes it (keys sorted, one-space indent, text split into
  * lines), so an unchanged notebook comes out byte for byte as it went in.
  */
 import { isDeepStrictEqual } from 'node:util';
@@ -20,10 +21,13 @@ interface Notebook {
   [key: string]: unknown;
 }
 
-/** What one conversion added, by MIME type (`image/png`, `text/html`, `text/plain`). */
+/** What one conversion added, by MIME type (`image/png`, `text/html`, `text/plain`), and banners moved to stdout. */
 export type FallbackCounts = Readonly<Record<string, number>>;
 
 const joined = (v: string | string[]) => (Array.isArray(v) ? v.join('') : v);
+/** The backend's banner (src/backend `ready`) as the one line of a stream output. */
+const BANNER = /^\[ptmst\] tfjs backend: [^\n]*\n?$/;
+export const MOVED_BANNER = 'stdout (backend banner)';
 
 /** Python's `str.splitlines(True)`: the line breaks it knows, each kept at the end of its line. */
 export function splitLines(s: string): string[] {
@@ -77,6 +81,10 @@ export async function addFallbacks(text: string): Promise<{ readonly text: strin
   for (const cell of nb.cells) {
     const outputs = cell.outputs ?? [];
     for (const [i, o] of outputs.entries()) {
+      if (o.output_type === 'stream' && o.name === 'stderr' && typeof o.text !== 'undefined' && BANNER.test(joined(o.text as string | string[]))) {
+        o.name = 'stdout';
+        added[MOVED_BANNER] = (added[MOVED_BANNER] ?? 0) + 1;
+      }
       if ((o.output_type !== 'display_data' && o.output_type !== 'execute_result') || !o.data) continue;
       const svg = o.data['image/svg+xml'];
       if (svg !== undefined && o.data['image/png'] === undefined) {
@@ -98,6 +106,7 @@ export async function addFallbacks(text: string): Promise<{ readonly text: strin
   check.cells.forEach((cell, ci) =>
     (cell.outputs ?? []).forEach((o, oi) => {
       const was = orig.cells[ci]!.outputs![oi]!;
+      if (o.output_type === 'stream' && was.name === 'stderr' && o.name === 'stdout') o.name = 'stderr';
       for (const mime of Object.keys(o.data ?? {})) if (!(mime in (was.data ?? {}))) delete o.data![mime];
       if (o.metadata && was.metadata) for (const k of Object.keys(o.metadata)) if (!(k in was.metadata)) delete o.metadata[k];
     }),

@@ -47,6 +47,8 @@ describe('notebook fallbacks: committed outputs gain PNG, HTML and text, nothing
           id: 'c',
           metadata: {},
           outputs: [
+            { output_type: 'stream', name: 'stderr', text: ['[ptmst] tfjs backend: wasm (x; fastest backend present)\n'] },
+            { output_type: 'stream', name: 'stderr', text: ['Error: a real error\n'] },
             { output_type: 'stream', name: 'stdout', text: ['hi\n'] },
             { output_type: 'display_data', data: { 'image/svg+xml': splitLines(figure.svg) }, metadata: {} },
             ...fresh.slice(1).map((b) => ({ output_type: 'display_data', data: { 'text/markdown': splitLines(b.data['text/markdown']!) }, metadata: {} })),
@@ -60,10 +62,12 @@ describe('notebook fallbacks: committed outputs gain PNG, HTML and text, nothing
     };
     const text = formatNotebook(old);
     const r = await addFallbacks(text);
-    assert.deepEqual(r.added, { 'image/png': 1, 'text/plain': 3, 'text/html': 2 });
+    assert.deepEqual(r.added, { 'stdout (backend banner)': 1, 'image/png': 1, 'text/plain': 3, 'text/html': 2 });
     const got = JSON.parse(r.text) as typeof old & { cells: { outputs?: Out[] }[] };
-    const outs = got.cells[1]!.outputs!;
-    assert.deepEqual(outs[0], old.cells[1]!.outputs![0]);
+    const all = got.cells[1]!.outputs! as Out[];
+    // the banner moves to stdout as a fresh run writes it; any other stderr stays
+    assert.deepEqual(all.slice(0, 3), [{ ...old.cells[1]!.outputs![0]!, name: 'stdout' }, old.cells[1]!.outputs![1], old.cells[1]!.outputs![2]]);
+    const outs = all.slice(2);
     for (const [i, b] of fresh.entries()) {
       const o = outs[i + 1]!;
       assert.deepEqual(Object.keys(o.data!).sort(), Object.keys(b.data).sort());
@@ -89,6 +93,10 @@ describe('notebook fallbacks: committed outputs gain PNG, HTML and text, nothing
         if (mimes.includes('text/markdown')) assert.ok(mimes.includes('text/html') && mimes.includes('text/plain'), `${f}: a Markdown output has ${mimes.join(', ')}`);
         if (mimes.includes('text/html')) assert.ok(mimes.includes('text/plain'), `${f}: an HTML output has ${mimes.join(', ')}`);
       }
+      const banners = (JSON.parse(readFileSync(join(NOTEBOOKS, f), 'utf8')) as { cells: { outputs?: (Out & { name?: string; text?: string[] })[] }[] }).cells
+        .flatMap((c) => c.outputs ?? [])
+        .filter((o) => o.output_type === 'stream' && o.name === 'stderr' && /^\[ptmst\] tfjs backend/.test(joined(o.text) ?? ''));
+      assert.equal(banners.length, 0, `${f}: the backend banner is on stderr`);
     }
   });
 });
