@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Everything the notebooks need on a fresh Debian machine, and nothing global beyond Debian's packages:
 #  1. Debian's Jupyter (nbconvert + nbclient execute notebooks headless; notebook for interactive use),
-#     run by /usr/bin/python3 — never the first python3 on PATH, which may be another install;
+#     run by /usr/bin/python3 — never the first python3 on PATH, which may be another install; and Debian's
+#     chromium, which `npm run notebooks:browser` drives headless to check how the notebooks render;
 #  2. a tslab kernel registered inside the project (.jupyter/kernels/tslab), found through JUPYTER_PATH;
 #  3. node_modules/ptmst → the project, so notebooks import the built package by its name.
 # Idempotent: a second run checks and changes nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=/usr/bin/python3
-PACKAGES=(jupyter-nbconvert python3-nbclient python3-ipython python3-ipykernel jupyter-notebook fonts-dejavu-core)
+PACKAGES=(jupyter-nbconvert python3-nbclient python3-ipython python3-ipykernel jupyter-notebook fonts-dejavu-core chromium)
 
 bash scripts/apt-ensure.sh "${PACKAGES[@]}"
 "$PY" -c 'import nbclient, nbconvert' || { echo "notebooks:setup: $PY cannot import nbclient/nbconvert" >&2; exit 1; }

@@ -16,7 +16,7 @@ export { BufferConfig, DataConfig, DistillConfig, EvalConfig, FeaturesConfig, Mo
 // data and encoders
 export { type ImageCaptionSplit, SPLITS, type SplitName, preprocessCaption, takeImages } from './data/dataset';
 export { DATASETS, type DatasetEntry, datasetEntry, loadSplit, resolveDataRoot } from './data/registry';
-export { SHAPES_DATASET, ensureShapes } from './data/shapes';
+export { GENERATED_DATASETS, SHAPES_DATASET, SHAPES_SHIFTED_DATASET, ensureGeneratedDataset, ensureShapes } from './data/shapes';
 export { EncoderPool, IMAGE_ENCODERS, TEXT_ENCODERS } from './encoders/registry';
 
 // features
@@ -88,7 +88,10 @@ export { type Neighbour, type SyntheticNeighbours, nearestRows, syntheticNeighbo
 export { type DirectionSettings, type DirectionSetup, type DirectionStats, type GradientDirections, type GradientDirectionsInput, directionSetup, directionStats, gradientDirections, gradientDirectionsFromBuffer } from './analysis/gradient-directions';
 
 // notebooks: context, inline display, progress
-export { type Display, type NotebookContext, type NotebookMode, notebookContext, notebookProgress, projectRoot, show, showPhotos, showTable } from './notebook';
+export { type Display, type NotebookContext, type NotebookMode, notebookContext, notebookDisplay, notebookProgress, projectRoot, show, showPhotos, showTable } from './notebook';
+export { type FigureImages, type MimeBundle, figureBundle, figureImages, markdownBundle } from './notebook/bundles';
+export { markdownToHtml, markdownToText } from './notebook/markdown';
+export { DirectionRow, ProfileRow, WindowValue, controlFindings, directionFindings, mainTableFindings, readFigureValues, rowsSummary, scalingFindings } from './notebook/findings';
 
 // randomness and progress
 export { type Rng, deriveSeed, rng } from './util/random';

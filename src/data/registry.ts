@@ -14,7 +14,7 @@ import type { ImageCaptionSplit, SplitName } from './dataset';
 import { readCaptionsDir } from './captions';
 import { CC3M_DATASET, readCc3m } from './cc3m';
 import { readCaptionsFolder, readFlickr8k } from './flickr8k';
-import { SHAPES_DATASET, SHAPES_SPLIT_FILES, ensureShapes } from './shapes';
+import { GENERATED_DATASETS, SHAPES_DATASET, SHAPES_SHIFTED_DATASET, SHAPES_SPLIT_FILES, ensureGeneratedDataset } from './shapes';
 import { readKarpathyJson } from './karpathy';
 
 export interface DatasetEntry {
@@ -43,6 +43,11 @@ export const DATASETS: Readonly<Record<string, DatasetEntry>> = Object.freeze({
     describe: 'generated coloured shapes with counted, coloured captions (500/100/100 images); no data root needed',
     splits: ['train', 'val', 'test'],
     load: (dir, split) => readCaptionsFolder(SHAPES_DATASET, dir, split, SHAPES_SPLIT_FILES),
+  },
+  [SHAPES_SHIFTED_DATASET]: {
+    describe: 'generated: 100 shapes photos on a dark background, from another seed, all test (cross-dataset checks); no data root needed',
+    splits: ['test'],
+    load: (dir, split) => readCaptionsFolder(SHAPES_SHIFTED_DATASET, dir, split, null),
   },
   flickr30k: karpathy('flickr30k', 'flickr30k', 'Flickr30k, Karpathy split, BLIP annotation JSONs'),
   coco: karpathy('coco', 'coco_karpathy', 'MS-COCO, Karpathy split, BLIP annotation JSONs'),
@@ -95,15 +100,15 @@ export async function loadSplit(dataRoot: string, dataset: string, split: SplitN
 }
 
 /**
- * The folder holding `<dataset>/`: the given data root (or PTMST_DATA_ROOT); for the generated `shapes`
- * set, `<cacheDir>/generated` (generated on first use; no data root needed). The dataset name is checked
+ * The folder holding `<dataset>/`: the given data root (or PTMST_DATA_ROOT); for the generated sets
+ * (`shapes`, `shapes-shifted`), `<cacheDir>/generated` (generated on first use; no data root needed). The dataset name is checked
  * first, so a typo is reported as an unknown dataset, not as a missing data root.
  */
 export async function resolveDataRoot(dataset: string, dataRoot: string | undefined, cacheDir: string): Promise<string> {
   datasetEntry(dataset);
-  if (dataset === SHAPES_DATASET) {
+  if (GENERATED_DATASETS.includes(dataset)) {
     const root = join(cacheDir, 'generated');
-    await ensureShapes(root);
+    await ensureGeneratedDataset(root, dataset);
     return root;
   }
   const root = dataRoot ?? process.env.PTMST_DATA_ROOT;

@@ -4,6 +4,10 @@
  * second, smaller group) on a textured background; its five captions name the count, colour and shape in
  * different words, so a bag-of-words text encoder can tell captions apart. Laid out like Flickr8k
  * (`captions.txt`, `train.txt`/`val.txt`/`test.txt`, `images/`), written once, deterministic.
+ *
+ * `shapes-shifted`: a second generated set for cross-dataset checks without a data root (the role coco-mini
+ * plays for Flickr8k): 100 test photos of the same shapes, colours and caption templates on a dark background
+ * (and "dark" in the captions), drawn from another seed; a captions.txt folder with no split lists (all test).
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
@@ -17,8 +21,28 @@ import { type Rng, randInt, rng } from '../util/random';
 export const SHAPES_DATASET = 'shapes';
 export const SHAPES_SPLIT_FILES = { train: 'train.txt', val: 'val.txt', test: 'test.txt' } as const;
 export const SHAPES_SIZES = { train: 500, val: 100, test: 100 } as const;
+export const SHAPES_SHIFTED_DATASET = 'shapes-shifted';
 const SIZE = 96;
 const VERSION = 'shapes-v1';
+
+/** How a generated set differs: its seed, its splits (with split lists, or one unlisted test split) and its background. */
+interface Variant {
+  readonly name: string;
+  readonly seed: number;
+  readonly splits: Readonly<Record<string, number>>;
+  /** write train.txt/val.txt/test.txt (else every image is in the one split, as in coco-mini) */
+  readonly lists: boolean;
+  readonly background: 'grey' | 'dark';
+  readonly version: string;
+}
+
+const VARIANTS: Readonly<Record<string, Variant>> = {
+  [SHAPES_DATASET]: { name: SHAPES_DATASET, seed: 0, splits: SHAPES_SIZES, lists: true, background: 'grey', version: VERSION },
+  [SHAPES_SHIFTED_DATASET]: { name: SHAPES_SHIFTED_DATASET, seed: 1, splits: { test: 100 }, lists: false, background: 'dark', version: 'shapes-shifted-v1' },
+};
+
+/** The names of the sets the project generates itself (no data root needed). */
+export const GENERATED_DATASETS: readonly string[] = Object.keys(VARIANTS);
 
 const COLOURS = {
   red: [220, 30, 30],
@@ -44,9 +68,9 @@ function inside(shape: Shape, dx: number, dy: number, r: number): boolean {
   return dy <= r * 0.8 && dy >= -r && Math.abs(dx) <= (dy + r) * 0.55; // triangle, apex up
 }
 
-function render(groups: readonly Group[], r: Rng): Uint8Array {
+function render(groups: readonly Group[], r: Rng, background: Variant['background']): Uint8Array {
   const rgba = new Uint8Array(SIZE * SIZE * 4);
-  const base = 200 + randInt(r, 40);
+  const base = (background === 'dark' ? 40 : 200) + randInt(r, 40);
   for (let i = 0; i < SIZE * SIZE; i++) {
     const v = base + randInt(r, 16) - 8;
     rgba.set([v, v, v - 10, 255], i * 4);
@@ -80,12 +104,12 @@ function phrase(g: Group): string {
   return `${g.count === 1 ? 'a' : NUMBER_WORDS[g.count]} ${g.colour} ${noun}`;
 }
 
-function captions(groups: readonly Group[]): string[] {
+function captions(groups: readonly Group[], background: Variant['background']): string[] {
   const [a, b] = groups as [Group, Group | undefined];
   const extra = b ? ` and ${phrase(b)}` : '';
   const count = a.count === 1 ? 'one' : NUMBER_WORDS[a.count];
   return [
-    `${phrase(a)}${extra} on a grey background.`,
+    `${phrase(a)}${extra} on a ${background} background.`,
     `A picture of ${phrase(a)}${extra}.`,
     `There ${a.count === 1 ? 'is' : 'are'} ${count} ${a.shape}${a.count === 1 ? '' : 's'} , coloured ${a.colour}${b ? `, next to ${phrase(b)}` : ''}.`,
     `${a.colour} ${a.shape}${a.count === 1 ? '' : 's'}${b ? ` with ${b.colour} ${b.shape}${b.count === 1 ? '' : 's'}` : ''}, ${count} of them`,
@@ -109,13 +133,24 @@ function scene(r: Rng): Group[] {
  * finds the folder already there (another run finished first) discards its copy — the sets are identical.
  */
 export async function ensureShapes(root: string, seed = 0): Promise<string> {
-  const dir = join(root, SHAPES_DATASET);
+  return ensureGenerated(root, { ...VARIANTS[SHAPES_DATASET]!, seed });
+}
+
+/** `ensureShapes` for any generated set by name (`GENERATED_DATASETS`): `<root>/<name>/`. */
+export async function ensureGeneratedDataset(root: string, name: string): Promise<string> {
+  const variant = VARIANTS[name];
+  if (variant === undefined || !Object.hasOwn(VARIANTS, name)) throw new Error(`${name} is not a generated dataset (${GENERATED_DATASETS.join(', ')})`);
+  return ensureGenerated(root, variant);
+}
+
+async function ensureGenerated(root: string, variant: Variant): Promise<string> {
+  const dir = join(root, variant.name);
   const stamp = join(dir, 'VERSION');
   if (existsSync(stamp)) return dir;
   await ensureDir(root);
-  const tmp = await mkdtemp(join(root, `.${SHAPES_DATASET}-`));
+  const tmp = await mkdtemp(join(root, `.${variant.name}-`));
   try {
-    await generate(tmp, seed);
+    await generate(tmp, variant);
     if (existsSync(dir) && !existsSync(stamp)) await rm(dir, { recursive: true, force: true }); // an old, unstamped copy
     await rename(tmp, dir);
   } catch (e) {
@@ -128,22 +163,22 @@ export async function ensureShapes(root: string, seed = 0): Promise<string> {
 }
 
 /** Write the set into `tmp` (plain writes: the folder becomes visible only by the rename above). */
-async function generate(tmp: string, seed: number): Promise<void> {
+async function generate(tmp: string, variant: Variant): Promise<void> {
   await mkdir(join(tmp, 'images'));
-  const r = rng(seed);
+  const r = rng(variant.seed);
   const rows: [string, string][] = [['image', 'caption']];
-  for (const [split, n] of Object.entries(SHAPES_SIZES)) {
+  for (const [split, n] of Object.entries(variant.splits)) {
     const names: string[] = [];
     for (let i = 0; i < n; i++) {
       const name = `${split}-${String(i).padStart(4, '0')}.jpg`;
       const groups = scene(r);
-      const data = render(groups, r);
+      const data = render(groups, r, variant.background);
       await writeFile(join(tmp, 'images', name), jpeg.encode({ data, width: SIZE, height: SIZE }, 90).data);
       names.push(name);
-      for (const c of captions(groups)) rows.push([name, c]);
+      for (const c of captions(groups, variant.background)) rows.push([name, c]);
     }
-    await writeFile(join(tmp, SHAPES_SPLIT_FILES[split as keyof typeof SHAPES_SPLIT_FILES]), names.join('\n') + '\n');
+    if (variant.lists) await writeFile(join(tmp, SHAPES_SPLIT_FILES[split as keyof typeof SHAPES_SPLIT_FILES]), names.join('\n') + '\n');
   }
   await writeFile(join(tmp, 'captions.txt'), stringify(rows));
-  await writeFile(join(tmp, 'VERSION'), `${VERSION} seed ${seed}\n`);
+  await writeFile(join(tmp, 'VERSION'), `${variant.version} seed ${variant.seed}\n`);
 }

@@ -1,16 +1,13 @@
 import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { type Display, notebookContext, notebookProgress, projectRoot, show } from '../../src/notebook';
 import { REPO } from '../helpers';
 
+/** What a display was given: per output, its MIME types (joined) and its plain text. */
 function fakeDisplay() {
-  const shown: { kind: keyof Display; value: string }[] = [];
-  const d: Display = {
-    html: (value) => shown.push({ kind: 'html', value }),
-    markdown: (value) => shown.push({ kind: 'markdown', value }),
-    svg: (value) => shown.push({ kind: 'svg', value }),
-    text: (value) => shown.push({ kind: 'text', value }),
-  };
+  const shown: { kind: string; value: string }[] = [];
+  const d: Display = { output: (b) => shown.push({ kind: Object.keys(b.data).sort().join(' '), value: b.data['text/plain'] ?? '' }) };
   return { d, shown };
 }
 
@@ -42,13 +39,25 @@ describe('notebook helpers', () => {
     t = 5200;
     sink({ label: 'experts', done: 2, total: 4 });
     assert.deepEqual(shown.at(-1)!.value.split('\n'), ['✓ features 10/10 in 4 s', '… experts 2/4, eta 2 s']); // rate 1 per 1.2 s, 2 left: 2.4 s
-    assert.ok(shown.every((s) => s.kind === 'text'));
+    assert.ok(shown.every((s) => s.kind === 'text/plain'));
   });
 
-  it('show: the SVG inline, then the caption and where the files are', () => {
+  it('show: the SVG with its PNG inline, then the caption and where the files are', () => {
     const { d, shown } = fakeDisplay();
-    show({ name: 'f', caption: 'what and how', spec: {}, svg: '<svg/>', png: new Uint8Array(), width: 1, height: 1, files: { png: 'x' } }, d);
-    assert.deepEqual(shown.map((s) => s.kind), ['svg', 'markdown']);
-    assert.match(shown[1]!.value, /\*\*Figure f\.\*\* what and how \(saved: `figures\/f\.svg`/);
+    show({ name: 'f', caption: 'what and how', spec: {}, svg: '<svg/>', png: new Uint8Array([1]), width: 2, height: 2, files: { png: 'x' } }, d);
+    assert.deepEqual(shown.map((s) => s.kind), ['image/png image/svg+xml text/plain', 'text/html text/markdown text/plain']);
+    assert.match(shown[1]!.value, /^Figure f\. what and how \(saved: figures\/f\.svg/);
+  });
+
+  it('context: the backend banner goes to stdout, so a notebook\'s first output is no stderr box', () => {
+    // a fresh process: the first ready() call decides where the banner goes; the notebook's own `await ready()` follows
+    const script = `const nb = require(${JSON.stringify(join(REPO, 'dist', 'src', 'notebook', 'index.js'))});
+      const { ready } = require(${JSON.stringify(join(REPO, 'dist', 'src', 'backend', 'index.js'))});
+      nb.notebookContext({ PTMST_WORKSPACE: ${JSON.stringify(REPO)} });
+      ready().then((b) => console.log('backend ' + b.name));`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, PTMST_BACKEND: 'cpu' } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr, '');
+    assert.deepEqual(r.stdout.trim().split('\n'), ['[ptmst] tfjs backend: cpu (@tensorflow/tfjs-backend-cpu; forced by PTMST_BACKEND)', 'backend cpu']);
   });
 });
