@@ -21,6 +21,7 @@
  * (test/backend/head-kernels.test.ts), not bitwise. Masks are bitwise the JavaScript ones.
  */
 import * as tf from '@tensorflow/tfjs';
+import { ConfigError } from '../errors';
 import { WASM_BASE64, WASM_SHARED_BASE64 } from './head-kernels.wasm';
 import { type KernelArgs, type WasmBackendInternals, wasmBackendOf } from './wasm-internals';
 import type { Rng } from '../util/random';
@@ -182,6 +183,15 @@ function backwardKernel(args: KernelArgs): tf.TensorInfo[] {
 
 let active = false;
 
+export const HEAD_KERNEL_SETTINGS = ['on', 'off'] as const;
+
+/** `PTMST_HEAD_KERNELS`: on (also unset or empty) or off; anything else is a ConfigError naming the valid values. */
+export function headKernelsWanted(env: string | undefined = process.env.PTMST_HEAD_KERNELS): boolean {
+  if (env === undefined || env === '' || env === 'on') return true;
+  if (env === 'off') return false;
+  throw new ConfigError(`PTMST_HEAD_KERNELS=${env} is not a setting; valid values: ${HEAD_KERNEL_SETTINGS.join(', ')}`);
+}
+
 /**
  * Register the kernels on the wasm backend and use them unless `PTMST_HEAD_KERNELS=off` (tfjs's ops then run
  * everywhere, as under tapes). Call once tfjs-backend-wasm is the backend.
@@ -198,7 +208,7 @@ export function installHeadKernels(): void {
   for (const [kernelName, kernelFunc] of Object.entries(kernels)) {
     if (!tf.getKernel(kernelName, 'wasm')) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
   }
-  active = process.env.PTMST_HEAD_KERNELS !== 'off';
+  active = headKernelsWanted();
 }
 
 /** Use the fused kernels (true) or tfjs's ops (false) where both apply: for comparisons (tests, the bench). */

@@ -16,14 +16,15 @@
  * kernels get a lighter call (./wasm-binary), which also fixes their results above rank 6, the copying kernels
  * (Identity, Cast, Slice, SplitV, GatherV2) copy inside the heap or share the buffer (./wasm-copy), and the
  * projection head's element-wise work and dropout masks run as fused WebAssembly SIMD kernels outside tapes
- * (./head-kernels; `PTMST_HEAD_KERNELS=off` keeps tfjs's ops).
+ * (./head-kernels; `PTMST_HEAD_KERNELS=off` keeps tfjs's ops, `on` or unset uses the kernels, any other value is a
+ * ConfigError).
  */
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../errors';
 import { blasLibrary, installBlasKernels } from './blas';
 import { useLightBinaryKernels } from './wasm-binary';
 import { useLightCopyKernels } from './wasm-copy';
-import { installHeadKernels } from './head-kernels';
+import { headKernelsWanted, installHeadKernels } from './head-kernels';
 import { activateThreadedWasm } from './wasm-threads';
 
 export { tf };
@@ -109,6 +110,7 @@ function parseForced(value: string | undefined): BackendName | undefined {
 
 async function choose(log: (line: string) => void, options: ReadyOptions): Promise<BackendInfo> {
   const forced = parseForced(process.env.PTMST_BACKEND);
+  headKernelsWanted(); // a bad value is an error on every backend, not only where the kernels would run
   const order: readonly BackendName[] = forced ? [forced] : BACKENDS;
   for (const name of order) {
     const provider = await activate(name, options);

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ready, tf, useBackend } from '../../src/backend';
-import { erfFused, geluBackward, headNormBackward, headNormForward, useHeadKernels } from '../../src/backend/head-kernels';
+import { erfFused, geluBackward, geluForward, headNormBackward, headNormForward, useHeadKernels } from '../../src/backend/head-kernels';
 import { SOURCE_SHA256 } from '../../src/backend/head-kernels.wasm';
 import { type HeadParams, LAYER_NORM_EPS, dropoutMask, headBackward, headForward, initHead } from '../../src/model/head';
 import { rng } from '../../src/util/random';
@@ -12,6 +12,13 @@ import { erf64 } from '../distill/float64';
 
 const uniform = (r: ReturnType<typeof rng>, shape: number[], scale = 1) =>
   tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => (2 * r.next() - 1) * scale), shape);
+
+/** every float32 from `from` to `to` (both positive), ascending */
+function everyFloat32(from: number, to: number): Float32Array {
+  const ends = new Uint32Array(new Float32Array([from, to]).buffer);
+  const bits = Uint32Array.from({ length: ends[1]! - ends[0]! + 1 }, (_, i) => ends[0]! + i);
+  return new Float32Array(bits.buffer);
+}
 
 /** max |a − b| over max |b| (or max |a − b| where b is all zeros): a bound on every entry, after reading both back */
 function relErr(a: tf.Tensor, b: tf.Tensor): number {
@@ -103,6 +110,48 @@ describe('backend/head-kernels: the head\'s LayerNorm and L2 normalisation fused
       assert.ok(Math.abs(got[i]! - want) <= 6 * ulp, `erf(${Math.fround(v)}) = ${got[i]}, float64 ${want}`);
     });
     tf.dispose([x, y]);
+  });
+
+  // erf(x) rounds to 1 in float32 from x ≈ 3.85 on; a float32 evaluation of the fit overshot there (1.0000002) and
+  // was not monotone, so Φ(p) < 0 and GELU(p) > 0 for p in [−5.54, −5.25]
+  it('erf is bounded by 1 and monotone: 1.1M points on [−8, 8] and every float32 in ±[3.6, 4]', function () {
+    if (tf.getBackend() !== 'wasm') this.skip();
+    const grid = Float32Array.from({ length: 1_100_001 }, (_, i) => -8 + (16 * i) / 1_100_000);
+    const near = everyFloat32(3.6, 4);
+    for (const xs of [grid, near, Float32Array.from(near, (v) => -v).reverse()]) {
+      const x = tf.tensor1d(xs);
+      const y = erfFused(x)!;
+      const got = y.dataSync() as Float32Array;
+      tf.dispose([x, y]);
+      const over = got.findIndex((v) => Math.abs(v) > 1);
+      assert.equal(over, -1, `|erf(${xs[over]})| = ${Math.abs(got[over]!)} > 1`);
+      const drops = got.reduce((n, v, i) => n + (i > 0 && v < got[i - 1]! ? 1 : 0), 0);
+      const first = got.findIndex((v, i) => i > 0 && v < got[i - 1]!);
+      assert.equal(drops, 0, `${drops} drops over ${xs.length} inputs in [${xs[0]}, ${xs[xs.length - 1]}], the first erf(${xs[first]}) = ${got[first]} < erf(${xs[first - 1]}) = ${got[first - 1]}`);
+    }
+  });
+
+  it("GELU's sign is p's and Φ stays in [0, 1], monotone: 1.1M points on [−8, 8] and every float32 in [−5.54, −5.25]", function () {
+    if (tf.getBackend() !== 'wasm') this.skip();
+    const grid = Float32Array.from({ length: 1_100_001 }, (_, i) => -8 + (16 * i) / 1_100_000);
+    const band = Float32Array.from(everyFloat32(5.25, 5.54), (v) => -v).reverse();
+    for (const ps of [grid, band]) {
+      const d = 1000;
+      const rows = Math.ceil(ps.length / d);
+      const padded = new Float32Array(rows * d).fill(ps[ps.length - 1]!);
+      padded.set(ps);
+      const xW1 = tf.tensor2d(padded, [rows, d]);
+      const b1 = tf.zeros([d]);
+      const out = geluForward(xW1, b1)!;
+      const [p, cdf, a] = [out.p.dataSync(), out.cdf.dataSync(), out.a.dataSync()];
+      tf.dispose([xW1, b1, out.p, out.cdf, out.a]);
+      for (let i = 0; i < ps.length; i++) {
+        assert.equal(p[i], ps[i]);
+        if (!(cdf[i]! >= 0 && cdf[i]! <= 1)) assert.fail(`Φ(${ps[i]}) = ${cdf[i]}`);
+        if (ps[i]! < 0 ? a[i]! > 0 : a[i]! < 0) assert.fail(`GELU(${ps[i]}) = ${a[i]} has the wrong sign`);
+        if (i > 0 && cdf[i]! < cdf[i - 1]!) assert.fail(`Φ(${ps[i]}) = ${cdf[i]} < Φ(${ps[i - 1]}) = ${cdf[i - 1]}`);
+      }
+    }
   });
 
   it('dropout masks: bitwise the JavaScript draws, the stream left in the same place, for any size and seed', function () {
