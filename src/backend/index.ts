@@ -4,7 +4,8 @@
  * Order of preference: native TensorFlow (`@tensorflow/tfjs-node-gpu`, then `@tensorflow/tfjs-node`,
  * both optional dependencies that need a libtensorflow download at install time), WebAssembly
  * (`@tensorflow/tfjs-backend-wasm`, always installed), plain JavaScript (`cpu`).
- * `PTMST_BACKEND=tensorflow|wasm|cpu` forces one; the choice is logged once to stderr.
+ * `PTMST_BACKEND=tensorflow|wasm|cpu` forces one; the choice is logged once, to stderr unless a caller chooses
+ * another log (`ready(log)`, `setBackendLog`: the notebook helpers log it to stdout).
  *
  * WebAssembly: a pool worker (util/pool) runs the multi-threaded build (./wasm-threads) on its share of the cores
  * (cores / workers); the main thread runs the single-threaded build, because the stage it runs itself, a
@@ -42,6 +43,11 @@ export interface BackendInfo {
   readonly threads: number;
   /** the BLAS library that runs WebAssembly's matrix products (./blas), or null where XNNPACK runs them */
   readonly blas: string | null;
+  /**
+   * why WebAssembly runs on fewer threads than were asked for (the threaded build did not come up, with its error,
+   * or came up with fewer), or null; beside BLAS one thread is the design, not a shortfall
+   */
+  readonly threadsShortfall: string | null;
 }
 
 export interface ReadyOptions {
@@ -79,6 +85,7 @@ export function wasmThreadCount(fallback = 1): number {
 /** whether the wasm backend's build was chosen yet, and its threads per op */
 let wasmTried = false;
 let wasmThreads = 1;
+let wasmShortfall: string | null = null;
 
 async function activate(name: BackendName, options: ReadyOptions = {}): Promise<string | undefined> {
   if (name === 'tensorflow') {
@@ -94,8 +101,12 @@ async function activate(name: BackendName, options: ReadyOptions = {}): Promise<
       // (beside BLAS every op runs on one thread: ./blas) and the build comes up
       wasmTried = true;
       const want = wasmThreadCount(options.wasmThreads);
-      wasmThreads = want > 1 && blasLibrary() === undefined ? ((await activateThreadedWasm(want)) ?? 1) : 1;
-      if (wasmThreads > 1) return '@tensorflow/tfjs-backend-wasm';
+      if (want > 1 && blasLibrary() === undefined) {
+        const threaded = await activateThreadedWasm(want);
+        wasmThreads = threaded.threads ?? 1;
+        wasmShortfall = threaded.shortfall ?? null;
+        if (threaded.threads !== undefined) return '@tensorflow/tfjs-backend-wasm';
+      }
     }
     return (await tf.setBackend('wasm').catch(() => false)) ? '@tensorflow/tfjs-backend-wasm' : undefined;
   }
@@ -127,8 +138,10 @@ async function choose(log: (line: string) => void, options: ReadyOptions): Promi
         reason: forced ? 'forced by PTMST_BACKEND' : 'fastest backend present',
         threads: name === 'wasm' ? wasmThreads : 1,
         blas: (name === 'wasm' && installBlasKernels()) || null,
+        threadsShortfall: name === 'wasm' ? wasmShortfall : null,
       };
-      const threads = name === 'wasm' ? `, ${info.threads} thread${info.threads === 1 ? '' : 's'} per op` : '';
+      const shortfall = info.threadsShortfall ? ` (${info.threadsShortfall})` : '';
+      const threads = name === 'wasm' ? `, ${info.threads} thread${info.threads === 1 ? '' : 's'} per op${shortfall}` : '';
       const products = info.blas ? `; products on ${info.blas}` : '';
       log(`[ptmst] tfjs backend: ${name} (${provider}; ${info.reason}${threads}${products})`);
       return info;
@@ -141,15 +154,24 @@ async function choose(log: (line: string) => void, options: ReadyOptions): Promi
   );
 }
 
+let defaultLog: (line: string) => void = (l) => process.stderr.write(l + '\n');
+
+/**
+ * Where `ready` writes its one banner line when its caller passes no log: stderr by default (a CLI's stdout may be
+ * JSON for a pipe); the notebook helpers choose stdout (a notebook shows stderr as a red box). Applies to the first
+ * `ready` of the process, which is the one that logs.
+ */
+export function setBackendLog(log: (line: string) => void): void {
+  defaultLog = log;
+}
+
 /**
  * Initialise tfjs once per process and return which backend runs. Every entry point that
  * computes (library verbs, CLI, tests) awaits this first; later calls return the same answer.
+ * `log` receives the banner line (default: `setBackendLog`'s choice, else stderr).
  */
-export function ready(
-  log: (line: string) => void = (l) => process.stderr.write(l + '\n'),
-  options: ReadyOptions = {},
-): Promise<BackendInfo> {
-  chosen ??= choose(log, options);
+export function ready(log?: (line: string) => void, options: ReadyOptions = {}): Promise<BackendInfo> {
+  chosen ??= choose(log ?? ((l) => defaultLog(l)), options);
   return chosen;
 }
 

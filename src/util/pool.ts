@@ -92,7 +92,10 @@ export function poolWorker<D, J>(
   return async ({ job, port }) => {
     // required lazily: this module is also loaded by the main thread
     const { workerData } = require('piscina') as { workerData: PoolData<D> };
-    init ??= (require('../backend') as typeof import('../backend')).ready(() => undefined, { wasmThreads: workerData.wasmThreads });
+    // quietly, but a shortfall of threads (the threaded build did not come up) is reported, with its reason
+    init ??= (require('../backend') as typeof import('../backend')).ready(() => undefined, { wasmThreads: workerData.wasmThreads }).then((info) => {
+      if (info.threadsShortfall) process.stderr.write(`[ptmst] pool worker: ${info.threads} thread(s) per op: ${info.threadsShortfall}\n`);
+    });
     await init;
     try {
       await main(workerData.shared, job, (m) => port.postMessage(m));
