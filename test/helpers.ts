@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type BackendName, ready, useBackend } from '../src/backend';
@@ -141,6 +141,35 @@ export async function editExpertFile(dir: string, index: number, edit: (t: Tenso
   const tensors: TensorRecord = Object.fromEntries([...st.tensors].map(([k, t]) => [k, { shape: t.shape, data: t.data }]));
   edit(tensors);
   const buf = await writeSafetensors(file, tensors, st.metadata);
+  await editBufferManifest(dir, (m) => {
+    const e = m.experts.find((x) => x.index === index)!;
+    e.sha256 = sha256(buf);
+    e.bytes = buf.length;
+  });
+  return file;
+}
+
+/**
+ * Rewrite expert `index` of a buffer as another writer (or an older ptmst) would: the same tensors, no
+ * `__metadata__` and so no digest; its manifest entry is fixed up so only the missing digest is wrong. Returns its path.
+ */
+export async function stripExpertDigest(dir: string, index: number): Promise<string> {
+  const file = join(dir, expertFileName(index));
+  const st = await readSafetensors(file);
+  let offset = 0;
+  const header: Record<string, unknown> = {};
+  const parts: Buffer[] = [];
+  for (const [name, t] of st.tensors) {
+    const bytes = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes.length] };
+    parts.push(bytes);
+    offset += bytes.length;
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  const buf = Buffer.concat([len, json, ...parts]);
+  writeFileSync(file, buf);
   await editBufferManifest(dir, (m) => {
     const e = m.experts.find((x) => x.index === index)!;
     e.sha256 = sha256(buf);

@@ -7,8 +7,18 @@ import { TEST_ROOT } from './helpers';
 mkdirSync(TEST_ROOT, { recursive: true });
 process.env.TMPDIR = TEST_ROOT;
 
+const removeRoot = () => {
+  if (!process.env.PTMST_KEEP_TEST_FILES) rmSync(TEST_ROOT, { recursive: true, force: true });
+};
+// a run stopped by Ctrl-C or a timeout's SIGTERM removes its folder too, then ends as the signal would
+process.on('exit', removeRoot);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    removeRoot();
+    process.kill(process.pid, signal);
+  });
+}
+
 export const mochaHooks = {
-  afterAll(): void {
-    if (!process.env.PTMST_KEEP_TEST_FILES) rmSync(TEST_ROOT, { recursive: true, force: true });
-  },
+  afterAll: removeRoot,
 };

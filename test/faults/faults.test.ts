@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { readSafetensors, writeSafetensors } from '../../src/store/safetensors';
 import { rng } from '../../src/util/random';
 import { sha256 } from '../../src/store/atomic';
-import { REPO, editBufferManifest, editExpertFile, readOnlyMount, sharedCache, tempDir } from '../helpers';
+import { REPO, editBufferManifest, editExpertFile, readOnlyMount, stripExpertDigest, sharedCache, tempDir } from '../helpers';
 
 const CLI = join(REPO, 'dist', 'src', 'cli', 'main.js');
 const KILLS = process.env.PTMST_FAULTS === 'long' ? 5 : 1;
@@ -278,26 +278,7 @@ describe('faults: kill, corrupt, poison and fill the disk on the shapes set', fu
       const cwd = workspace();
       cpSync(join(straight, 'buffers'), join(cwd, 'buffers'), { recursive: true });
       const dir = join(cwd, BUFFER);
-      const file = join(dir, 'expert-000.safetensors');
-      const st = await readSafetensors(file);
-      let offset = 0;
-      const header: Record<string, unknown> = {};
-      const parts: Buffer[] = [];
-      for (const [name, t] of st.tensors) {
-        const bytes = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-        header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes.length] };
-        parts.push(bytes);
-        offset += bytes.length;
-      }
-      const json = Buffer.from(JSON.stringify(header));
-      const len = Buffer.alloc(8);
-      len.writeBigUInt64LE(BigInt(json.length));
-      const buf = Buffer.concat([len, json, ...parts]);
-      writeFileSync(file, buf);
-      await editBufferManifest(dir, (m) => {
-        m.experts[0]!.sha256 = sha256(buf);
-        m.experts[0]!.bytes = buf.length;
-      });
+      await stripExpertDigest(dir, 0);
       const r = ptmst(cwd, STAGES.buffer);
       assert.equal(r.code, 3, r.err);
       assert.match(r.err, /expert-000\.safetensors: has no ptmst\.digest.*rerun with --force/);

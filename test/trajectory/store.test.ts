@@ -10,11 +10,9 @@ import { CorruptFileError } from '../../src/errors';
 import { dualShape } from '../../src/model/dual';
 import { paramCount } from '../../src/model/head';
 import { RECALL_KEYS, type Retrieval } from '../../src/model/retrieval';
-import { sha256 } from '../../src/store/atomic';
-import { readSafetensors } from '../../src/store/safetensors';
-import { BUFFER_FORMAT, expertFileName, readBuffer, writeBufferManifest, writeTrajectory } from '../../src/trajectory/store';
+import { BUFFER_FORMAT, readBuffer, writeBufferManifest, writeTrajectory } from '../../src/trajectory/store';
 import { rng } from '../../src/util/random';
-import { editBufferManifest, editExpertFile, tempDir } from '../helpers';
+import { editBufferManifest, editExpertFile, stripExpertDigest, tempDir } from '../helpers';
 
 const SHAPE = dualShape(16, 8, 6);
 const SNAPSHOTS = 3;
@@ -102,27 +100,7 @@ describe('trajectory/store: the buffer reader refuses what the manifest does not
 
   it('an expert file without its ptmst digest (an older ptmst; checksum fixed up) is refused with the remedy', async () => {
     const dir = await makeBuffer();
-    const file = join(dir, expertFileName(0));
-    const st = await readSafetensors(file);
-    // the same tensors, written the way another writer would: no __metadata__, no digest
-    let offset = 0;
-    const header: Record<string, unknown> = {};
-    const parts: Buffer[] = [];
-    for (const [name, t] of st.tensors) {
-      const bytes = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-      header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes.length] };
-      parts.push(bytes);
-      offset += bytes.length;
-    }
-    const json = Buffer.from(JSON.stringify(header));
-    const len = Buffer.alloc(8);
-    len.writeBigUInt64LE(BigInt(json.length));
-    const buf = Buffer.concat([len, json, ...parts]);
-    writeFileSync(file, buf);
-    await editBufferManifest(dir, (m) => {
-      m.experts[0]!.sha256 = sha256(buf);
-      m.experts[0]!.bytes = buf.length;
-    });
+    const file = await stripExpertDigest(dir, 0);
     await assert.rejects(readBuffer(dir), refused(file, /has no ptmst\.digest.*--force/));
   });
 });
