@@ -6,7 +6,7 @@
  */
 
 // backend and errors
-export { BACKENDS, type BackendInfo, type BackendName, ready, tf } from './backend';
+export { BACKENDS, type BackendInfo, type BackendName, ready, setBackendLog, tf } from './backend';
 export * from './errors';
 
 // configs: every default in one place

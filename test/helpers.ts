@@ -99,3 +99,15 @@ export function toySet(seed: number): FeatureSet {
     dImg: 16, dTxt: 8, img, txt, captionToImage, imageToCaptions: Array.from({ length: nImg }, (_, i) => [2 * i, 2 * i + 1]), digest: 'toy',
   };
 }
+
+/**
+ * Skip the calling test unless `holds`: a claim that is true in one configuration only (OpenBLAS loaded, the
+ * threaded build, the fused kernels on), said as one line on stderr naming where it runs. Where `require` names
+ * an environment variable that is set (PTMST_REQUIRE_BLAS in CI), a configuration that does not hold fails instead.
+ */
+export function onlyWhere(ctx: Mocha.Context, holds: boolean, where: string, require?: string): void {
+  if (holds) return;
+  if (require !== undefined && process.env[require]) throw new Error(`${require} is set but this does not hold: ${where}`);
+  process.stderr.write(`[ptmst tests] skipped "${ctx.currentTest?.title ?? ctx.test?.title}": runs only ${where}\n`);
+  ctx.skip();
+}

@@ -4,7 +4,8 @@
  * Order of preference: native TensorFlow (`@tensorflow/tfjs-node-gpu`, then `@tensorflow/tfjs-node`,
  * both optional dependencies that need a libtensorflow download at install time), WebAssembly
  * (`@tensorflow/tfjs-backend-wasm`, always installed), plain JavaScript (`cpu`).
- * `PTMST_BACKEND=tensorflow|wasm|cpu` forces one; the choice is logged once to stderr.
+ * `PTMST_BACKEND=tensorflow|wasm|cpu` forces one; the choice is logged once, to stderr unless a caller chooses
+ * another log (`ready(log)`, `setBackendLog`: the notebook helpers log it to stdout).
  *
  * WebAssembly: a pool worker (util/pool) runs the multi-threaded build (./wasm-threads) on its share of the cores
  * (cores / workers); the main thread runs the single-threaded build, because the stage it runs itself, a
@@ -25,6 +26,7 @@ import { blasLibrary, installBlasKernels } from './blas';
 import { useLightBinaryKernels } from './wasm-binary';
 import { useLightCopyKernels } from './wasm-copy';
 import { headKernelsWanted, installHeadKernels } from './head-kernels';
+import { setBackendOrReason } from './set-backend';
 import { activateThreadedWasm } from './wasm-threads';
 
 export { tf };
@@ -42,6 +44,16 @@ export interface BackendInfo {
   readonly threads: number;
   /** the BLAS library that runs WebAssembly's matrix products (./blas), or null where XNNPACK runs them */
   readonly blas: string | null;
+  /**
+   * why WebAssembly runs on fewer threads than were asked for (the threaded build did not come up, with its error,
+   * or came up with fewer), or null; beside BLAS one thread is the design, not a shortfall
+   */
+  readonly threadsShortfall: string | null;
+  /**
+   * the faster backends that are installed but did not initialise, each with its error (a pool worker or helper
+   * thread on plain JS while the main thread runs WebAssembly says why here); empty when none failed
+   */
+  readonly failures: readonly string[];
 }
 
 export interface ReadyOptions {
@@ -79,27 +91,43 @@ export function wasmThreadCount(fallback = 1): number {
 /** whether the wasm backend's build was chosen yet, and its threads per op */
 let wasmTried = false;
 let wasmThreads = 1;
+let wasmShortfall: string | null = null;
 
-async function activate(name: BackendName, options: ReadyOptions = {}): Promise<string | undefined> {
+/**
+ * Make `name` the current backend: the npm package that provides it, or undefined. A backend whose package is
+ * installed but does not come up adds its reason to `failures` (a missing optional package is not a failure).
+ */
+async function activate(name: BackendName, options: ReadyOptions = {}, failures: string[] = []): Promise<string | undefined> {
+  const attempt = async (pkg: string): Promise<string | undefined> => {
+    const why = await setBackendOrReason(name);
+    if (why === undefined) return pkg;
+    failures.push(`${name} (${pkg}) did not initialise: ${why}`);
+    return undefined;
+  };
   if (name === 'tensorflow') {
     for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
-      if (tryRequire(pkg) && (await tf.setBackend('tensorflow').catch(() => false))) return pkg;
+      if (tryRequire(pkg) && (await attempt(pkg)) !== undefined) return pkg;
     }
     return undefined;
   }
   if (name === 'wasm') {
-    if (!tryRequire('@tensorflow/tfjs-backend-wasm')) return undefined;
+    const pkg = '@tensorflow/tfjs-backend-wasm';
+    if (!tryRequire(pkg)) return undefined;
     if (!wasmTried) {
       // first initialisation: the threaded build if more than one thread is wanted, products stay on XNNPACK
       // (beside BLAS every op runs on one thread: ./blas) and the build comes up
       wasmTried = true;
       const want = wasmThreadCount(options.wasmThreads);
-      wasmThreads = want > 1 && blasLibrary() === undefined ? ((await activateThreadedWasm(want)) ?? 1) : 1;
-      if (wasmThreads > 1) return '@tensorflow/tfjs-backend-wasm';
+      if (want > 1 && blasLibrary() === undefined) {
+        const threaded = await activateThreadedWasm(want);
+        wasmThreads = threaded.threads ?? 1;
+        wasmShortfall = threaded.shortfall ?? null;
+        if (threaded.threads !== undefined) return pkg;
+      }
     }
-    return (await tf.setBackend('wasm').catch(() => false)) ? '@tensorflow/tfjs-backend-wasm' : undefined;
+    return attempt(pkg);
   }
-  return (await tf.setBackend('cpu')) ? '@tensorflow/tfjs-backend-cpu' : undefined;
+  return attempt('@tensorflow/tfjs-backend-cpu');
 }
 
 function parseForced(value: string | undefined): BackendName | undefined {
@@ -112,8 +140,9 @@ async function choose(log: (line: string) => void, options: ReadyOptions): Promi
   const forced = parseForced(process.env.PTMST_BACKEND);
   headKernelsWanted(); // a bad value is an error on every backend, not only where the kernels would run
   const order: readonly BackendName[] = forced ? [forced] : BACKENDS;
+  const failures: string[] = [];
   for (const name of order) {
-    const provider = await activate(name, options);
+    const provider = await activate(name, options, failures);
     if (provider !== undefined) {
       await tf.ready();
       if (name === 'wasm') {
@@ -127,29 +156,43 @@ async function choose(log: (line: string) => void, options: ReadyOptions): Promi
         reason: forced ? 'forced by PTMST_BACKEND' : 'fastest backend present',
         threads: name === 'wasm' ? wasmThreads : 1,
         blas: (name === 'wasm' && installBlasKernels()) || null,
+        threadsShortfall: name === 'wasm' ? wasmShortfall : null,
+        failures,
       };
-      const threads = name === 'wasm' ? `, ${info.threads} thread${info.threads === 1 ? '' : 's'} per op` : '';
+      const shortfall = info.threadsShortfall ? ` (${info.threadsShortfall})` : '';
+      const threads = name === 'wasm' ? `, ${info.threads} thread${info.threads === 1 ? '' : 's'} per op${shortfall}` : '';
       const products = info.blas ? `; products on ${info.blas}` : '';
-      log(`[ptmst] tfjs backend: ${name} (${provider}; ${info.reason}${threads}${products})`);
+      const failed = failures.length > 0 ? `; ${failures.join('; ')}` : '';
+      log(`[ptmst] tfjs backend: ${name} (${provider}; ${info.reason}${threads}${products}${failed})`);
       return info;
     }
   }
+  const failed = failures.length > 0 ? `: ${failures.join('; ')}` : '';
   throw new Error(
     forced
-      ? `PTMST_BACKEND=${forced} was requested but its package is not installed or failed to load`
-      : 'no tfjs backend could be initialised',
+      ? `PTMST_BACKEND=${forced} was requested but its package is not installed or failed to load${failed}`
+      : `no tfjs backend could be initialised${failed}`,
   );
+}
+
+let defaultLog: (line: string) => void = (l) => process.stderr.write(l + '\n');
+
+/**
+ * Where `ready` writes its one banner line when its caller passes no log: stderr by default (a CLI's stdout may be
+ * JSON for a pipe); the notebook helpers choose stdout (a notebook shows stderr as a red box). Applies to the first
+ * `ready` of the process, which is the one that logs.
+ */
+export function setBackendLog(log: (line: string) => void): void {
+  defaultLog = log;
 }
 
 /**
  * Initialise tfjs once per process and return which backend runs. Every entry point that
  * computes (library verbs, CLI, tests) awaits this first; later calls return the same answer.
+ * `log` receives the banner line (default: `setBackendLog`'s choice, else stderr).
  */
-export function ready(
-  log: (line: string) => void = (l) => process.stderr.write(l + '\n'),
-  options: ReadyOptions = {},
-): Promise<BackendInfo> {
-  chosen ??= choose(log, options);
+export function ready(log?: (line: string) => void, options: ReadyOptions = {}): Promise<BackendInfo> {
+  chosen ??= choose(log ?? ((l) => defaultLog(l)), options);
   return chosen;
 }
 

@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { setBackendLog } from '../backend';
 import { ConfigError } from '../errors';
 import type { RenderedFigure } from '../figures/render';
 import type { Table } from '../figures/tables';
@@ -64,9 +65,12 @@ export function projectRoot(from = process.cwd()): string {
 /**
  * The notebook's mode and folders. Mode: `PTMST_NOTEBOOK_MODE` (`quick` or `full`, default `full`; set by
  * `npm run notebooks`). Workspace: `PTMST_WORKSPACE`, else the project; quick mode works in
- * `<project>/.ptmst-cache/notebooks-quick` so it never touches committed figures or cached runs.
+ * `<project>/.ptmst-cache/notebooks-quick` so it never touches committed figures or cached runs. It also sends the
+ * backend's banner (`ready()`) to stdout.
  */
 export function notebookContext(env: NodeJS.ProcessEnv = process.env): NotebookContext {
+  // every notebook calls this before `ready()`: its backend banner goes to stdout, not a red stderr box
+  setBackendLog((line) => console.log(line));
   const mode = env.PTMST_NOTEBOOK_MODE ?? 'full';
   if (mode !== 'quick' && mode !== 'full') throw new ConfigError(`PTMST_NOTEBOOK_MODE: "${mode}" is neither quick nor full`);
   const project = env.PTMST_WORKSPACE ? resolve(env.PTMST_WORKSPACE) : projectRoot();

@@ -92,7 +92,13 @@ export function poolWorker<D, J>(
   return async ({ job, port }) => {
     // required lazily: this module is also loaded by the main thread
     const { workerData } = require('piscina') as { workerData: PoolData<D> };
-    init ??= (require('../backend') as typeof import('../backend')).ready(() => undefined, { wasmThreads: workerData.wasmThreads });
+    // quietly, but a backend that did not come up (the worker then runs a slower one) or a shortfall of threads is
+    // reported, with its reason
+    init ??= (require('../backend') as typeof import('../backend')).ready(() => undefined, { wasmThreads: workerData.wasmThreads }).then((info) => {
+      for (const why of [...info.failures, ...(info.threadsShortfall ? [info.threadsShortfall] : [])]) {
+        process.stderr.write(`[ptmst] pool worker on ${info.name}, ${info.threads} thread(s) per op: ${why}\n`);
+      }
+    });
     await init;
     try {
       await main(workerData.shared, job, (m) => port.postMessage(m));

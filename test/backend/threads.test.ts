@@ -1,6 +1,8 @@
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempDir } from '../helpers';
 
 /**
  * The threaded WebAssembly build (src/backend/wasm-threads.ts) in fresh processes: it comes up with the threads asked
@@ -41,6 +43,53 @@ describe('backend: threaded WebAssembly', function () {
     assert.equal(one.threads, 1);
     assert.equal(two.threads, 2, 'the threaded build came up with two threads (its shims still fit this tfjs version)');
     assert.equal(two.hash, one.hash, 'products, the head backward and its gradient are bitwise the same on two threads');
+  });
+
+  it('leaves nothing in the temp folder, neither once it is up nor after exit; a pool worker neither', () => {
+    const tmp = tempDir();
+    const probe = `
+      const { readdirSync } = require('node:fs');
+      const { ready } = require(${JSON.stringify(join(__dirname, '../../src/backend'))});
+      const { runPool } = require(${JSON.stringify(join(__dirname, '../../src/util/pool'))});
+      ready(() => undefined).then(async (info) => {
+        const seen = [];
+        // one pool worker on two threads: its own threaded build, initialised while this one's runs
+        await runPool(${JSON.stringify(join(__dirname, '../util/pool-probe-worker.js'))}, [0], 1, (m) => seen.push(m), 'x');
+        process.stdout.write(JSON.stringify({ threads: info.threads, shortfall: info.threadsShortfall, worker: seen[0].threads, left: readdirSync(process.env.TMPDIR) }));
+      });`;
+    const env = { ...process.env, TMPDIR: tmp, PTMST_WASM_THREADS: '2', PTMST_BACKEND: 'wasm', PTMST_BLAS: 'off' };
+    const r = spawnSync(process.execPath, ['-e', probe], { env, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { threads: 2, shortfall: null, worker: 2, left: [] });
+    assert.deepEqual(readdirSync(tmp), []);
+  });
+
+  // the threaded build used to fall back to one thread, and a worker whose WebAssembly did not come up to plain JS,
+  // without a word (tf.setBackend(...).catch(() => false)); the reason is now in BackendInfo and the banner
+  it('a threaded build that does not come up is reported with its reason: one thread, threadsShortfall and the banner say why', () => {
+    const probe = `require(${JSON.stringify(join(__dirname, '../../src/backend'))}).ready().then((i) => process.stdout.write(JSON.stringify(i)));`;
+    const env = { ...process.env, TMPDIR: '/nonexistent-ptmst-tmp', PTMST_WASM_THREADS: '2', PTMST_BACKEND: 'wasm', PTMST_BLAS: 'off' };
+    const r = spawnSync(process.execPath, ['-e', probe], { env, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const info = JSON.parse(r.stdout) as { name: string; threads: number; threadsShortfall: string | null; failures: string[] };
+    const why = /^the threaded build did not come up: ENOENT: no such file or directory, mkdtemp '\/nonexistent-ptmst-tmp\/ptmst-tfjs-wasm-threads-/;
+    assert.deepEqual([info.name, info.threads, info.failures], ['wasm', 1, []]);
+    assert.match(info.threadsShortfall ?? 'null', why);
+    assert.match(r.stderr, /^\[ptmst\] tfjs backend: wasm \(.*1 thread per op \(the threaded build did not come up: ENOENT/m);
+  });
+
+  it('a backend that does not initialise is named with its reason, where a slower one runs instead', () => {
+    const probe = `require('@tensorflow/tfjs-backend-wasm').setWasmPaths('/nonexistent-ptmst-wasm/');
+      require(${JSON.stringify(join(__dirname, '../../src/backend'))}).ready().then((i) => process.stdout.write(JSON.stringify(i)));`;
+    const env: NodeJS.ProcessEnv = { ...process.env, PTMST_WASM_THREADS: '1' };
+    delete env.PTMST_BACKEND;
+    const r = spawnSync(process.execPath, ['-e', probe], { env, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const info = JSON.parse(r.stdout) as { name: string; failures: string[] };
+    assert.equal(info.name, 'cpu');
+    assert.equal(info.failures.length, 1, info.failures.join('; '));
+    assert.match(info.failures[0]!, /^wasm \(@tensorflow\/tfjs-backend-wasm\) did not initialise: \S/);
+    assert.match(r.stderr, /^\[ptmst\] tfjs backend: cpu \(.*; wasm \(@tensorflow\/tfjs-backend-wasm\) did not initialise: /m);
   });
 
   it('beside BLAS every op runs on one thread, whatever PTMST_WASM_THREADS asks', function () {
