@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers';
 
@@ -68,14 +68,17 @@ describe('backend: threaded WebAssembly', function () {
   // without a word (tf.setBackend(...).catch(() => false)); the reason is now in BackendInfo and the banner
   it('a threaded build that does not come up is reported with its reason: one thread, threadsShortfall and the banner say why', () => {
     const probe = `require(${JSON.stringify(join(__dirname, '../../src/backend'))}).ready().then((i) => process.stdout.write(JSON.stringify(i)));`;
-    const env = { ...process.env, TMPDIR: '/nonexistent-ptmst-tmp', PTMST_WASM_THREADS: '2', PTMST_BACKEND: 'wasm', PTMST_BLAS: 'off' };
+    // a temp "folder" that is a file: the glue's scripts cannot be written
+    const notAFolder = join(tempDir(), 'a-file');
+    writeFileSync(notAFolder, '');
+    const env = { ...process.env, TMPDIR: notAFolder, PTMST_WASM_THREADS: '2', PTMST_BACKEND: 'wasm', PTMST_BLAS: 'off' };
     const r = spawnSync(process.execPath, ['-e', probe], { env, encoding: 'utf8', timeout: 60_000 });
     assert.equal(r.status, 0, r.stderr);
     const info = JSON.parse(r.stdout) as { name: string; threads: number; threadsShortfall: string | null; failures: string[] };
-    const why = /^the threaded build did not come up: ENOENT: no such file or directory, mkdtemp '\/nonexistent-ptmst-tmp\/ptmst-tfjs-wasm-threads-/;
+    const why = /^the threaded build did not come up: ENOTDIR: not a directory, mkdtemp '.*\/a-file\/ptmst-tfjs-wasm-threads-/;
     assert.deepEqual([info.name, info.threads, info.failures], ['wasm', 1, []]);
     assert.match(info.threadsShortfall ?? 'null', why);
-    assert.match(r.stderr, /^\[ptmst\] tfjs backend: wasm \(.*1 thread per op \(the threaded build did not come up: ENOENT/m);
+    assert.match(r.stderr, /^\[ptmst\] tfjs backend: wasm \(.*1 thread per op \(the threaded build did not come up: ENOTDIR/m);
   });
 
   it('a backend that does not initialise is named with its reason, where a slower one runs instead', () => {
