@@ -211,6 +211,11 @@ export function installHeadKernels(): void {
   active = headKernelsWanted();
 }
 
+/** Whether the fused kernels are switched on (`PTMST_HEAD_KERNELS`, or `useHeadKernels` since): for a caller to restore. */
+export function headKernelsOn(): boolean {
+  return active;
+}
+
 /** Use the fused kernels (true) or tfjs's ops (false) where both apply: for comparisons (tests, the bench). */
 export function useHeadKernels(on: boolean): void {
   active = on && tf.getKernel(FORWARD, 'wasm') !== undefined;

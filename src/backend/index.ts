@@ -62,6 +62,7 @@ export interface ReadyOptions {
 }
 
 let chosen: Promise<BackendInfo> | undefined;
+let chosenInfo: BackendInfo | undefined;
 
 function tryRequire(name: string): boolean {
   try {
@@ -164,6 +165,7 @@ async function choose(log: (line: string) => void, options: ReadyOptions): Promi
       const products = info.blas ? `; products on ${info.blas}` : '';
       const failed = failures.length > 0 ? `; ${failures.join('; ')}` : '';
       log(`[ptmst] tfjs backend: ${name} (${provider}; ${info.reason}${threads}${products}${failed})`);
+      chosenInfo = info;
       return info;
     }
   }
@@ -194,6 +196,11 @@ export function setBackendLog(log: (line: string) => void): void {
 export function ready(log?: (line: string) => void, options: ReadyOptions = {}): Promise<BackendInfo> {
   chosen ??= choose(log ?? ((l) => defaultLog(l)), options);
   return chosen;
+}
+
+/** What `ready` chose, once it has: undefined before (for callers that must not start the initialisation). */
+export function readyInfo(): BackendInfo | undefined {
+  return chosenInfo;
 }
 
 /**

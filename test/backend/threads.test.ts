@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tempDir } from '../helpers';
+import { onlyWhere, tempDir } from '../helpers';
 
 /**
  * The threaded WebAssembly build (src/backend/wasm-threads.ts) in fresh processes: it comes up with the threads asked
@@ -97,10 +97,7 @@ describe('backend: threaded WebAssembly', function () {
 
   it('beside BLAS every op runs on one thread, whatever PTMST_WASM_THREADS asks', function () {
     const withBlas = run(2, 'auto');
-    if (withBlas.blas === null) {
-      if (process.env.PTMST_REQUIRE_BLAS) assert.fail('PTMST_REQUIRE_BLAS is set but no BLAS loaded (libopenblas0-pthread, koffi)');
-      this.skip();
-    }
+    onlyWhere(this, withBlas.blas !== null, 'where OpenBLAS loads (libopenblas0-pthread and koffi: CI)', 'PTMST_REQUIRE_BLAS');
     assert.equal(withBlas.threads, 1);
     assert.match(withBlas.blas!, /OpenBLAS|cblas/);
   });
