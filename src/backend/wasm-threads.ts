@@ -43,7 +43,7 @@ const BUNDLE_PRELUDE =
   "require$$4 = require('os'), commonjsGlobal = globalThis;\n";
 const MAIN_SCRIPT_START = 'var WasmBackendModuleThreadedSimd';
 /** the prefix of the folders the scripts are written to (one per initialisation, removed when it ends) */
-export const SCRIPT_FOLDER_PREFIX = 'ptmst-tfjs-wasm-threads-';
+const SCRIPT_FOLDER_PREFIX = 'ptmst-tfjs-wasm-threads-';
 
 interface EmscriptenPThread {
   unusedWorkers: Worker[];

@@ -34,9 +34,9 @@ export class RepassHelper implements RepassRunner {
   }
 
   /**
-   * Start a helper on this thread's tfjs backend. Its half of the re-pass is bit-identical only on the same build:
-   * the helper compares its backend (name, threads per op, BLAS) with this thread's, once ready, and fails every job
-   * with both descriptions where they differ (a helper whose WebAssembly did not come up, say).
+   * Start a helper on this thread's tfjs backend. Its half of the re-pass is bit-identical only on the same backend
+   * and products: the helper compares what its `ready` chose and its BLAS with this thread's, once ready, and fails
+   * every job with both descriptions where they differ (a helper whose WebAssembly did not come up, say).
    */
   static start(): RepassHelper {
     const here = { name: tf.getBackend(), ...backendThreading() };
