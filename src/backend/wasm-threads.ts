@@ -78,8 +78,8 @@ function scriptFolder(): { write(text: string): string; remove(): void } {
   };
 }
 
-/** Run `init` with the three shims installed; all are undone afterwards. */
-async function withNodeShims<T>(threads: number, init: () => Promise<T>): Promise<T> {
+/** Run `init` (which answers why the backend did not come up, or undefined) with the three shims installed; all are undone afterwards. */
+async function withNodeShims(threads: number, init: () => Promise<string | undefined>): Promise<string | undefined> {
   const texts = new WeakMap<Blob, string>();
   const NativeBlob = globalThis.Blob;
   class TextBlob extends NativeBlob {
@@ -112,9 +112,21 @@ async function withNodeShims<T>(threads: number, init: () => Promise<T>): Promis
     return postMessage.call(this, message, transferList);
   } as typeof postMessage;
   os.cpus = () => Array.from({ length: 2 * threads }, (_, i) => cpus()[i % cpus().length]!);
+  // the glue's pthread workers, seen as it subscribes to their events: where initialisation fails they may still be
+  // starting, and are stopped before their script files go (a worker that finds its file gone throws, uncaught)
+  const workers = new Set<Worker>();
+  const on = Worker.prototype.on;
+  Worker.prototype.on = function (this: Worker, ...args: Parameters<typeof on>) {
+    workers.add(this);
+    return on.apply(this, args);
+  } as typeof on;
+  let failure: string | undefined = 'initialisation threw';
   try {
-    return await init();
+    failure = await init();
+    return failure;
   } finally {
+    Worker.prototype.on = on;
+    if (failure !== undefined) await Promise.all([...workers].map((w) => w.terminate().catch(() => undefined)));
     folder.remove();
     globalThis.Blob = NativeBlob;
     URL.createObjectURL = createObjectURL;
