@@ -186,6 +186,9 @@ export async function stripExpertDigest(dir: string, index: number): Promise<str
 export function onlyWhere(ctx: Mocha.Context, holds: boolean, where: string, require?: string): void {
   if (holds) return;
   if (require !== undefined && process.env[require]) throw new Error(`${require} is set but this does not hold: ${where}`);
-  process.stderr.write(`[ptmst tests] skipped "${ctx.currentTest?.title ?? ctx.test?.title}": runs only ${where}\n`);
+  // from a before-all hook the whole suite skips: named by its title
+  const runnable = ctx.test as (Mocha.Runnable & { type?: string }) | undefined;
+  const title = runnable?.type === 'hook' ? `${runnable.parent?.fullTitle()} (all its tests)` : runnable?.fullTitle();
+  process.stderr.write(`[ptmst tests] skipped "${title}": runs only ${where}\n`);
   ctx.skip();
 }

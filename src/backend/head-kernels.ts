@@ -303,7 +303,7 @@ export function headNormBackward(
   return { gGamma: gGamma!, gBeta: gBeta!, gz: gz as tf.Tensor2D, gq: (gq ?? gz) as tf.Tensor2D };
 }
 
-/** Whether the fused kernels are switched on (`installHeadKernels` ran and neither `PTMST_HEAD_KERNELS=off` nor `useHeadKernels(false)` turned them off): for results files' provenance. */
+/** Whether the fused kernels are switched on (`installHeadKernels` ran and neither `PTMST_HEAD_KERNELS=off` nor `useHeadKernels(false)` turned them off): for results files' provenance and for a caller to restore. */
 export function headKernelsOn(): boolean {
   return active;
 }

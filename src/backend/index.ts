@@ -26,6 +26,7 @@ import { blasLibrary, installBlasKernels } from './blas';
 import { useLightBinaryKernels } from './wasm-binary';
 import { useLightCopyKernels } from './wasm-copy';
 import { headKernelsWanted, installHeadKernels } from './head-kernels';
+import { setBackendOrReason } from './set-backend';
 import { activateThreadedWasm } from './wasm-threads';
 
 export { tf };
@@ -48,6 +49,11 @@ export interface BackendInfo {
    * or came up with fewer), or null; beside BLAS one thread is the design, not a shortfall
    */
   readonly threadsShortfall: string | null;
+  /**
+   * the faster backends that are installed but did not initialise, each with its error (a pool worker or helper
+   * thread on plain JS while the main thread runs WebAssembly says why here); empty when none failed
+   */
+  readonly failures: readonly string[];
 }
 
 export interface ReadyOptions {
@@ -56,6 +62,7 @@ export interface ReadyOptions {
 }
 
 let chosen: Promise<BackendInfo> | undefined;
+let chosenInfo: BackendInfo | undefined;
 
 function tryRequire(name: string): boolean {
   try {
@@ -87,15 +94,26 @@ let wasmTried = false;
 let wasmThreads = 1;
 let wasmShortfall: string | null = null;
 
-async function activate(name: BackendName, options: ReadyOptions = {}): Promise<string | undefined> {
+/**
+ * Make `name` the current backend: the npm package that provides it, or undefined. A backend whose package is
+ * installed but does not come up adds its reason to `failures` (a missing optional package is not a failure).
+ */
+async function activate(name: BackendName, options: ReadyOptions = {}, failures: string[] = []): Promise<string | undefined> {
+  const attempt = async (pkg: string): Promise<string | undefined> => {
+    const why = await setBackendOrReason(name);
+    if (why === undefined) return pkg;
+    failures.push(`${name} (${pkg}) did not initialise: ${why}`);
+    return undefined;
+  };
   if (name === 'tensorflow') {
     for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
-      if (tryRequire(pkg) && (await tf.setBackend('tensorflow').catch(() => false))) return pkg;
+      if (tryRequire(pkg) && (await attempt(pkg)) !== undefined) return pkg;
     }
     return undefined;
   }
   if (name === 'wasm') {
-    if (!tryRequire('@tensorflow/tfjs-backend-wasm')) return undefined;
+    const pkg = '@tensorflow/tfjs-backend-wasm';
+    if (!tryRequire(pkg)) return undefined;
     if (!wasmTried) {
       // first initialisation: the threaded build if more than one thread is wanted, products stay on XNNPACK
       // (beside BLAS every op runs on one thread: ./blas) and the build comes up
@@ -105,12 +123,12 @@ async function activate(name: BackendName, options: ReadyOptions = {}): Promise<
         const threaded = await activateThreadedWasm(want);
         wasmThreads = threaded.threads ?? 1;
         wasmShortfall = threaded.shortfall ?? null;
-        if (threaded.threads !== undefined) return '@tensorflow/tfjs-backend-wasm';
+        if (threaded.threads !== undefined) return pkg;
       }
     }
-    return (await tf.setBackend('wasm').catch(() => false)) ? '@tensorflow/tfjs-backend-wasm' : undefined;
+    return attempt(pkg);
   }
-  return (await tf.setBackend('cpu')) ? '@tensorflow/tfjs-backend-cpu' : undefined;
+  return attempt('@tensorflow/tfjs-backend-cpu');
 }
 
 function parseForced(value: string | undefined): BackendName | undefined {
@@ -123,8 +141,9 @@ async function choose(log: (line: string) => void, options: ReadyOptions): Promi
   const forced = parseForced(process.env.PTMST_BACKEND);
   headKernelsWanted(); // a bad value is an error on every backend, not only where the kernels would run
   const order: readonly BackendName[] = forced ? [forced] : BACKENDS;
+  const failures: string[] = [];
   for (const name of order) {
-    const provider = await activate(name, options);
+    const provider = await activate(name, options, failures);
     if (provider !== undefined) {
       await tf.ready();
       if (name === 'wasm') {
@@ -139,18 +158,22 @@ async function choose(log: (line: string) => void, options: ReadyOptions): Promi
         threads: name === 'wasm' ? wasmThreads : 1,
         blas: (name === 'wasm' && installBlasKernels()) || null,
         threadsShortfall: name === 'wasm' ? wasmShortfall : null,
+        failures,
       };
       const shortfall = info.threadsShortfall ? ` (${info.threadsShortfall})` : '';
       const threads = name === 'wasm' ? `, ${info.threads} thread${info.threads === 1 ? '' : 's'} per op${shortfall}` : '';
       const products = info.blas ? `; products on ${info.blas}` : '';
-      log(`[ptmst] tfjs backend: ${name} (${provider}; ${info.reason}${threads}${products})`);
+      const failed = failures.length > 0 ? `; ${failures.join('; ')}` : '';
+      log(`[ptmst] tfjs backend: ${name} (${provider}; ${info.reason}${threads}${products}${failed})`);
+      chosenInfo = info;
       return info;
     }
   }
+  const failed = failures.length > 0 ? `: ${failures.join('; ')}` : '';
   throw new Error(
     forced
-      ? `PTMST_BACKEND=${forced} was requested but its package is not installed or failed to load`
-      : 'no tfjs backend could be initialised',
+      ? `PTMST_BACKEND=${forced} was requested but its package is not installed or failed to load${failed}`
+      : `no tfjs backend could be initialised${failed}`,
   );
 }
 
@@ -173,6 +196,11 @@ export function setBackendLog(log: (line: string) => void): void {
 export function ready(log?: (line: string) => void, options: ReadyOptions = {}): Promise<BackendInfo> {
   chosen ??= choose(log ?? ((l) => defaultLog(l)), options);
   return chosen;
+}
+
+/** What `ready` chose, once it has: undefined before (for callers that must not start the initialisation). */
+export function readyInfo(): BackendInfo | undefined {
+  return chosenInfo;
 }
 
 /**

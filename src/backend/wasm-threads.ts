@@ -32,6 +32,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
+import { setBackendOrReason } from './set-backend';
 
 // the module object itself (tfjs's glue calls `require('os').cpus()`), not an import wrapper around it
 const os = require('node:os') as typeof import('node:os');
@@ -53,10 +54,15 @@ interface EmscriptenPThread {
 function scriptFolder(): { write(text: string): string; remove(): void } {
   let dir: string | undefined;
   let count = 0;
+  // a removal that fails (EMFILE in a process short of descriptors) is tried again at exit, and never throws
   const remove = () => {
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-    dir = undefined;
-    process.off('exit', remove);
+    try {
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+      dir = undefined;
+      process.off('exit', remove);
+    } catch {
+      // the exit handler stays registered
+    }
   };
   return {
     write(text) {
@@ -72,8 +78,8 @@ function scriptFolder(): { write(text: string): string; remove(): void } {
   };
 }
 
-/** Run `init` with the three shims installed; all are undone afterwards. */
-async function withNodeShims<T>(threads: number, init: () => Promise<T>): Promise<T> {
+/** Run `init` (which answers why the backend did not come up, or undefined) with the three shims installed; all are undone afterwards. */
+async function withNodeShims(threads: number, init: () => Promise<string | undefined>): Promise<string | undefined> {
   const texts = new WeakMap<Blob, string>();
   const NativeBlob = globalThis.Blob;
   class TextBlob extends NativeBlob {
@@ -106,9 +112,21 @@ async function withNodeShims<T>(threads: number, init: () => Promise<T>): Promis
     return postMessage.call(this, message, transferList);
   } as typeof postMessage;
   os.cpus = () => Array.from({ length: 2 * threads }, (_, i) => cpus()[i % cpus().length]!);
+  // the glue's pthread workers, seen as it subscribes to their events: where initialisation fails they may still be
+  // starting, and are stopped before their script files go (a worker that finds its file gone throws, uncaught)
+  const workers = new Set<Worker>();
+  const on = Worker.prototype.on;
+  Worker.prototype.on = function (this: Worker, ...args: Parameters<typeof on>) {
+    workers.add(this);
+    return on.apply(this, args);
+  } as typeof on;
+  let failure: string | undefined = 'initialisation threw';
   try {
-    return await init();
+    failure = await init();
+    return failure;
   } finally {
+    Worker.prototype.on = on;
+    if (failure !== undefined) await Promise.all([...workers].map((w) => w.terminate().catch(() => undefined)));
     folder.remove();
     globalThis.Blob = NativeBlob;
     URL.createObjectURL = createObjectURL;
@@ -124,9 +142,6 @@ export interface ThreadedWasm {
   readonly shortfall?: string;
 }
 
-/** the priority tfjs-backend-wasm registers its backend with (its WASM_PRIORITY) */
-const WASM_PRIORITY = 2;
-
 /**
  * Make tfjs-wasm's threaded build the `wasm` backend, with `threads` threads for each op. Call it before the wasm
  * backend is first initialised. Returns the number of threads the backend runs with, or `undefined` when the
@@ -136,27 +151,11 @@ export async function activateThreadedWasm(threads: number): Promise<ThreadedWas
   const wasm = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm');
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
   wasm.setThreadsCount(threads);
-  // the factory's own error: tf.setBackend only answers false (and warns on the console, outside prod mode)
-  let failure: unknown;
-  const factory = tf.findBackendFactory('wasm');
-  tf.removeBackend('wasm');
-  tf.registerBackend('wasm', async () => {
-    try {
-      return await factory();
-    } catch (e) {
-      failure = e;
-      throw e;
-    }
-  }, WASM_PRIORITY);
-  const ok = await withNodeShims(threads, () => tf.setBackend('wasm')).catch((e: unknown) => {
-    failure ??= e;
-    return false;
-  });
-  if (!ok) {
+  const failure = await withNodeShims(threads, () => setBackendOrReason('wasm'));
+  if (failure !== undefined) {
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
     wasm.setThreadsCount(1);
-    const message = failure instanceof Error ? failure.message : (failure as { message?: unknown } | undefined)?.message;
-    return { threads: undefined, shortfall: `the threaded build did not come up: ${String(message ?? failure ?? 'tf.setBackend answered false')}` };
+    return { threads: undefined, shortfall: `the threaded build did not come up: ${failure}` };
   }
   const pthread = (tf.backend() as unknown as { wasm: { PThread?: EmscriptenPThread } }).wasm.PThread;
   if (pthread !== undefined) {

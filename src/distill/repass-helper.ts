@@ -7,7 +7,7 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { tf } from '../backend';
+import { readyInfo, tf } from '../backend';
 import type { RepassJob, RepassRunner } from './iteration';
 
 type Reply = { id: number; sums: Float32Array[] } | { id: number; error: { name: string; message: string; stack: string } };
@@ -33,9 +33,14 @@ export class RepassHelper implements RepassRunner {
     worker.on('exit', (code) => fail(new Error(`the distiller's helper thread exited (code ${code})`)));
   }
 
-  /** Start a helper on this thread's tfjs backend. */
+  /**
+   * Start a helper on this thread's tfjs backend. Its half of the re-pass is bit-identical only on the same backend
+   * and products: the helper compares what its `ready` chose and its BLAS with this thread's, once ready, and fails
+   * every job with both descriptions where they differ (a helper whose WebAssembly did not come up, say).
+   */
   static start(): RepassHelper {
-    return new RepassHelper(new Worker(join(__dirname, 'repass-worker.js'), { workerData: { backend: tf.getBackend() } }));
+    const here = { name: tf.getBackend(), ...backendThreading() };
+    return new RepassHelper(new Worker(join(__dirname, 'repass-worker.js'), { workerData: { backend: here.name, expect: here } }));
   }
 
   run(job: RepassJob): Promise<Float32Array[]> {
@@ -51,6 +56,12 @@ export class RepassHelper implements RepassRunner {
     this.failure ??= new Error('the helper thread is closed');
     await this.worker.terminate();
   }
+}
+
+/** The backend `ready` chose on this thread, its threads per op and BLAS library (defaults before it has run). */
+function backendThreading(): { threads: number; blas: string | null; chosen: string | null } {
+  const info = readyInfo();
+  return info ? { threads: info.threads, blas: info.blas, chosen: info.name } : { threads: 1, blas: null, chosen: null };
 }
 
 /**

@@ -1,13 +1,23 @@
 /** The helper thread of repass-helper.ts: computes the re-pass terms of a range of steps, one job at a time. */
 import { parentPort, workerData } from 'node:worker_threads';
-import { ready, tf } from '../backend';
+import { type BackendName, ready, tf, useBackend } from '../backend';
 import { type DualParams, unflattenTower } from '../model/dual';
 import { type RepassJob, type UnrollStep, repassRange } from './iteration';
 
 const started = (async () => {
-  await ready(() => undefined);
-  const { backend } = workerData as { backend: string };
-  if (tf.getBackend() !== backend && !(await tf.setBackend(backend))) throw new Error(`the helper thread cannot run the distiller's backend "${backend}"`);
+  const info = await ready(() => undefined);
+  type Setup = { name: string; threads: number; blas: string | null; chosen: string | null };
+  const { backend, expect } = workerData as { backend: string; expect: Setup };
+  if (tf.getBackend() !== backend && !(await useBackend(backend as BackendName))) throw new Error(`the helper thread cannot run the distiller's backend "${backend}"`);
+  // the same choice and products as the distiller's (a helper whose WebAssembly did not come up chose plain JS, and
+  // runs tfjs's kernels; OpenBLAS and XNNPACK sum in other orders), or its half of the re-pass would not be
+  // bit-identical; the thread count may differ (the threaded build's products are bitwise the single-threaded ones)
+  const here: Setup = { name: tf.getBackend(), threads: info.threads, blas: info.blas, chosen: info.name };
+  const describe = (b: Setup) => `${b.name} (${b.chosen ?? 'not chosen'} chosen), ${b.threads} thread(s) per op, products on ${b.blas ?? 'XNNPACK'}`;
+  if (here.blas !== expect.blas || (expect.chosen !== null && here.chosen !== expect.chosen)) {
+    const why = [...info.failures, ...(info.threadsShortfall ? [info.threadsShortfall] : [])].join('; ');
+    throw new Error(`the helper thread runs ${describe(here)}, the distiller ${describe(expect)}${why ? `: ${why}` : ''}`);
+  }
 })();
 
 function compute(job: RepassJob): Float32Array[] {

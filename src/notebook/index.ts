@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { ready } from '../backend';
+import { ready, setBackendLog } from '../backend';
 import { ConfigError } from '../errors';
 import type { RenderedFigure } from '../figures/render';
 import type { Table } from '../figures/tables';
@@ -88,11 +88,13 @@ export function projectRoot(from = process.cwd()): string {
  * gets the same backend without a stderr line.
  */
 export function notebookContext(env: NodeJS.ProcessEnv = process.env): NotebookContext {
+  // every notebook calls this before its own `ready()`: the backend banner goes to stdout, not a red stderr box
+  setBackendLog((line) => console.log(line));
   const mode = env.PTMST_NOTEBOOK_MODE ?? 'full';
   if (mode !== 'quick' && mode !== 'full') throw new ConfigError(`PTMST_NOTEBOOK_MODE: "${mode}" is neither quick nor full`);
   const project = env.PTMST_WORKSPACE ? resolve(env.PTMST_WORKSPACE) : projectRoot();
   const workspace = mode === 'quick' ? join(project, '.ptmst-cache', 'notebooks-quick') : project;
-  ready((line) => console.log(line)).catch(() => undefined); // a failure reaches the notebook's own `await ready()`
+  ready().catch(() => undefined); // a failure reaches the notebook's own `await ready()`
   return { mode, quick: mode === 'quick', workspace, figures: join(workspace, 'figures') };
 }
 

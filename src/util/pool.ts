@@ -92,9 +92,12 @@ export function poolWorker<D, J>(
   return async ({ job, port }) => {
     // required lazily: this module is also loaded by the main thread
     const { workerData } = require('piscina') as { workerData: PoolData<D> };
-    // quietly, but a shortfall of threads (the threaded build did not come up) is reported, with its reason
+    // quietly, but a backend that did not come up (the worker then runs a slower one) or a shortfall of threads is
+    // reported, with its reason
     init ??= (require('../backend') as typeof import('../backend')).ready(() => undefined, { wasmThreads: workerData.wasmThreads }).then((info) => {
-      if (info.threadsShortfall) process.stderr.write(`[ptmst] pool worker: ${info.threads} thread(s) per op: ${info.threadsShortfall}\n`);
+      for (const why of [...info.failures, ...(info.threadsShortfall ? [info.threadsShortfall] : [])]) {
+        process.stderr.write(`[ptmst] pool worker on ${info.name}, ${info.threads} thread(s) per op: ${why}\n`);
+      }
     });
     await init;
     try {

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { ready, tf } from '../../src/backend';
 import { sgdStepKernel, useBlasKernels } from '../../src/backend/blas';
 import { sgd } from '../../src/model/sgd';
-import { maxAbs, maxAbsDiff } from '../helpers';
+import { maxAbs, maxAbsDiff, onlyWhere } from '../helpers';
 
 /** a·b in float64 on the host for 3-D (or 2-D) operands with optional transposes and a batch of one broadcast. */
 function reference(a: tf.Tensor, b: tf.Tensor, ta: boolean, tb: boolean): { shape: number[]; values: Float64Array } {
@@ -39,10 +39,7 @@ function reference(a: tf.Tensor, b: tf.Tensor, ta: boolean, tb: boolean): { shap
 describe('backend/blas: products on BLAS', function () {
   before(async function () {
     const info = await ready(() => undefined);
-    if (info.blas === null) {
-      if (process.env.PTMST_REQUIRE_BLAS) assert.fail('PTMST_REQUIRE_BLAS is set but no BLAS loaded (libopenblas0-pthread, koffi)');
-      this.skip();
-    }
+    onlyWhere(this, info.blas !== null, 'where OpenBLAS loads (libopenblas0-pthread and koffi: CI)', 'PTMST_REQUIRE_BLAS');
   });
   afterEach(() => useBlasKernels(true));
 

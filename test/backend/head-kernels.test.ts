@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ready, tf, useBackend } from '../../src/backend';
-import { erfFused, geluBackward, geluForward, headNormBackward, headNormForward, useHeadKernels } from '../../src/backend/head-kernels';
+import { erfFused, geluBackward, geluForward, headKernelsOn, headNormBackward, headNormForward, useHeadKernels } from '../../src/backend/head-kernels';
 import { SOURCE_SHA256 } from '../../src/backend/head-kernels.wasm';
 import { type HeadParams, LAYER_NORM_EPS, dropoutMask, headBackward, headForward, initHead } from '../../src/model/head';
 import { rng } from '../../src/util/random';
@@ -44,9 +44,15 @@ function passes(params: HeadParams, x: tf.Tensor2D, mask: tf.Tensor2D | null, gu
 }
 
 describe('backend/head-kernels: the head\'s LayerNorm and L2 normalisation fused in WebAssembly', () => {
+  // the kernels are what this suite tests, so it switches them on whatever PTMST_HEAD_KERNELS says, and leaves them
+  // as the run's configuration has them (a run with PTMST_HEAD_KERNELS=off must stay on tfjs's ops afterwards)
+  let was = true;
   before(async () => {
     await ready(() => undefined);
+    was = headKernelsOn();
+    useHeadKernels(true);
   });
+  after(() => useHeadKernels(was));
 
   it('was compiled from the head-kernels.c in the tree (run scripts/build-wasm.sh after editing it)', () => {
     const source = readFileSync(join(__dirname, '..', '..', '..', 'src', 'backend', 'head-kernels.c'));

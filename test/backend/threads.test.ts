@@ -1,8 +1,8 @@
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tempDir } from '../helpers';
+import { onlyWhere, tempDir } from '../helpers';
 
 /**
  * The threaded WebAssembly build (src/backend/wasm-threads.ts) in fresh processes: it comes up with the threads asked
@@ -64,12 +64,46 @@ describe('backend: threaded WebAssembly', function () {
     assert.deepEqual(readdirSync(tmp), []);
   });
 
+  // the threaded build used to fall back to one thread, and a worker whose WebAssembly did not come up to plain JS,
+  // without a word (tf.setBackend(...).catch(() => false)); the reason is now in BackendInfo and the banner
+  it('a threaded build that does not come up is reported with its reason: one thread, threadsShortfall and the banner say why', () => {
+    const probe = `require(${JSON.stringify(join(__dirname, '../../src/backend'))}).ready().then((i) => process.stdout.write(JSON.stringify(i)));`;
+    // a temp "folder" that is a file: the glue's scripts cannot be written
+    const notAFolder = join(tempDir(), 'a-file');
+    writeFileSync(notAFolder, '');
+    const env = { ...process.env, TMPDIR: notAFolder, PTMST_WASM_THREADS: '2', PTMST_BACKEND: 'wasm', PTMST_BLAS: 'off' };
+    const r = spawnSync(process.execPath, ['-e', probe], { env, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const info = JSON.parse(r.stdout) as { name: string; threads: number; threadsShortfall: string | null; failures: string[] };
+    const why = /^the threaded build did not come up: ENOTDIR: not a directory, mkdtemp '.*\/a-file\/ptmst-tfjs-wasm-threads-/;
+    assert.deepEqual([info.name, info.threads, info.failures], ['wasm', 1, []]);
+    assert.match(info.threadsShortfall ?? 'null', why);
+    assert.match(r.stderr, /^\[ptmst\] tfjs backend: wasm \(.*1 thread per op \(the threaded build did not come up: ENOTDIR/m);
+  });
+
+  it('a backend that does not initialise is named with its reason, where a slower one runs instead; the threaded build\'s files go too', () => {
+    const probe = `require('@tensorflow/tfjs-backend-wasm').setWasmPaths('/nonexistent-ptmst-wasm/');
+      require(${JSON.stringify(join(__dirname, '../../src/backend'))}).ready().then((i) => process.stdout.write(JSON.stringify(i)));`;
+    // on two threads the glue's pthread workers are already starting when the binary is found missing: they are
+    // stopped before their script files are removed (else one throws, uncaught, on its missing file)
+    for (const threads of ['1', '2']) {
+      const tmp = tempDir();
+      const env: NodeJS.ProcessEnv = { ...process.env, PTMST_WASM_THREADS: threads, PTMST_BLAS: 'off', TMPDIR: tmp };
+      delete env.PTMST_BACKEND;
+      const r = spawnSync(process.execPath, ['-e', probe], { env, encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 0, `${threads} thread(s): ${r.stderr}`);
+      const info = JSON.parse(r.stdout) as { name: string; failures: string[] };
+      assert.equal(info.name, 'cpu');
+      assert.equal(info.failures.length, 1, info.failures.join('; '));
+      assert.match(info.failures[0]!, /^wasm \(@tensorflow\/tfjs-backend-wasm\) did not initialise: \S/);
+      assert.match(r.stderr, /^\[ptmst\] tfjs backend: cpu \(.*; wasm \(@tensorflow\/tfjs-backend-wasm\) did not initialise: /m);
+      assert.deepEqual(readdirSync(tmp), [], `${threads} thread(s): nothing left in the temp folder`);
+    }
+  });
+
   it('beside BLAS every op runs on one thread, whatever PTMST_WASM_THREADS asks', function () {
     const withBlas = run(2, 'auto');
-    if (withBlas.blas === null) {
-      if (process.env.PTMST_REQUIRE_BLAS) assert.fail('PTMST_REQUIRE_BLAS is set but no BLAS loaded (libopenblas0-pthread, koffi)');
-      this.skip();
-    }
+    onlyWhere(this, withBlas.blas !== null, 'where OpenBLAS loads (libopenblas0-pthread and koffi: CI)', 'PTMST_REQUIRE_BLAS');
     assert.equal(withBlas.threads, 1);
     assert.match(withBlas.blas!, /OpenBLAS|cblas/);
   });

@@ -135,6 +135,31 @@ describe('distill: one iteration, gradients vs finite differences', function () 
     }
   });
 
+  it('a helper on another build than the distiller\'s fails the iteration naming both, rather than differ in the last bits', async () => {
+    const main = await ready(() => undefined);
+    // the helper's environment is this process's when it starts: another product library, or (as where its
+    // WebAssembly does not come up) plain JS chosen first
+    const [name, value] = main.blas !== null ? ['PTMST_BLAS', 'off'] : ['PTMST_BACKEND', 'cpu'];
+    const saved = process.env[name];
+    process.env[name] = value;
+    let helper: RepassHelper;
+    try {
+      helper = RepassHelper.start();
+    } finally {
+      if (saved === undefined) delete process.env[name];
+      else process.env[name] = saved;
+    }
+    try {
+      const spec: SimilaritySpec = { kind: 'full', rank: 0, alpha: 1 };
+      const { teacher, state, steps } = setup(spec);
+      const before = tf.memory().numTensors;
+      await assert.rejects(distillIteration(state, teacher, steps, { loss: 'infonce', temperature: 0.07, similarity: spec, mode: 'tesla' }, helper), /^Error: the helper thread runs wasm \((wasm|cpu) chosen\), \d thread\(s\) per op, products on .*, the distiller wasm \(wasm chosen\), \d thread\(s\) per op/);
+      assert.equal(tf.memory().numTensors, before);
+    } finally {
+      await helper.close();
+    }
+  });
+
   it('a helper that fails fails the iteration with its error, and leaves no tensor behind', async () => {
     const { teacher, state, steps } = setup({ kind: 'full', rank: 0, alpha: 1 });
     const before = tf.memory().numTensors;

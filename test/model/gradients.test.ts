@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { ready, tf } from '../../src/backend';
-import { useHeadKernels } from '../../src/backend/head-kernels';
+import { headKernelsOn, useHeadKernels } from '../../src/backend/head-kernels';
 import { type DualParams, dualGrads, dualShape, initDual } from '../../src/model/dual';
 import { PARAM_NAMES, dropoutMask, expHalfSquare, headForward } from '../../src/model/head';
 import { LOSSES, LOSS_NAMES } from '../../src/model/losses';
@@ -43,9 +43,10 @@ describe('model: hand-written gradients', function () {
     const r = rng(5);
     const theta = initDual(shape, () => r.next());
     const x = tf.randomNormal([300, 40], 0, 3, 'float32', 11) as tf.Tensor2D;
+    const was = headKernelsOn();
     useHeadKernels(false); // the fused kernel's sums run over four lanes (test/backend/head-kernels.test.ts)
     const c = headForward(theta.img, x, null);
-    useHeadKernels(true);
+    useHeadKernels(was); // as the suite's configuration has them (PTMST_HEAD_KERNELS)
     const want = tf.norm(tf.add(tf.mul(c.zhat, theta.img.gamma), theta.img.beta), 'euclidean', 1, true);
     assert.deepEqual(Array.from(c.norm.dataSync()), Array.from(want.dataSync()));
     tf.dispose([x, want, ...Object.values(c).filter((t): t is tf.Tensor => t instanceof tf.Tensor && t !== x)]);

@@ -5,6 +5,7 @@ import { colSum, gatherRows, hostBlock, hostRows, mm } from '../../src/model/lin
 import { dropoutMask } from '../../src/model/head';
 import { finiteArray } from '../../src/model/finite';
 import { rng, type Rng } from '../../src/util/random';
+import { onlyWhere } from '../helpers';
 
 /** gatherRows: a gather forward and a scatter-add backward, the same numbers as a one-hot product. */
 describe('model/linalg: gatherRows', () => {
@@ -41,7 +42,8 @@ describe('model/linalg: gatherRows', () => {
 for (const kernel of ['XNNPACK', 'BLAS'] as const) describe(`model/linalg: mm, products on ${kernel}`, () => {
   before(async function () {
     const info = await ready(() => undefined);
-    if (info.name !== 'wasm' || (kernel === 'BLAS' && info.blas === null)) this.skip();
+    onlyWhere(this, info.name === 'wasm', 'on the WebAssembly backend');
+    if (kernel === 'BLAS') onlyWhere(this, info.blas !== null, 'where OpenBLAS loads (libopenblas0-pthread and koffi: CI)', 'PTMST_REQUIRE_BLAS');
     useBlasKernels(kernel === 'BLAS');
   });
   after(() => useBlasKernels(true));

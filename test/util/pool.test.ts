@@ -12,7 +12,7 @@ describe('util/pool: runPool', function () {
   this.timeout(120_000);
   const probe = join(__dirname, 'pool-probe-worker.js');
   const run = async (workers: number) => {
-    const seen: { job: number; shared: string; threads: number; shortfall: string | null }[] = [];
+    const seen: { job: number; shared: string; backend: string; threads: number; shortfall: string | null; failures: string[] }[] = [];
     await runPool(probe, [0, 1, 2], workers, (m: (typeof seen)[number]) => void seen.push(m), 'shared value');
     return seen.sort((a, b) => a.job - b.job);
   };
@@ -23,8 +23,11 @@ describe('util/pool: runPool', function () {
       const forced = process.env.PTMST_WASM_THREADS;
       const info = await ready();
       const threads = info.name !== 'wasm' || info.blas !== null ? 1 : forced ? Number(forced) : share;
-      // a shortfall carries the reason the threaded build did not come up, so a failure here names it
-      assert.deepEqual(await run(workers), [0, 1, 2].map((job) => ({ job, shared: 'shared value', threads, shortfall: null })));
+      // the worker runs the main thread's backend; where it does not, or on fewer threads, its failures and shortfall
+      // carry the reason (a backend that did not initialise, the threaded build that did not come up), so a failure
+      // here names it
+      const want = { shared: 'shared value', backend: info.name, threads, shortfall: null, failures: [] };
+      assert.deepEqual(await run(workers), [0, 1, 2].map((job) => ({ job, ...want })));
     });
   }
 });
