@@ -6,7 +6,7 @@
 // A setting is name=lrX,lrY,lrAlpha,lrS (default: the project's defaults and the paper's reference values).
 import * as P from '../dist/src/index.js';
 
-const D_IMG = 2304, D_TXT = 768, D_OUT = 2048, LATENT = 32, K = 16;
+const D_IMG = 2304, D_TXT = 768, D_OUT = 2048, LATENT = 32, K = 16, NOISE = Number(process.env.NOISE ?? 3);
 const [iterArg, ...settingArgs] = process.argv.slice(2);
 const ITER = Number(iterArg ?? 30);
 
@@ -21,7 +21,7 @@ function planted(n, seed, mats) {
       for (let c = 0; c < d; c++) {
         let s = 0;
         for (let j = 0; j < LATENT; j++) s += A[c * LATENT + j] * z[j];
-        out[i * d + c] = s / Math.sqrt(LATENT) + 0.3 * g();
+        out[i * d + c] = s / Math.sqrt(LATENT) + NOISE * g();
       }
     }
   }
