@@ -241,9 +241,18 @@ const dot = (a: Float64Array, b: Float64Array) => a.reduce((s, v, i) => s + v * 
 export function endpointLoss64(P: Problem64, theta: Readonly<Record<Tower, Float64Array>>): number {
   let l = 0;
   for (const t of TOWERS) {
-    const r = theta[t].map((v, i) => v - P.target[t][i]!);
-    const d0 = P.start[t].map((v, i) => v - P.target[t][i]!);
-    l += dot(r, r) / dot(d0, d0);
+    // one loop, no temporaries (the same sums in the same order as dot() of the two residuals; 14.7M
+    // parameters at the CC3M sizes, where typed-array maps cost seconds)
+    const [th, target, start] = [theta[t], P.target[t], P.start[t]];
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < th.length; i++) {
+      const r = th[i]! - target[i]!;
+      const d0 = start[i]! - target[i]!;
+      num += r * r;
+      den += d0 * d0;
+    }
+    l += num / den;
   }
   return l;
 }
