@@ -52,6 +52,13 @@ export const DataConfig = z
      * val and test are whole. Absent: the whole split (and the same keys as before the option existed).
      */
     trainFraction: z.number().gt(0).max(1).optional(),
+    /**
+     * cc3m only: how chat.json/metadata.json is split without splits.json: `3:1:1` (the paper's ratio, by
+     * record order; the reader's default when absent) or `holdout` (min(1000, N/10) each for val and test)
+     */
+    cc3mSplit: z.enum(['3:1:1', 'holdout']).optional(),
+    /** cc3m only: test entries evaluated, the first ones; absent: 10,000 as the reference release; null: all */
+    cc3mTestLimit: z.number().int().positive().nullable().optional(),
   })
   .strict();
 export type DataConfig = z.infer<typeof DataConfig>;

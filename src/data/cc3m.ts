@@ -7,11 +7,21 @@
  * `image` is relative to `images/`; one caption per image. Image files are not checked here (as with the
  * Karpathy JSONs): the feature stage names a missing one.
  *
- * Splits (there is no official one): `splits.json` beside the annotations, `{ train: [ids], val: [ids],
- * test: [ids] }`, each split in its list's order (records in no list are left out; an id that is not a
- * record, or in two lists, is an error); without it, by record order: of N records the last t are `test`,
- * the t before them `val`, the rest `train`, t = min(1000, ⌊N / 10⌋) (595K records: 1,000 each held out;
- * 10 records: 8 / 1 / 1).
+ * Or the reference release's BLIP-style `cc3m_captions_{train,val,test}.json` (in `annotations/` or the
+ * cc3m folder itself; used when `cc3m_captions_train.json` is found): entries `{ image, caption }`, one
+ * caption each (val/test `caption` a single string), `image` relative to the cc3m folder.
+ *
+ * Splits of chat.json/metadata.json (there is no official one): `splits.json` beside the annotations,
+ * `{ train: [ids], val: [ids], test: [ids] }`, each split in its list's order (records in no list are left
+ * out; an id that is not a record, or in two lists, is an error); without it, `cc3mSplit`:
+ * - `3:1:1` (default, the paper's ratio): by record order, contiguous, t = ⌊N / 5⌋ records each for `val`
+ *   and `test` (the last t are `test`, the t before them `val`), the rest `train` (10 records: 6 / 2 / 2;
+ *   595,375: 357,225 / 119,075 / 119,075). Record order, not a permutation: the file's order is fixed and
+ *   the split needs no seed to reproduce.
+ * - `holdout`: the same by record order with t = min(1000, ⌊N / 10⌋) (595K records: 1,000 each held out;
+ *   10 records: 8 / 1 / 1).
+ * `cc3mTestLimit` (default 10,000, as the release evaluates CC3M): the test split is its first that many
+ * entries; `null` keeps the whole test split. Both layouts.
  *
  * A malformed record is refused naming the file and the entry (counted from 0, with its id once it has
  * one): not an object, no string id, no image, no `gpt` turn, an empty caption, a duplicate id or image.
@@ -20,7 +30,9 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { z } from 'zod';
-import { DatasetError, type ImageCaptionSplit, type SplitName, splitFromRows } from './dataset';
+import { ConfigError } from '../errors';
+import { DatasetError, type ImageCaptionSplit, type SplitName, splitFromRows, takeImages } from './dataset';
+import { readKarpathyJson } from './karpathy';
 
 export const CC3M_DATASET = 'cc3m';
 /** The annotation files looked for, in order, and how each holds its caption. */
@@ -32,6 +44,19 @@ export type Cc3mFormat = (typeof CC3M_ANNOTATIONS)[number]['format'];
 export const CC3M_SPLITS_FILE = 'splits.json';
 /** Records held out for `val` and for `test` by the record-order split (fewer for under 10,000 records). */
 export const CC3M_HELD_OUT = 1000;
+/** The release evaluates CC3M on the first 10,000 test entries. */
+export const CC3M_TEST_LIMIT = 10_000;
+export const CC3M_SPLIT_MODES = ['3:1:1', 'holdout'] as const;
+export type Cc3mSplitMode = (typeof CC3M_SPLIT_MODES)[number];
+/** The BLIP-style annotation files of the reference release. */
+export const CC3M_CAPTIONS_PREFIX = 'cc3m_captions';
+
+export interface Cc3mOptions {
+  /** how chat.json/metadata.json records are split without splits.json (default `3:1:1`) */
+  readonly cc3mSplit?: Cc3mSplitMode;
+  /** test entries kept (default 10,000, as the release); `null`: all */
+  readonly cc3mTestLimit?: number | null;
+}
 
 export interface Cc3mRecord {
   readonly id: string;
@@ -95,14 +120,14 @@ export async function readCc3mRecords(file: string, format: Cc3mFormat): Promise
   });
 }
 
-/** The record-order split: train, val, test sizes for `n` records (see the module comment). */
-export function cc3mSplitSizes(n: number): Readonly<Record<'train' | 'val' | 'test', number>> {
-  const t = Math.min(CC3M_HELD_OUT, Math.floor(n / 10));
+/** The record-order split: train, val, test sizes for `n` records (see the module comment; default `holdout`). */
+export function cc3mSplitSizes(n: number, mode: Cc3mSplitMode = 'holdout'): Readonly<Record<'train' | 'val' | 'test', number>> {
+  const t = mode === '3:1:1' ? Math.floor(n / 5) : Math.min(CC3M_HELD_OUT, Math.floor(n / 10));
   return { train: n - 2 * t, val: t, test: t };
 }
 
-function splitByOrder(records: readonly Cc3mRecord[], split: 'train' | 'val' | 'test'): readonly Cc3mRecord[] {
-  const { train, val } = cc3mSplitSizes(records.length);
+function splitByOrder(records: readonly Cc3mRecord[], split: 'train' | 'val' | 'test', mode: Cc3mSplitMode): readonly Cc3mRecord[] {
+  const { train, val } = cc3mSplitSizes(records.length, mode);
   const start = { train: 0, val: train, test: train + val }[split];
   const end = { train, val: train + val, test: records.length }[split];
   return records.slice(start, end);
@@ -145,15 +170,37 @@ function annotationFile(dir: string): { readonly file: string; readonly format: 
   return { file: join(dir, found.name), format: found.format };
 }
 
-/** Read one split of CC3M from `dir` (the folder holding `chat.json` or `metadata.json`). */
-export async function readCc3m(dir: string, split: SplitName): Promise<ImageCaptionSplit> {
+/** The folder holding `cc3m_captions_train.json` (`annotations/`, else the cc3m folder), or undefined. */
+function captionsFolder(dir: string): string | undefined {
+  return [join(dir, 'annotations'), dir].find((d) => existsSync(join(d, `${CC3M_CAPTIONS_PREFIX}_train.json`)));
+}
+
+/** The first `limit` images of a test split (the release's evaluation cap); others unchanged. */
+function capTest(s: ImageCaptionSplit, options: Cc3mOptions): ImageCaptionSplit {
+  const limit = options.cc3mTestLimit === undefined ? CC3M_TEST_LIMIT : options.cc3mTestLimit;
+  if (s.split !== 'test' || limit === null) return s;
+  if (!Number.isInteger(limit) || limit <= 0) throw new ConfigError(`data.cc3mTestLimit: expected a positive integer or null, got ${limit}`);
+  return s.images.length <= limit ? s : takeImages(s, limit);
+}
+
+/**
+ * Read one split of CC3M from `dir`: the release's `cc3m_captions_<split>.json` when present, else
+ * `chat.json` or `metadata.json` split as `options` says (see the module comment).
+ */
+export async function readCc3m(dir: string, split: SplitName, options: Cc3mOptions = {}): Promise<ImageCaptionSplit> {
   if (split === 'rest') throw new DatasetError(dir, 'CC3M has no split rest');
+  const blip = captionsFolder(dir);
+  if (blip !== undefined) {
+    return capTest(await readKarpathyJson(CC3M_DATASET, split, join(blip, `${CC3M_CAPTIONS_PREFIX}_${split}.json`), dir), options);
+  }
+  const mode = options.cc3mSplit ?? '3:1:1';
+  if (!CC3M_SPLIT_MODES.includes(mode)) throw new ConfigError(`data.cc3mSplit: expected one of ${CC3M_SPLIT_MODES.join(', ')}, got ${String(mode)}`);
   const { file, format } = annotationFile(dir);
   const records = await readCc3mRecords(file, format);
   const splitsFile = join(dir, CC3M_SPLITS_FILE);
   const chosen = existsSync(splitsFile)
     ? await splitByList(splitsFile, records, basename(file), split)
-    : splitByOrder(records, split);
+    : splitByOrder(records, split, mode);
   const captions = new Map(chosen.map((r) => [r.image, [r.caption]]));
-  return splitFromRows(CC3M_DATASET, split, join(dir, 'images'), chosen.map((r) => r.image), captions, file);
+  return capTest(splitFromRows(CC3M_DATASET, split, join(dir, 'images'), chosen.map((r) => r.image), captions, file), options);
 }

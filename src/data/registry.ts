@@ -1,7 +1,8 @@
 /**
  * Datasets by name, each read from `<dataRoot>/<name>/`. Layouts:
  * - flickr8k: `captions.txt`, `Flickr_8k.{train,dev,test}Images.txt`, `images/` (as distributed)
- * - flickr30k, coco: `annotations/<prefix>_{train,val,test}.json` (Karpathy/BLIP format) and the image
+ * - flickr30k, coco: `annotations/<prefix>_{train,val,test}.json` (or `Annotation/`, or the folder itself;
+ *   Karpathy/BLIP format) and the image
  *   paths those files name, relative to the dataset folder (e.g. `flickr30k-images/…`, `val2014/…`)
  * - cc3m: LLaVA-CC3M-Pretrain-595K `chat.json` (or `metadata.json`), optional `splits.json`, `images/` (./cc3m.ts)
  * - coco-mini, and `captions:<folder>` for any folder: `captions.txt`, optional `{train,val,test}.txt`,
@@ -12,15 +13,18 @@ import { join } from 'node:path';
 import { ConfigError, DatasetError } from '../errors';
 import type { ImageCaptionSplit, SplitName } from './dataset';
 import { readCaptionsDir } from './captions';
-import { CC3M_DATASET, readCc3m } from './cc3m';
+import { CC3M_DATASET, type Cc3mOptions, readCc3m } from './cc3m';
 import { readCaptionsFolder, readFlickr8k } from './flickr8k';
 import { GENERATED_DATASETS, SHAPES_DATASET, SHAPES_SHIFTED_DATASET, SHAPES_SPLIT_FILES, ensureGeneratedDataset } from './shapes';
-import { readKarpathyJson } from './karpathy';
+import { annotationPath, readKarpathyJson } from './karpathy';
+
+/** Dataset-specific reading options (the data config's fields of the same names). */
+export type DatasetOptions = Cc3mOptions;
 
 export interface DatasetEntry {
   readonly describe: string;
   readonly splits: readonly SplitName[];
-  readonly load: (dir: string, split: SplitName) => Promise<ImageCaptionSplit>;
+  readonly load: (dir: string, split: SplitName, options?: DatasetOptions) => Promise<ImageCaptionSplit>;
   /** the folder under the data root, when it is not the dataset's name (`captions:<folder>`) */
   readonly folder?: string;
 }
@@ -29,7 +33,7 @@ function karpathy(name: string, prefix: string, describe: string): DatasetEntry 
   return {
     describe,
     splits: ['train', 'val', 'test'],
-    load: (dir, split) => readKarpathyJson(name, split, join(dir, 'annotations', `${prefix}_${split}.json`), dir),
+    load: (dir, split) => readKarpathyJson(name, split, annotationPath(dir, `${prefix}_${split}.json`), dir),
   };
 }
 
@@ -52,7 +56,7 @@ export const DATASETS: Readonly<Record<string, DatasetEntry>> = Object.freeze({
   flickr30k: karpathy('flickr30k', 'flickr30k', 'Flickr30k, Karpathy split, BLIP annotation JSONs'),
   coco: karpathy('coco', 'coco_karpathy', 'MS-COCO, Karpathy split, BLIP annotation JSONs'),
   [CC3M_DATASET]: {
-    describe: 'CC3M as LLaVA-CC3M-Pretrain-595K (chat.json or metadata.json); splits.json, else by record order (last 1,000 test)',
+    describe: 'CC3M as LLaVA-CC3M-Pretrain-595K (cc3m_captions_*.json, chat.json or metadata.json); splits.json, else 3:1:1 by record order (or holdout); test capped at 10,000',
     splits: ['train', 'val', 'test'],
     load: readCc3m,
   },
@@ -89,14 +93,14 @@ export function datasetEntry(name: string): DatasetEntry {
 }
 
 /** Read one split of a named dataset under a data root. */
-export async function loadSplit(dataRoot: string, dataset: string, split: SplitName): Promise<ImageCaptionSplit> {
+export async function loadSplit(dataRoot: string, dataset: string, split: SplitName, options: DatasetOptions = {}): Promise<ImageCaptionSplit> {
   const entry = datasetEntry(dataset);
   if (!entry.splits.includes(split)) {
     throw new ConfigError(`dataset ${dataset} has no split "${split}"; valid: ${entry.splits.join(', ')}`);
   }
   const dir = join(dataRoot, entry.folder ?? dataset);
   if (!existsSync(dir)) throw new DatasetError(dir, `dataset folder not found under data root ${dataRoot}`);
-  return entry.load(dir, split);
+  return entry.load(dir, split, options);
 }
 
 /**

@@ -42,9 +42,9 @@ const shape = (s: ImageCaptionSplit) => ({
 describe('data/cc3m', () => {
   const chat = Array.from({ length: 10 }, (_, i) => chatRecord(i));
 
-  it('reads chat.json: the first gpt turn is the caption, one per image; the record-order split 8/1/1', async () => {
+  it('reads chat.json: the first gpt turn is the caption, one per image; the holdout split 8/1/1', async () => {
     const { root, dir } = cc3mRoot({ 'chat.json': chat });
-    const [train, val, test] = await Promise.all((['train', 'val', 'test'] as const).map((s) => loadSplit(root, 'cc3m', s)));
+    const [train, val, test] = await Promise.all((['train', 'val', 'test'] as const).map((s) => loadSplit(root, 'cc3m', s, { cc3mSplit: 'holdout' })));
     assert.deepEqual(train!.images, ids.slice(0, 8).map((id) => `${id}.jpg`));
     assert.deepEqual(val!.images, [`${ids[8]}.jpg`]);
     assert.deepEqual(test!.images, [`${ids[9]}.jpg`]);
@@ -76,7 +76,7 @@ describe('data/cc3m', () => {
       assert.deepEqual(shape(await readCc3m(fromMeta.dir, split)), shape(await readCc3m(fromChat.dir, split)));
     }
     const both = cc3mRoot({ 'chat.json': chat, 'metadata.json': [metadataRecord(0)] });
-    assert.equal((await readCc3m(both.dir, 'train')).images.length, 8);
+    assert.equal((await readCc3m(both.dir, 'train')).images.length, 6); // 3:1:1 of chat.json's 10
   });
 
   it('takes the splits from splits.json when present, each in its list order', async () => {
@@ -216,5 +216,43 @@ describe('data/captions (a captions.txt folder)', () => {
       for (const c of caps) assert.equal(test.captionToImage[c], i);
     });
     await assert.rejects(loadSplit(root, 'coco-mini', 'train'), /dataset coco-mini has no split "train"; valid: test/);
+  });
+});
+
+describe('data/cc3m: the paper split, the release layout, the test cap', () => {
+  const chat = Array.from({ length: 10 }, (_, i) => chatRecord(i));
+
+  it('splits chat.json 3:1:1 by record order by default: 6/2/2 of 10 records', async () => {
+    const { dir } = cc3mRoot({ 'chat.json': chat });
+    assert.deepEqual((await readCc3m(dir, 'train')).images, ids.slice(0, 6).map((id) => `${id}.jpg`));
+    assert.deepEqual((await readCc3m(dir, 'val')).images, ids.slice(6, 8).map((id) => `${id}.jpg`));
+    assert.deepEqual((await readCc3m(dir, 'test')).images, ids.slice(8, 10).map((id) => `${id}.jpg`));
+    assert.deepEqual(cc3mSplitSizes(595375, '3:1:1'), { train: 357225, val: 119075, test: 119075 });
+    assert.deepEqual(cc3mSplitSizes(10, '3:1:1'), { train: 6, val: 2, test: 2 });
+  });
+
+  it('keeps the first cc3mTestLimit test entries (null: all); train is never capped', async () => {
+    const { dir } = cc3mRoot({ 'chat.json': chat });
+    assert.deepEqual((await readCc3m(dir, 'test', { cc3mTestLimit: 1 })).images, [`${ids[8]}.jpg`]);
+    assert.equal((await readCc3m(dir, 'test', { cc3mTestLimit: null })).images.length, 2);
+    assert.equal((await readCc3m(dir, 'train', { cc3mTestLimit: 1 })).images.length, 6);
+    await assert.rejects(readCc3m(dir, 'test', { cc3mTestLimit: 0 }), /data\.cc3mTestLimit/);
+  });
+
+  it("reads the release's cc3m_captions_{train,val,test}.json (val/test caption a single string), capped test", async () => {
+    const entries = (from: number, to: number, train: boolean) =>
+      ids.slice(from, to).map((id, k) => ({ image: `images/${id}.jpg`, caption: captionOf(from + k), ...(train ? { image_id: id } : {}) }));
+    const { dir } = cc3mRoot({});
+    mkdirSync(join(dir, 'annotations'));
+    writeFileSync(join(dir, 'annotations', 'cc3m_captions_train.json'), JSON.stringify(entries(0, 6, true)));
+    writeFileSync(join(dir, 'annotations', 'cc3m_captions_val.json'), JSON.stringify(entries(6, 8, false)));
+    writeFileSync(join(dir, 'annotations', 'cc3m_captions_test.json'), JSON.stringify(entries(8, 10, false)));
+    const train = await readCc3m(dir, 'train');
+    assert.equal(train.images.length, 6);
+    assert.equal(train.captions[4], 'a dog running on the beach');
+    assert.deepEqual([...train.captionToImage], [0, 1, 2, 3, 4, 5]);
+    const test = await readCc3m(dir, 'test', { cc3mTestLimit: 1 });
+    assert.deepEqual(test.images, [`images/${ids[8]}.jpg`]);
+    assert.deepEqual(test.captions, ['caption number 8']);
   });
 });

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readKarpathyJson } from '../../src/data/karpathy';
+import { annotationPath, readKarpathyJson } from '../../src/data/karpathy';
 import { tempDir } from '../helpers';
 
 describe('data/karpathy', () => {
@@ -47,5 +47,17 @@ describe('data/karpathy', () => {
     writeFileSync(bad, '{not json');
     await assert.rejects(readKarpathyJson('f', 'train', bad, dir), /bad\.json: not valid JSON/);
     await assert.rejects(readKarpathyJson('f', 'train', join(dir, 'none.json'), dir), /none\.json: annotation file not found/);
+  });
+});
+
+describe('data/karpathy: the annotation folder', () => {
+  it('finds the JSONs in annotations/, Annotation/ or the dataset folder itself, in that order', async () => {
+    const dir = tempDir();
+    assert.equal(annotationPath(dir, 'x.json'), join(dir, 'annotations', 'x.json'));
+    writeFileSync(join(dir, 'x.json'), '[]');
+    assert.equal(annotationPath(dir, 'x.json'), join(dir, '.', 'x.json'));
+    mkdirSync(join(dir, 'Annotation'));
+    writeFileSync(join(dir, 'Annotation', 'x.json'), '[]');
+    assert.equal(annotationPath(dir, 'x.json'), join(dir, 'Annotation', 'x.json'));
   });
 });
