@@ -21,6 +21,14 @@ import { annotationPath, readKarpathyJson } from './karpathy';
 /** Dataset-specific reading options (the data config's fields of the same names). */
 export type DatasetOptions = Cc3mOptions;
 
+/** The dataset options a data config carries (only those set: an unset one keeps the reader's default). */
+export function datasetOptions(data: { readonly cc3mSplit?: '3:1:1' | 'holdout' | undefined; readonly cc3mTestLimit?: number | null | undefined }): DatasetOptions {
+  return {
+    ...(data.cc3mSplit !== undefined ? { cc3mSplit: data.cc3mSplit } : {}),
+    ...(data.cc3mTestLimit !== undefined ? { cc3mTestLimit: data.cc3mTestLimit } : {}),
+  };
+}
+
 export interface DatasetEntry {
   readonly describe: string;
   readonly splits: readonly SplitName[];

@@ -3,7 +3,7 @@
 import { ready } from '../backend';
 import { parseConfig } from '../config/parse';
 import { FeaturesConfig, inWorkspace } from '../config/schemas';
-import { datasetEntry, loadSplit, resolveDataRoot } from '../data/registry';
+import { datasetEntry, datasetOptions, loadSplit, resolveDataRoot } from '../data/registry';
 import { EncoderPool } from '../encoders/registry';
 import type { ProgressSink } from '../util/progress';
 import { type ExtractResult, extractFeatures } from './extract';
@@ -26,7 +26,7 @@ export async function computeFeatures(input: unknown, onProgress?: ProgressSink)
   const splits = config.splits ?? datasetEntry(config.dataset).splits;
   const outputs: FeatureStageResult['outputs'][number][] = [];
   const loaded = new Map<string, Awaited<ReturnType<typeof loadSplit>>>();
-  for (const name of splits) loaded.set(name, await loadSplit(dataRoot, config.dataset, name));
+  for (const name of splits) loaded.set(name, await loadSplit(dataRoot, config.dataset, name, datasetOptions(config)));
   const pool = new EncoderPool();
   try {
     for (const modality of ['image', 'text'] as const) {

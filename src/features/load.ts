@@ -9,7 +9,7 @@ import type { z } from 'zod';
 import { parseConfig } from '../config/parse';
 import { DataConfig } from '../config/schemas';
 import type { SplitName } from '../data/dataset';
-import { loadSplit, resolveDataRoot } from '../data/registry';
+import { datasetOptions, loadSplit, resolveDataRoot } from '../data/registry';
 import { ConfigError, MissingFileError } from '../errors';
 import { IMAGE_ENCODERS, TEXT_ENCODERS } from '../encoders/registry';
 import type { ProgressSink } from '../util/progress';
@@ -37,7 +37,7 @@ export async function loadFeatureSets(input: DataInput, splits: readonly SplitNa
         }
         throw new MissingFileError(f, `features not found: run \`ptmst features --dataset ${data.dataset} --cache-dir ${data.cacheDir}\` first`);
       }
-      const set = await loadFeatureSet(data.cacheDir, await loadSplit(dataRoot, data.dataset, s), data.imageEncoder, data.textEncoder);
+      const set = await loadFeatureSet(data.cacheDir, await loadSplit(dataRoot, data.dataset, s, datasetOptions(data)), data.imageEncoder, data.textEncoder);
       const fraction = data.trainFraction;
       if (s !== 'train' || fraction === undefined || fraction === 1) return set;
       return subsetImages(set, fractionImages(set.numImages, fraction), `trainFraction ${fraction}`);
