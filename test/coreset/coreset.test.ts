@@ -3,8 +3,10 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CORESET_NAMES, coresetRule, selectCoreset } from '../../src/coreset';
-import { jointFeatures } from '../../src/coreset/joint';
-import { assignNearest, kMeansPlusPlus, kMeansSelect } from '../../src/coreset/kmeans';
+import { jointFeatures, jointRows as jointRowsOf, matrixRows } from '../../src/coreset/joint';
+import { herdingSelect } from '../../src/coreset/herding';
+import { kCenterSelect } from '../../src/coreset/kcenter';
+import { assignNearest, assignRows, kMeansCoresetOf, kMeansMiniBatch, kMeansPlusPlus, kMeansSelect } from '../../src/coreset/kmeans';
 import { ConfigError } from '../../src/errors';
 import { EvalStageConfig, planRuns } from '../../src/evaluate';
 import type { FeatureSet } from '../../src/features/feature-set';
@@ -258,6 +260,129 @@ describe('coreset rules', () => {
     }
     assert.throws(() => selectCoreset('herdin', { train: s }, 2, rng(0)), (e: unknown) => e instanceof ConfigError && /unknown \(known: .*herding/.test(String(e)));
     for (const name of ['herding', 'kcenter', 'kmeans']) assert.ok(CORESET_NAMES.includes(name) && coresetRule(name).needs.length === 0);
+  });
+});
+
+describe('coreset rules at scale: rows on demand, blockwise paths', () => {
+  it('jointRows makes the rows jointFeatures stores (fill bitwise; dot products, norms and mean in float64)', () => {
+    const s = tinySet(41, 4, 9, 3, 2); // 9 captions on 4 images: image dot products shared
+    const f = jointFeatures(s);
+    const v = jointRowsOf(s);
+    const out = new Float32Array(4 * 5);
+    v.fill(3, 4, out);
+    assert.deepEqual(Array.from(out), Array.from(f.x.subarray(3 * 5, 7 * 5)));
+    const rows = jointRows(s);
+    const w = Float64Array.of(0.3, -1, 2, 0.5, -0.25);
+    const dots = new Float64Array(9);
+    v.dotAll(w, dots);
+    const some = new Float64Array(2);
+    v.dotRows(w, Int32Array.of(8, 2), 2, some);
+    rows.forEach((r, j) => assert.ok(Math.abs(dots[j]! - r.reduce((a, x, q) => a + x * w[q]!, 0)) < 1e-12));
+    assert.ok(Math.abs(some[0]! - dots[8]!) < 1e-15 && Math.abs(some[1]! - dots[2]!) < 1e-15);
+    v.sqNorms().forEach((q, j) => assert.ok(Math.abs(q - rows[j]!.reduce((a, x) => a + x * x, 0)) < 1e-12));
+    const mu = mean(rows);
+    v.mean().forEach((m, q) => assert.ok(Math.abs(m - mu[q]!) < 1e-12));
+    rows[5]!.forEach((x, q) => assert.ok(Math.abs(v.row(5)[q]! - x) < 1e-12));
+  });
+
+  it('k-center and herding match brute force on clustered pairs (where the triangle-inequality skip is taken)', () => {
+    const r = rng(12);
+    const n = 40;
+    const img = new Float32Array(n * 4);
+    const txt = new Float32Array(n * 3);
+    for (let j = 0; j < n; j++) {
+      for (let q = 0; q < 4; q++) img[j * 4 + q] = (q === j % 4 ? 1 : 0) + 0.05 * normal(r);
+      for (let q = 0; q < 3; q++) txt[j * 3 + q] = (q === j % 3 ? 1 : 0) + 0.05 * normal(r);
+    }
+    const s: FeatureSet = { ...tinySet(0, n, n, 4, 3), img, txt, captionToImage: Int32Array.from({ length: n }, (_, j) => j) };
+    const rows = jointRows(s);
+    for (const size of [3, 12, 25]) {
+      assert.deepEqual(Array.from(selectCoreset('kcenter', { train: s }, size, rng(0))), bruteKCenter(rows, size), `k-center ${size}`);
+      assert.deepEqual(Array.from(selectCoreset('herding', { train: s }, size, rng(0))), bruteHerding(rows, size), `herding ${size}`);
+    }
+    // the dense-matrix entry points give the same pairs
+    const f = jointFeatures(s);
+    assert.deepEqual(Array.from(kCenterSelect(f.x, f.n, f.d, 12)), bruteKCenter(rows, 12));
+    assert.deepEqual(Array.from(herdingSelect(f.x, f.n, f.d, 12)), bruteHerding(rows, 12));
+  });
+
+  it('the blockwise assignment and Lloyd give the same result with blocks of 1, 3 and 7 rows as with one block', () => {
+    const s = tinySet(52, 30, 50, 3, 3);
+    const f = jointFeatures(s);
+    const want = kMeansSelect(f.x, f.n, f.d, 7, rng(3));
+    const seeds = kMeansPlusPlus(f.x, f.n, f.d, 7, rng(3)).centres;
+    const whole = assignNearest(f.x, f.n, f.d, seeds, 7);
+    for (const block of [1, 3, 7]) {
+      const got = kMeansSelect(f.x, f.n, f.d, 7, rng(3), block);
+      assert.deepEqual(Array.from(got.picked), Array.from(want.picked), `block ${block}`);
+      assert.deepEqual(Array.from(got.assignment), Array.from(want.assignment), `block ${block}`);
+      const a = assignNearest(f.x, f.n, f.d, seeds, 7, block);
+      assert.deepEqual(Array.from(a.owner), Array.from(whole.owner));
+      assert.deepEqual(Array.from(a.near), Array.from(whole.near));
+    }
+  });
+
+  it('assignRows keeps each centroid\'s nearest rows by the float32 product', () => {
+    const s = tinySet(53, 20, 30, 3, 2);
+    const f = jointFeatures(s);
+    const c = kMeansPlusPlus(f.x, f.n, f.d, 4, rng(1)).centres;
+    const { candidates } = assignRows(matrixRows(f.x, f.n, f.d), c, 4, 4, 5);
+    const rows = jointRows(s);
+    for (let j = 0; j < 4; j++) {
+      const cj = Array.from(c.slice(j * 5, (j + 1) * 5));
+      const exact = rows.map((x) => dist(x, cj) ** 2);
+      const kept = Array.from(candidates!.rows.slice(j * 5, (j + 1) * 5)).sort((a, b) => a - b);
+      const want = exact.map((e, i) => [i, e] as const).sort((a, b) => a[1] - b[1]).slice(0, 5).map(([i]) => i).sort((a, b) => a - b);
+      assert.deepEqual(kept, want, `centroid ${j}`);
+      kept.forEach((i, q) => assert.ok(Math.abs(candidates!.approx[j * 5 + Array.from(candidates!.rows.slice(j * 5, (j + 1) * 5)).indexOf(i)]! - exact[i]!) <= candidates!.err, `row ${q}`));
+    }
+  });
+
+  it('mini-batch k-means: seeded, distinct, each kept pair the nearest free one to its centroid (blocks of 3 rows)', () => {
+    for (const [seed, k] of [[0, 3], [1, 8], [2, 20], [3, 40]] as const) {
+      const s = tinySet(60 + seed, 25, 50, 3, 3);
+      const rows = jointRows(s);
+      const r = kMeansMiniBatch(jointRowsOf(s), k, rng(seed), { batchRows: 16, steps: 10, blockRows: 3 });
+      const again = kMeansMiniBatch(jointRowsOf(s), k, rng(seed), { batchRows: 16, steps: 10, blockRows: 3 });
+      assert.deepEqual(Array.from(again.picked), Array.from(r.picked));
+      const taken: number[] = [];
+      for (let j = 0; j < k; j++) {
+        const cj = Array.from(r.centroids.slice(j * 6, (j + 1) * 6));
+        const free = rows.map((_, i) => i).filter((i) => !taken.includes(i));
+        const nearest = argBest(free.map((i) => [i, dist(rows[i]!, cj)]), false);
+        const got = r.picked[j]!;
+        assert.ok(free.includes(got) && dist(rows[got]!, cj) <= dist(rows[nearest]!, cj) + 1e-6, `seed ${seed}, centroid ${j}: ${got}, not ${nearest}`);
+        taken.push(got);
+      }
+      assert.equal(new Set(r.picked).size, k);
+      rows.forEach((x, i) => assert.equal(r.assignment[i], argBest(Array.from({ length: k }, (_, j) => [j, dist(x, Array.from(r.centroids.slice(j * 6, (j + 1) * 6)))] as [number, number]), false)));
+    }
+  });
+
+  it('the k-means rule is exact Lloyd up to the switch and mini-batch above it; both find three obvious clusters', () => {
+    const s = tinySet(70, 30, 60, 3, 3);
+    const f = jointFeatures(s);
+    assert.deepEqual(Array.from(kMeansCoresetOf(s, 6, rng(2))), Array.from(kMeansSelect(f.x, f.n, f.d, 6, rng(2)).picked));
+    assert.deepEqual(Array.from(kMeansCoresetOf(s, 6, rng(2), 60)), Array.from(kMeansSelect(f.x, f.n, f.d, 6, rng(2)).picked));
+    const mb = kMeansCoresetOf(s, 6, rng(2), 59, { batchRows: 8, steps: 5, blockRows: 4 });
+    assert.deepEqual(Array.from(mb), Array.from(kMeansMiniBatch(jointRowsOf(s), 6, rng(2), { batchRows: 8, steps: 5, blockRows: 4 }).picked));
+    const r = rng(5);
+    const n = 30;
+    const cluster = (j: number) => j % 3;
+    const img = new Float32Array(n * 3);
+    const txt = new Float32Array(n * 4);
+    for (let j = 0; j < n; j++) {
+      for (let q = 0; q < 3; q++) img[j * 3 + q] = (q === cluster(j) ? 1 : 0) + 0.02 * normal(r);
+      for (let q = 0; q < 4; q++) txt[j * 4 + q] = (q === cluster(j) ? 1 : 0) + 0.02 * normal(r);
+    }
+    const three: FeatureSet = { ...tinySet(0, n, n, 3, 4), img, txt, captionToImage: Int32Array.from({ length: n }, (_, j) => j) };
+    let found = 0;
+    for (let seed = 0; seed < 10; seed++) {
+      const got = Array.from(kMeansCoresetOf(three, 3, rng(seed), 0, { batchRows: 8, steps: 20, blockRows: 5 }));
+      if (got.map(cluster).sort().join() === '0,1,2') found++;
+    }
+    // k-means++ seeds on well-separated clusters almost always land one per cluster; mini-batch keeps them there
+    assert.ok(found >= 9, `one pair per cluster in ${found} of 10 seeds`);
   });
 });
 
