@@ -8,6 +8,8 @@
  * alternate (ours, peer, ours, peer, …), so a slow spell of a shared machine hits both sides alike. `--quick`
  * runs every case at small sizes and checks the peer's gradients against ours (fails loudly above 1e-3).
  *
+ * `--scale`: the CC3M-scale benchmark instead (bench/scale.ts).
+ *
  * Options: --quick · --reps N (default 5; quick 2) · --peer-threads N (default 2) · --no-peer ·
  * --only SUBSTRING (cases whose id contains it) · --data-root DIR (photos for feature extraction; default
  * $PTMST_DATA_ROOT, else ../shared/data) · --out DIR (default bench/results) · --seed N · --keep-inputs.
@@ -332,7 +334,8 @@ async function bench(o: Options, work: string): Promise<void> {
 }
 
 if (require.main === module) {
-  main().catch((e: unknown) => {
+  // `npm run bench -- --scale …`: the CC3M-scale benchmark (bench/scale.ts)
+  (process.argv.includes('--scale') ? (require('./scale') as typeof import('./scale')).scaleMain() : main()).catch((e: unknown) => {
     process.stderr.write(`[bench] ${(e as Error).message}\n`);
     process.exit(1);
   });

@@ -5,12 +5,20 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ImageCaptionSplit } from '../data/dataset';
-import { sha256 } from '../store/atomic';
 import { readJsonFile } from '../store/json';
-import { CorruptFileError, DIGEST_KEY, type SafetensorsFile, decodeSafetensors, tensorOf } from '../store/safetensors';
+import {
+  type ChunkOptions,
+  CorruptFileError,
+  DIGEST_KEY,
+  type FileChecksum,
+  MissingFileError,
+  type SafetensorsFile,
+  readSafetensorsChunked,
+  tensorOf,
+} from '../store/safetensors';
 import { FEATURES_FORMAT, FeatureManifest } from './manifest';
 
 export type Modality = 'image' | 'text';
@@ -77,27 +85,28 @@ export async function checkCache(
   return { status: 'valid', manifest: m };
 }
 
-/** Load a feature file and verify it against its manifest (checksum, shape). */
-export async function loadFeatures(paths: Pick<FeaturePaths, 'file' | 'manifest'>): Promise<FeatureMatrix> {
+/**
+ * Load a feature file and verify it against its manifest (checksum, shape). The file is read in chunks
+ * straight into a SharedArrayBuffer-backed matrix (files beyond 2 GiB; worker threads share it uncopied),
+ * its sha256 computed as it streams and compared with the manifest's before any other verdict.
+ */
+export async function loadFeatures(paths: Pick<FeaturePaths, 'file' | 'manifest'>, opts: ChunkOptions = {}): Promise<FeatureMatrix> {
   const manifest = await readManifest(paths.manifest);
-  let buf: Buffer;
-  try {
-    buf = await readFile(paths.file);
-  } catch (e) {
-    throw new CorruptFileError(paths.file, `cannot read (${(e as Error).message})`);
-  }
-  if (buf.length !== manifest.bytes || sha256(buf) !== manifest.sha256) {
-    throw new CorruptFileError(
-      paths.file,
-      `checksum mismatch with ${paths.manifest} (${buf.length} bytes, manifest says ${manifest.bytes}): ` +
-        'the file is truncated or corrupted; delete it or rerun with --force to rebuild',
-    );
-  }
+  const verifyFile = (sum: FileChecksum): void => {
+    if (sum.bytes !== manifest.bytes || sum.sha256 !== manifest.sha256) {
+      throw new CorruptFileError(
+        paths.file,
+        `checksum mismatch with ${paths.manifest} (${sum.bytes} bytes, manifest says ${manifest.bytes}): ` +
+          'the file is truncated or corrupted; delete it or rerun with --force to rebuild',
+      );
+    }
+  };
   // ptmst's own feature files carry their content digest (and every value is checked finite); imported ones need not
   let st: SafetensorsFile;
   try {
-    st = decodeSafetensors(buf, paths.file, { requireDigest: manifest.imported !== true });
+    st = await readSafetensorsChunked(paths.file, { ...opts, shared: true, verifyFile, requireDigest: manifest.imported !== true });
   } catch (e) {
+    if (e instanceof MissingFileError) throw new CorruptFileError(paths.file, `cannot read (${e.message})`);
     if (e instanceof CorruptFileError && e.message.includes(`has no ${DIGEST_KEY}`)) {
       throw new CorruptFileError(
         paths.file,

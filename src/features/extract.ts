@@ -14,9 +14,9 @@ import { ready } from '../backend';
 import type { ImageCaptionSplit } from '../data/dataset';
 import { EncoderPool, IMAGE_ENCODERS, TEXT_ENCODERS, lookup } from '../encoders/registry';
 import type { ImageEncoder } from '../encoders/types';
-import { ensureDir, sha256, writeJsonAtomic } from '../store/atomic';
+import { ensureDir, writeJsonAtomic } from '../store/atomic';
 import { withLock } from '../store/lock';
-import { readSafetensors, writeSafetensors } from '../store/safetensors';
+import { readSafetensors, writeSafetensors, writeSafetensorsChunked } from '../store/safetensors';
 import type { ProgressSink } from '../util/progress';
 import { runPool, threadCount } from '../util/pool';
 import { type FeaturePaths, type Modality, checkCache, featurePaths, loadFeatures, sourceHash } from './cache';
@@ -189,7 +189,7 @@ async function extractLocked(
     }
     opts.onProgress?.({ label: `${split.dataset}/${split.split} captions`, done: count, total: count });
   }
-  const buf = await writeSafetensors(
+  const sum = await writeSafetensorsChunked(
     paths.file,
     { features: { shape: [count, dim], data } },
     { dataset: split.dataset, split: split.split, modality, encoder: version },
@@ -203,8 +203,8 @@ async function extractLocked(
     count,
     dim,
     sourceHash: hash,
-    sha256: sha256(buf),
-    bytes: buf.length,
+    sha256: sum.sha256,
+    bytes: sum.bytes,
     createdAt: new Date().toISOString(),
     wallSeconds: (performance.now() - t0) / 1000,
   };

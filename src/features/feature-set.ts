@@ -81,9 +81,9 @@ export function fractionImages(numImages: number, fraction: number): Int32Array 
  */
 export function subsetImages(set: FeatureSet, images: Int32Array, tag: string): FeatureSet {
   const captions = Array.from(images, (i) => set.imageToCaptions[i] ?? []).flat();
-  const img = new Float32Array(images.length * set.dImg);
+  const img = sharedFloat32(images.length * set.dImg);
   images.forEach((i, k) => img.set(set.img.subarray(i * set.dImg, (i + 1) * set.dImg), k * set.dImg));
-  const txt = new Float32Array(captions.length * set.dTxt);
+  const txt = sharedFloat32(captions.length * set.dTxt);
   captions.forEach((c, k) => txt.set(set.txt.subarray(c * set.dTxt, (c + 1) * set.dTxt), k * set.dTxt));
   const imageToCaptions: number[][] = [];
   let next = 0;
@@ -98,4 +98,9 @@ export function subsetImages(set: FeatureSet, images: Int32Array, tag: string): 
     imageToCaptions,
     digest: sha256(`${set.digest}\n${tag}`),
   };
+}
+
+/** A zeroed Float32Array on a SharedArrayBuffer: worker threads given a feature set share its rows, uncopied. */
+export function sharedFloat32(length: number): Float32Array {
+  return new Float32Array(new SharedArrayBuffer(length * Float32Array.BYTES_PER_ELEMENT));
 }

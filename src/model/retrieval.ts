@@ -1,5 +1,5 @@
 /**
- * Image–text retrieval metrics (SPEC §6), computed exactly over the whole split.
+ * Image–text retrieval metrics (SPEC §6), computed exactly over the whole split (blockwise for a large one).
  * IR@K (text→image): for each caption, is its image among the K best-scoring images.
  * TR@K (image→text): for each image, is the best-ranked of its captions among the K best captions.
  * Ties rank as in the reference's `np.argsort(score)[::-1]` with a stable sort: among equal scores the
@@ -95,9 +95,73 @@ export interface RetrievalSplit {
   readonly imageToCaptions: readonly (readonly number[])[];
 }
 
-/** Embed a split with trained heads and score retrieval over it. */
-export async function evaluateRetrieval(theta: DualParams, data: RetrievalSplit, label = 'retrieval'): Promise<Retrieval> {
+/** Score matrices up to this many values are computed in one product; larger splits blockwise (64 MiB of scores). */
+export const RETRIEVAL_BLOCK_VALUES = 1 << 24;
+
+/**
+ * The ranks of `retrievalRanks`, from score rows given in blocks of images (`rows(i0, i1)`: images i0..i1 ×
+ * all captions, row-major), so a split whose score matrix does not fit in memory is ranked exactly. Two passes
+ * over the blocks: the first collects each caption's own score, the second ranks.
+ */
+export async function retrievalRanksBlockwise(
+  rows: (i0: number, i1: number) => Promise<Float32Array>,
+  blockRows: number,
+  numImages: number,
+  captionToImage: Int32Array,
+  imageToCaptions: readonly (readonly number[])[],
+): Promise<RetrievalRanks> {
+  const numCaptions = captionToImage.length;
+  const target = new Float32Array(numCaptions);
+  for (let i0 = 0; i0 < numImages; i0 += blockRows) {
+    const i1 = Math.min(numImages, i0 + blockRows);
+    const s = await rows(i0, i1);
+    for (let i = i0; i < i1; i++) for (const j of imageToCaptions[i]!) target[j] = s[(i - i0) * numCaptions + j]!;
+  }
+  const ir = new Int32Array(numCaptions);
+  const tr = new Int32Array(numImages);
+  for (let i0 = 0; i0 < numImages; i0 += blockRows) {
+    const i1 = Math.min(numImages, i0 + blockRows);
+    const scores = await rows(i0, i1);
+    for (let i = i0; i < i1; i++) {
+      const row = (i - i0) * numCaptions;
+      let first = imageToCaptions[i]![0]!;
+      for (const j of imageToCaptions[i]!) if (before(scores[row + j]!, j, scores[row + first]!, first)) first = j;
+      const s = scores[row + first]!;
+      let rank = 0;
+      for (let j = 0; j < numCaptions; j++) {
+        const v = scores[row + j]!;
+        const t = target[j]!;
+        ir[j] += +(v > t) + +(v === t && i > captionToImage[j]!);
+        rank += +(v > s) + +(v === s && j > first);
+      }
+      tr[i] = Number.isNaN(s) ? numCaptions - 1 : rank;
+    }
+  }
+  for (let j = 0; j < numCaptions; j++) if (Number.isNaN(target[j]!)) ir[j] = numImages - 1;
+  return { ir, tr };
+}
+
+/** Recall@K from ranks (percent), and their mean. */
+function recallsOf({ ir, tr }: RetrievalRanks): Retrieval {
+  const at = (ranks: Int32Array, k: number) => (100 * ranks.filter((r) => r < k).length) / ranks.length;
+  const r = { ir1: at(ir, 1), ir5: at(ir, 5), ir10: at(ir, 10), tr1: at(tr, 1), tr5: at(tr, 5), tr10: at(tr, 10) };
+  return { ...r, rMean: RECALL_KEYS.reduce((a, k) => a + r[k], 0) / RECALL_KEYS.length };
+}
+
+/**
+ * Embed a split with trained heads and score retrieval over it: in one product while the score matrix holds
+ * at most `blockValues` values, else blockwise (features fed from host memory a block of rows at a time, never
+ * the whole matrix in the WebAssembly heap; the scores of one block of images at a time).
+ */
+export async function evaluateRetrieval(
+  theta: DualParams,
+  data: RetrievalSplit,
+  label = 'retrieval',
+  blockValues = RETRIEVAL_BLOCK_VALUES,
+): Promise<Retrieval> {
   await ready(); // library verbs pick the fastest backend themselves (wasm, not plain JS)
+  const overflow = () => new NonFiniteError(`${label}: retrieval scores are NaN or infinite (the heads overflow); stopped`);
+  if (data.numImages * data.numCaptions > blockValues) return recallsOf(await blockwiseRanks(theta, data, blockValues, overflow));
   const scores = tf.tidy(() => {
     const u = embed(theta.img, tf.tensor2d(data.img, [data.numImages, data.dImg]));
     const v = embed(theta.txt, tf.tensor2d(data.txt, [data.numCaptions, data.dTxt]));
@@ -106,10 +170,44 @@ export async function evaluateRetrieval(theta: DualParams, data: RetrievalSplit,
   try {
     return await withValues(scores, (values) => {
       // finite parameters can still overflow in the forward pass: a score that is not a number is never ranked
-      if (!finiteArray(values)) throw new NonFiniteError(`${label}: retrieval scores are NaN or infinite (the heads overflow); stopped`);
+      if (!finiteArray(values)) throw overflow();
       return retrievalFromScores(values, data.numImages, data.captionToImage, data.imageToCaptions);
     });
   } finally {
     scores.dispose();
+  }
+}
+
+async function blockwiseRanks(theta: DualParams, data: RetrievalSplit, blockValues: number, overflow: () => Error): Promise<RetrievalRanks> {
+  const blockRows = Math.max(1, Math.floor(blockValues / Math.max(1, data.numCaptions)));
+  const rowsOf = (m: Float32Array, d: number, r0: number, r1: number) => tf.tensor2d(m.subarray(r0 * d, r1 * d), [r1 - r0, d]);
+  // caption embeddings (numCaptions × dOut) stay in the heap; captions are embedded a block at a time
+  const parts: tf.Tensor2D[] = [];
+  for (let c0 = 0; c0 < data.numCaptions; c0 += blockRows) {
+    const c1 = Math.min(data.numCaptions, c0 + blockRows);
+    parts.push(tf.tidy(() => embed(theta.txt, rowsOf(data.txt, data.dTxt, c0, c1))));
+  }
+  const v = tf.concat(parts, 0) as tf.Tensor2D;
+  parts.forEach((p) => p.dispose());
+  try {
+    return await retrievalRanksBlockwise(
+      async (i0, i1) => {
+        const s = tf.tidy(() => mm(embed(theta.img, rowsOf(data.img, data.dImg, i0, i1)), v, false, true));
+        try {
+          return await withValues(s, (values) => {
+            if (!finiteArray(values)) throw overflow();
+            return values.slice();
+          });
+        } finally {
+          s.dispose();
+        }
+      },
+      blockRows,
+      data.numImages,
+      data.captionToImage,
+      data.imageToCaptions,
+    );
+  } finally {
+    v.dispose();
   }
 }

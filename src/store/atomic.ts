@@ -63,28 +63,39 @@ async function realCause(dir: string, e: unknown): Promise<unknown> {
 }
 
 export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  await writeAtomicChunks(path, [typeof data === 'string' ? Buffer.from(data, 'utf8') : data]);
+}
+
+/**
+ * `writeAtomic` for data given in parts (written in order, never joined in memory: a file larger than one
+ * Buffer can hold). The parts are iterated once; each may be a view into a larger array.
+ */
+export async function writeAtomicChunks(path: string, chunks: Iterable<Uint8Array>): Promise<void> {
   const dir = dirname(path);
   await ensureDir(dir, path);
   const tmp = join(dir, `.${basename(path)}.${process.pid}-${threadId}-${randomBytes(4).toString('hex')}.tmp`);
   let handle: Awaited<ReturnType<typeof open>> | undefined;
   try {
     handle = await open(tmp, 'wx', 0o644);
-    let offset = 0;
-    while (offset < bytes.length) {
-      const budget = faultBudget();
-      const want = Math.min(bytes.length - offset, budget);
-      if (want <= 0) throw enospc();
-      const { bytesWritten } = await handle.write(bytes, offset, want);
-      if (bytesWritten <= 0) throw new Error(`write returned ${bytesWritten} bytes`);
-      offset += bytesWritten;
-      if (budget !== Infinity) faultBytesWritten += bytesWritten;
+    let total = 0;
+    for (const bytes of chunks) {
+      let offset = 0;
+      while (offset < bytes.length) {
+        const budget = faultBudget();
+        const want = Math.min(bytes.length - offset, budget);
+        if (want <= 0) throw enospc();
+        const { bytesWritten } = await handle.write(bytes, offset, want);
+        if (bytesWritten <= 0) throw new Error(`write returned ${bytesWritten} bytes`);
+        offset += bytesWritten;
+        if (budget !== Infinity) faultBytesWritten += bytesWritten;
+      }
+      total += bytes.length;
     }
     await handle.sync();
     await handle.close();
     handle = undefined;
     const size = (await stat(tmp)).size;
-    if (size !== bytes.length) throw new Error(`only ${size} of ${bytes.length} bytes reached the disk`);
+    if (size !== total) throw new Error(`only ${size} of ${total} bytes reached the disk`);
     await rename(tmp, path);
     await syncFolder(dir);
   } catch (e) {

@@ -21,11 +21,11 @@
  * the file, the tensor and the element (`allowNonFinite` lets a caller that stores them on purpose through).
  * No artefact of this project holds one; a teacher, feature or score that does was damaged, or edited.
  */
-import { createHash } from 'node:crypto';
+import { type Hash, createHash } from 'node:crypto';
 import { constants } from 'node:buffer';
 import { type FileHandle, open } from 'node:fs/promises';
 import { CorruptFileError, MissingFileError } from '../errors';
-import { writeAtomic } from './atomic';
+import { writeAtomic, writeAtomicChunks } from './atomic';
 
 export const DTYPES = {
   F32: Float32Array,
@@ -102,35 +102,48 @@ export function canonicalJson(v: unknown): string {
   return JSON.stringify(v);
 }
 
-/** The `ptmst.digest` value for a header (entries as [key, value], no digest) and a data section (in parts). */
-function contentDigest(headerEntries: [string, unknown][], metadata: Readonly<Record<string, string>>, data: Uint8Array[]): string {
+/** A sha256 fed the canonical header (entries as [key, value], no digest) and "\n": the data section follows. */
+function contentHasher(headerEntries: [string, unknown][], metadata: Readonly<Record<string, string>>): Hash {
   const entries = Object.keys(metadata).length > 0 ? [...headerEntries, ['__metadata__', metadata]] : headerEntries;
   // fromEntries defines own properties, so a tensor named `__proto__` stays a key
   const canonical = canonicalJson(Object.fromEntries(entries));
-  const hash = createHash('sha256').update(canonical, 'utf8').update('\n');
-  for (const part of data) hash.update(part);
+  return createHash('sha256').update(canonical, 'utf8').update('\n');
+}
+
+/** The `ptmst.digest` value for a header (entries as [key, value], no digest) and a data section (in parts). */
+function contentDigest(headerEntries: [string, unknown][], metadata: Readonly<Record<string, string>>, data: Uint8Array[]): string {
+  const hash = contentHasher(headerEntries, metadata);
+  for (const part of data) for (const c of chunksOf(part, CHUNK_BYTES)) hash.update(c);
   return `sha256:${hash.digest('hex')}`;
 }
 
-/** Serialise tensors (in the given order) and string metadata, plus the content digest, into one buffer. */
-export function encodeSafetensors(
-  tensors: Readonly<TensorRecord>,
-  metadata: Readonly<Record<string, string>> = {},
-): Buffer {
+/** Bytes one read or write of the chunked reader and writer moves (64 MiB): files may exceed any one Buffer. */
+export const CHUNK_BYTES = 64 << 20;
+
+/** Views of at most `size` bytes over `a`, in order (no copies). */
+function* chunksOf(a: Uint8Array, size: number): Generator<Uint8Array> {
+  for (let at = 0; at < a.length; at += size) yield a.subarray(at, Math.min(a.length, at + size));
+}
+
+/** A byte view of a typed array (shares its memory, also a SharedArrayBuffer's). */
+const bytesOf = (d: TypedArray): Uint8Array => new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+
+/** The 8-byte length and JSON header, and the tensors' bytes (views), as the file lays them out. */
+function layout(tensors: Readonly<TensorRecord>, metadata: Readonly<Record<string, string>>): { head: Buffer; parts: Uint8Array[] } {
   for (const [k, v] of Object.entries(metadata)) {
     if (k === DIGEST_KEY) throw new Error(`metadata key "${DIGEST_KEY}" is reserved`);
     if (typeof v !== 'string') throw new Error(`metadata key ${JSON.stringify(k)}: value is ${kindOf(v)}, not a string`);
   }
   let offset = 0;
   const entries: [string, unknown][] = [];
-  const parts: Buffer[] = [];
+  const parts: Uint8Array[] = [];
   for (const [name, t] of Object.entries(tensors)) {
     if (name === '__metadata__') throw new Error('tensor name "__metadata__" is reserved');
     const count = elementCount(t.shape);
     if (count !== t.data.length) {
       throw new Error(`tensor ${name}: shape [${t.shape}] holds ${count ?? 'no valid number of'} values, data has ${t.data.length}`);
     }
-    const bytes = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    const bytes = bytesOf(t.data);
     entries.push([name, { dtype: dtypeOf(t.data), shape: [...t.shape], data_offsets: [offset, offset + bytes.length] }]);
     parts.push(bytes);
     offset += bytes.length;
@@ -138,9 +151,18 @@ export function encodeSafetensors(
   const meta = { ...metadata, [DIGEST_KEY]: contentDigest(entries, metadata, parts) };
   let json = JSON.stringify(Object.fromEntries([['__metadata__', meta], ...entries]));
   json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8); // align the data to 8 bytes
-  const head = Buffer.alloc(8);
-  head.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  return Buffer.concat([head, Buffer.from(json, 'utf8'), ...parts]);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+  return { head: Buffer.concat([len, Buffer.from(json, 'utf8')]), parts };
+}
+
+/** Serialise tensors (in the given order) and string metadata, plus the content digest, into one buffer. */
+export function encodeSafetensors(
+  tensors: Readonly<TensorRecord>,
+  metadata: Readonly<Record<string, string>> = {},
+): Buffer {
+  const { head, parts } = layout(tensors, metadata);
+  return Buffer.concat([head, ...parts]);
 }
 
 interface Entry {
@@ -331,6 +353,158 @@ export async function readSafetensors(path: string, opts: ReadOptions = {}): Pro
     const dataLen = stat.size - 8 - n;
     const header = parseHeader(await readExactly(fh, 8, n, path), dataLen, path);
     return assemble(header, await readExactly(fh, 8 + n, dataLen, path), path, opts);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** What a file-level checksum covers: the sha256 (hex) of every byte of the file, and their count. */
+export interface FileChecksum {
+  readonly sha256: string;
+  readonly bytes: number;
+}
+
+export interface ChunkOptions {
+  /** bytes per read or write (default CHUNK_BYTES; tests use a few bytes) */
+  readonly chunkBytes?: number;
+}
+
+/**
+ * `writeSafetensors` for data of any size: the same bytes, written atomically in chunks straight from the
+ * tensors' memory (never joined into one buffer), hashed as they go. Returns the file's checksum.
+ */
+export async function writeSafetensorsChunked(
+  path: string,
+  tensors: Readonly<TensorRecord>,
+  metadata: Readonly<Record<string, string>> = {},
+  opts: ChunkOptions = {},
+): Promise<FileChecksum> {
+  const size = opts.chunkBytes ?? CHUNK_BYTES;
+  const { head, parts } = layout(tensors, metadata);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  function* chunks(): Generator<Uint8Array> {
+    for (const part of [head, ...parts]) {
+      for (const c of chunksOf(part, size)) {
+        hash.update(c);
+        bytes += c.length;
+        yield c;
+      }
+    }
+  }
+  await writeAtomicChunks(path, chunks());
+  return { sha256: hash.digest('hex'), bytes };
+}
+
+export interface ChunkedReadOptions extends ReadOptions, ChunkOptions {
+  /** back every tensor with a SharedArrayBuffer: worker threads given it (workerData, postMessage) share it, uncopied */
+  readonly shared?: boolean;
+  /**
+   * Called with the file's checksum once every byte is read, before the header's or the digest's verdict: a
+   * file-level check (a manifest's sha256) is reported first, as when the whole file was hashed up front.
+   */
+  readonly verifyFile?: (sum: FileChecksum) => void;
+}
+
+/** `length` bytes at `position` into `dest` (in chunks), or an error naming the file. */
+async function readInto(fh: FileHandle, dest: Uint8Array, position: number, file: string, size: number, onChunk: (c: Uint8Array) => void): Promise<void> {
+  for (let done = 0; done < dest.length; ) {
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await fh.read(dest, done, Math.min(dest.length - done, size), position + done));
+    } catch (e) {
+      throw new CorruptFileError(file, `cannot read (${(e as Error).message})`);
+    }
+    if (bytesRead === 0) throw new CorruptFileError(file, `truncated while reading: ends at byte ${position + done}`);
+    onChunk(dest.subarray(done, done + bytesRead));
+    done += bytesRead;
+  }
+}
+
+/**
+ * `readSafetensors` for files of any size (beyond 2 GiB, beyond one Buffer): each tensor is read in chunks
+ * straight into its own (optionally shared) array, with the file's sha256 and the content digest computed as
+ * the bytes arrive. Same validation and errors as `readSafetensors`; also returns the file's checksum.
+ */
+export async function readSafetensorsChunked(path: string, opts: ChunkedReadOptions = {}): Promise<SafetensorsFile & FileChecksum> {
+  const size = opts.chunkBytes ?? CHUNK_BYTES;
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new MissingFileError(path);
+    throw new CorruptFileError(path, `cannot read (${(e as Error).message})`);
+  }
+  try {
+    const stat = await fh.stat();
+    if (!stat.isFile()) throw new CorruptFileError(path, 'not a regular file');
+    const fileHash = createHash('sha256');
+    let sum: FileChecksum | undefined;
+    const finish = (): FileChecksum => {
+      sum ??= { sha256: fileHash.digest('hex'), bytes: stat.size };
+      opts.verifyFile?.(sum);
+      return sum;
+    };
+    /** hash what is left of the file from `at`, then give the file-level check its say before `e` */
+    const failAfterHashing = async (at: number, e: unknown): Promise<never> => {
+      if (opts.verifyFile !== undefined) {
+        const scratch = new Uint8Array(Math.min(size, Math.max(0, stat.size - at)));
+        for (let p = at; p < stat.size; ) {
+          const { bytesRead } = await fh.read(scratch, 0, Math.min(scratch.length, stat.size - p), p);
+          if (bytesRead === 0) break;
+          fileHash.update(scratch.subarray(0, bytesRead));
+          p += bytesRead;
+        }
+        finish();
+      }
+      throw e;
+    };
+    if (stat.size < 8) return await failAfterHashing(0, noHeader(path, stat.size));
+    const first = await readExactly(fh, 0, 8, path);
+    fileHash.update(first);
+    let n: number;
+    try {
+      n = headerLength(first.readBigUInt64LE(0), stat.size, path);
+    } catch (e) {
+      return await failAfterHashing(8, e);
+    }
+    const headerBytes = await readExactly(fh, 8, n, path);
+    fileHash.update(headerBytes);
+    let header: Header;
+    let content: Hash | undefined;
+    try {
+      header = parseHeader(headerBytes, stat.size - 8 - n, path);
+      if (header.digest !== undefined) content = contentHasher(header.raw, header.metadata);
+    } catch (e) {
+      return await failAfterHashing(8 + n, e instanceof CorruptFileError ? e : new CorruptFileError(path, `header cannot be digested (${(e as Error).message})`));
+    }
+    const arrays: { e: Entry; bytes: Uint8Array }[] = [];
+    for (const e of header.entries) {
+      const len = e.end - e.begin;
+      const bytes = new Uint8Array(opts.shared ? new SharedArrayBuffer(len) : new ArrayBuffer(len));
+      await readInto(fh, bytes, 8 + n + e.begin, path, size, (c) => {
+        fileHash.update(c);
+        content?.update(c);
+      });
+      arrays.push({ e, bytes });
+    }
+    const checksum = finish();
+    if (header.digest === undefined) {
+      if (opts.requireDigest) throw new CorruptFileError(path, `has no ${DIGEST_KEY} (not written by ptmst, or an older version)`);
+    } else if (header.digest !== `sha256:${content!.digest('hex')}`) {
+      throw new CorruptFileError(path, 'content digest mismatch: the file is corrupted or was edited');
+    }
+    const tensors = new Map<string, NamedTensor>();
+    for (const { e, bytes } of arrays) {
+      // a SharedArrayBuffer when opts.shared (the typed-array constructors take one; the lib typing says ArrayBuffer)
+      const values = new DTYPES[e.dtype](bytes.buffer as ArrayBuffer);
+      if (!opts.allowNonFinite && (e.dtype === 'F32' || e.dtype === 'F64')) {
+        const at = firstNonFinite(values);
+        if (at >= 0) throw new CorruptFileError(path, `${e.name} holds NaN or infinite values (${values[at]} at element ${at})`);
+      }
+      tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: values });
+    }
+    return { tensors, metadata: header.metadata, ...checksum };
   } finally {
     await fh.close();
   }

@@ -10,7 +10,9 @@ import {
   decodeSafetensors,
   encodeSafetensors,
   readSafetensors,
+  readSafetensorsChunked,
   writeSafetensors,
+  writeSafetensorsChunked,
 } from '../../src/store/safetensors';
 import { tempDir } from '../helpers';
 
@@ -308,5 +310,69 @@ describe('store/safetensors: hostile headers beyond the format', () => {
       () => decodeSafetensors(Buffer.concat([head, Buffer.from(json)]), 'deep.safetensors'),
       (e: unknown) => e instanceof CorruptFileError && /^deep\.safetensors: (tensor x: unexpected field\(s\) "junk"|header is not valid JSON)/.test(e.message),
     );
+  });
+});
+
+describe('store/safetensors: chunked reader and writer (files beyond one Buffer)', () => {
+  const tensors = () => ({
+    a: { shape: [3, 5], data: Float32Array.from({ length: 15 }, (_, i) => i / 7 - 1) },
+    b: { shape: [4], data: Int32Array.from([1, -2, 3, 1 << 30]) },
+  });
+
+  it('writes the same bytes as encodeSafetensors in 3-byte chunks, and its checksum is the sha256 of the file', async () => {
+    const f = join(tempDir(), 'c.safetensors');
+    const sum = await writeSafetensorsChunked(f, tensors(), { note: 'x' }, { chunkBytes: 3 });
+    const whole = encodeSafetensors(tensors(), { note: 'x' });
+    assert.ok(readFileSync(f).equals(whole));
+    assert.equal(sum.bytes, whole.length);
+    assert.equal(sum.sha256, createHash('sha256').update(whole).digest('hex'));
+  });
+
+  it('reads back in 5-byte chunks into SharedArrayBuffers, digest verified, checksum returned', async () => {
+    const f = join(tempDir(), 'c.safetensors');
+    const sum = await writeSafetensorsChunked(f, tensors(), {}, { chunkBytes: 7 });
+    let seen: { sha256: string; bytes: number } | undefined;
+    const st = await readSafetensorsChunked(f, { chunkBytes: 5, shared: true, requireDigest: true, verifyFile: (s) => (seen = s) });
+    assert.deepEqual(seen, sum);
+    assert.equal(st.sha256, sum.sha256);
+    const a = st.tensors.get('a')!;
+    assert.ok(a.data.buffer instanceof SharedArrayBuffer);
+    assert.deepEqual(Array.from(a.data), Array.from(tensors().a.data));
+    assert.deepEqual(Array.from(st.tensors.get('b')!.data), [1, -2, 3, 1 << 30]);
+    const plain = await readSafetensorsChunked(f, { chunkBytes: 5 });
+    assert.ok(plain.tensors.get('a')!.data.buffer instanceof ArrayBuffer);
+  });
+
+  it('a flipped data byte fails the digest; the file-level check is heard first, also for a broken header', async () => {
+    const f = join(tempDir(), 'c.safetensors');
+    await writeSafetensorsChunked(f, tensors(), {}, { chunkBytes: 4 });
+    const buf = readFileSync(f);
+    buf[buf.length - 20] ^= 0x40;
+    writeFileSync(f, buf);
+    await assert.rejects(readSafetensorsChunked(f, { chunkBytes: 5 }), /content digest mismatch/);
+    const refuse = () => {
+      throw new CorruptFileError(f, 'checksum mismatch (test)');
+    };
+    await assert.rejects(readSafetensorsChunked(f, { chunkBytes: 5, verifyFile: refuse }), /checksum mismatch \(test\)/);
+    buf[9] = 0xff; // the header is no longer valid UTF-8
+    writeFileSync(f, buf);
+    await assert.rejects(readSafetensorsChunked(f, { chunkBytes: 5 }), /header is not valid UTF-8/);
+    await assert.rejects(readSafetensorsChunked(f, { chunkBytes: 5, verifyFile: refuse }), /checksum mismatch \(test\)/);
+    await writeSafetensorsChunked(f, tensors(), {}, { chunkBytes: 4 });
+    truncateSync(f, buf.length - 3);
+    await assert.rejects(readSafetensorsChunked(f, { chunkBytes: 5 }), /truncated/);
+    await assert.rejects(readSafetensorsChunked(join(tempDir(), 'none.safetensors')), MissingFileError);
+  });
+
+  it('reads what readSafetensors reads, including a file without a digest (refused when requireDigest)', async () => {
+    const f = join(tempDir(), 'c.safetensors');
+    await writeSafetensors(f, tensors());
+    const a = await readSafetensors(f, { requireDigest: true });
+    const b = await readSafetensorsChunked(f, { chunkBytes: 2, requireDigest: true });
+    assert.deepEqual(Array.from(b.tensors.get('a')!.data), Array.from(a.tensors.get('a')!.data));
+    const bare = handMade('{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', Buffer.from(new Float32Array([1.5, -2]).buffer));
+    writeFileSync(f, bare);
+    assert.deepEqual(Array.from((await readSafetensorsChunked(f, { chunkBytes: 3 })).tensors.get('x')!.data), [1.5, -2]);
+    await assert.rejects(readSafetensorsChunked(f, { requireDigest: true }), /has no ptmst.digest/);
   });
 });
