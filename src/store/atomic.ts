@@ -63,28 +63,35 @@ async function realCause(dir: string, e: unknown): Promise<unknown> {
 }
 
 export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  await writeAtomicParts(path, [typeof data === 'string' ? Buffer.from(data, 'utf8') : data]);
+}
+
+/** `writeAtomic` for content in parts (files beyond one Buffer's 4-GiB cap: views into a large typed array). */
+export async function writeAtomicParts(path: string, parts: readonly Uint8Array[]): Promise<void> {
+  const total = parts.reduce((a, p) => a + p.length, 0);
   const dir = dirname(path);
   await ensureDir(dir, path);
   const tmp = join(dir, `.${basename(path)}.${process.pid}-${threadId}-${randomBytes(4).toString('hex')}.tmp`);
   let handle: Awaited<ReturnType<typeof open>> | undefined;
   try {
     handle = await open(tmp, 'wx', 0o644);
-    let offset = 0;
-    while (offset < bytes.length) {
-      const budget = faultBudget();
-      const want = Math.min(bytes.length - offset, budget);
-      if (want <= 0) throw enospc();
-      const { bytesWritten } = await handle.write(bytes, offset, want);
-      if (bytesWritten <= 0) throw new Error(`write returned ${bytesWritten} bytes`);
-      offset += bytesWritten;
-      if (budget !== Infinity) faultBytesWritten += bytesWritten;
+    for (const bytes of parts) {
+      let offset = 0;
+      while (offset < bytes.length) {
+        const budget = faultBudget();
+        const want = Math.min(bytes.length - offset, budget, 1 << 30);
+        if (want <= 0) throw enospc();
+        const { bytesWritten } = await handle.write(bytes, offset, want);
+        if (bytesWritten <= 0) throw new Error(`write returned ${bytesWritten} bytes`);
+        offset += bytesWritten;
+        if (budget !== Infinity) faultBytesWritten += bytesWritten;
+      }
     }
     await handle.sync();
     await handle.close();
     handle = undefined;
     const size = (await stat(tmp)).size;
-    if (size !== bytes.length) throw new Error(`only ${size} of ${bytes.length} bytes reached the disk`);
+    if (size !== total) throw new Error(`only ${size} of ${total} bytes reached the disk`);
     await rename(tmp, path);
     await syncFolder(dir);
   } catch (e) {
