@@ -43,8 +43,12 @@ export function npyBytes(values: readonly number[], shape: readonly number[], de
   return Buffer.concat([npyHeader(descr, shape, version), data]);
 }
 
-/** A zip of members, each stored or deflated (what np.savez and np.savez_compressed write). */
-export function zipBytes(members: readonly { name: string; data: Buffer; deflate?: boolean }[]): Buffer {
+/**
+ * A zip of members, each stored or deflated (what np.savez and np.savez_compressed write); `zip64` writes
+ * every size and offset in zip64 extra fields and records, as a writer does for members beyond 4 GiB.
+ */
+export function zipBytes(members: readonly { name: string; data: Buffer; deflate?: boolean }[], zip64 = false): Buffer {
+  const FULL = 0xffffffff;
   const locals: Buffer[] = [];
   const centrals: Buffer[] = [];
   let offset = 0;
@@ -57,31 +61,60 @@ export function zipBytes(members: readonly { name: string; data: Buffer; deflate
     local.writeUInt16LE(20, 4);
     local.writeUInt16LE(m.deflate ? 8 : 0, 8);
     local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(body.length, 18);
-    local.writeUInt32LE(m.data.length, 22);
+    local.writeUInt32LE(zip64 ? FULL : body.length, 18);
+    local.writeUInt32LE(zip64 ? FULL : m.data.length, 22);
     local.writeUInt16LE(name.length, 26);
+    const localExtra = Buffer.alloc(zip64 ? 20 : 0);
+    const centralExtra = Buffer.alloc(zip64 ? 28 : 0);
+    if (zip64) {
+      localExtra.writeUInt16LE(1, 0);
+      localExtra.writeUInt16LE(16, 2);
+      localExtra.writeBigUInt64LE(BigInt(m.data.length), 4);
+      localExtra.writeBigUInt64LE(BigInt(body.length), 12);
+      local.writeUInt16LE(20, 28);
+      centralExtra.writeUInt16LE(1, 0);
+      centralExtra.writeUInt16LE(24, 2);
+      centralExtra.writeBigUInt64LE(BigInt(m.data.length), 4);
+      centralExtra.writeBigUInt64LE(BigInt(body.length), 12);
+      centralExtra.writeBigUInt64LE(BigInt(offset), 20);
+    }
     const central = Buffer.alloc(46);
     central.writeUInt32LE(0x02014b50, 0);
     central.writeUInt16LE(20, 4);
     central.writeUInt16LE(20, 6);
     central.writeUInt16LE(m.deflate ? 8 : 0, 10);
     central.writeUInt32LE(crc, 16);
-    central.writeUInt32LE(body.length, 20);
-    central.writeUInt32LE(m.data.length, 24);
+    central.writeUInt32LE(zip64 ? FULL : body.length, 20);
+    central.writeUInt32LE(zip64 ? FULL : m.data.length, 24);
     central.writeUInt16LE(name.length, 28);
-    central.writeUInt32LE(offset, 42);
-    locals.push(local, name, body);
-    centrals.push(central, name);
-    offset += 30 + name.length + body.length;
+    central.writeUInt16LE(centralExtra.length, 30);
+    central.writeUInt32LE(zip64 ? FULL : offset, 42);
+    locals.push(local, name, localExtra, body);
+    centrals.push(central, name, centralExtra);
+    offset += 30 + name.length + localExtra.length + body.length;
   }
   const cd = Buffer.concat(centrals);
   const end = Buffer.alloc(22);
   end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(members.length, 8);
-  end.writeUInt16LE(members.length, 10);
-  end.writeUInt32LE(cd.length, 12);
-  end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, cd, end]);
+  end.writeUInt16LE(zip64 ? 0xffff : members.length, 8);
+  end.writeUInt16LE(zip64 ? 0xffff : members.length, 10);
+  end.writeUInt32LE(zip64 ? FULL : cd.length, 12);
+  end.writeUInt32LE(zip64 ? FULL : offset, 16);
+  if (!zip64) return Buffer.concat([...locals, cd, end]);
+  const record = Buffer.alloc(56);
+  record.writeUInt32LE(0x06064b50, 0);
+  record.writeBigUInt64LE(44n, 4);
+  record.writeUInt16LE(45, 12);
+  record.writeUInt16LE(45, 14);
+  record.writeBigUInt64LE(BigInt(members.length), 24);
+  record.writeBigUInt64LE(BigInt(members.length), 32);
+  record.writeBigUInt64LE(BigInt(cd.length), 40);
+  record.writeBigUInt64LE(BigInt(offset), 48);
+  const locator = Buffer.alloc(20);
+  locator.writeUInt32LE(0x07064b50, 0);
+  locator.writeBigUInt64LE(BigInt(offset + cd.length), 8);
+  locator.writeUInt32LE(1, 16);
+  return Buffer.concat([...locals, cd, record, locator, end]);
 }
 
 export function writeBytes(path: string, bytes: Uint8Array): string {

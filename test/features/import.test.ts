@@ -66,6 +66,21 @@ describe('features: reading .npy, .npz and .safetensors made elsewhere', () => {
     assert.equal(r.sha256, sha(readFileSync(two)), 'the whole .npz file is hashed');
   });
 
+  it('.npz in zip64 form (sizes and offsets in zip64 extra fields and records, as for members beyond 4 GiB)', async () => {
+    const f = writeBytes(
+      join(tempDir(), 'z64.npz'),
+      zipBytes(
+        [
+          { name: 'first.npy', data: npyBytes([7, 8], [1, 2]), deflate: true },
+          { name: 'bert_test_embed.npy', data: npyBytes(VALUES, [2, 3], '<f8') },
+        ],
+        true,
+      ),
+    );
+    assert.deepEqual(Array.from((await read(f, 'bert_test_embed')).data), VALUES);
+    assert.deepEqual(Array.from((await read(f, 'first')).data), [7, 8]);
+  });
+
   it('.safetensors: F32 with ptmst digest (checked), F64 without, F16 by hand', async () => {
     const dir = tempDir();
     const f32 = writeBytes(join(dir, 'a.safetensors'), encodeSafetensors({ features: { shape: [2, 3], data: new Float32Array(VALUES) } }, { m: 'x' }));
