@@ -55,6 +55,17 @@ export class MissingFileError extends CorruptFileError {
   }
 }
 
+/**
+ * A feature cache (or other artefact) that is valid in itself but made for other inputs: `stale cache: <file>:
+ * <reason>; rerun <command>`. Exit 3, as for any input that fails verification.
+ */
+export class StaleCacheError extends CorruptFileError {
+  constructor(file: string, reason: string) {
+    super(file, reason);
+    this.message = `stale cache: ${file}: ${reason}`;
+  }
+}
+
 /** A non-finite loss, parameter or score: names the method, the run and the epoch or iteration. */
 export class NonFiniteError extends PtmstError {
   static override readonly exitCode = 4;
@@ -83,7 +94,7 @@ export function unusable(e: unknown, file: string, remedy: string): never {
 
 /** Exit codes by class name: an error thrown in a worker thread reaches the parent as a plain Error. */
 const EXIT_CODES: Readonly<Record<string, number>> = Object.fromEntries(
-  [ConfigError, DatasetError, CorruptFileError, MissingFileError, NonFiniteError, WriteError].map((c) => [c.name, c.exitCode]),
+  [ConfigError, DatasetError, CorruptFileError, MissingFileError, StaleCacheError, NonFiniteError, WriteError].map((c) => [c.name, c.exitCode]),
 );
 
 /** The exit code for an error: its class's, 1 for anything unexpected. */

@@ -20,7 +20,7 @@ export { GENERATED_DATASETS, SHAPES_DATASET, SHAPES_SHIFTED_DATASET, ensureGener
 export { EncoderPool, IMAGE_ENCODERS, TEXT_ENCODERS } from './encoders/registry';
 
 // features
-export { type FeatureStageResult, computeFeatures, extractFeatures, loadFeatures } from './features';
+export { type FeatureStageResult, ImportFeaturesConfig, type ImportFeaturesResult, computeFeatures, extractFeatures, importFeatures, loadFeatures } from './features';
 export { type FeatureSet, loadFeatureSet } from './features/feature-set';
 export { prepareFeatureSets } from './features/load';
 

@@ -2,6 +2,7 @@
 /** `ptmst <command>`: one subcommand per pipeline stage; each takes `--json PATH`. */
 import { Command } from 'commander';
 import { register as features } from './commands/features';
+import { register as importFeatures } from './commands/import-features';
 import { register as stages, registerStep as step } from './commands/stages';
 
 const program = new Command('ptmst')
@@ -11,7 +12,7 @@ const program = new Command('ptmst')
     process.exit(err.exitCode === 0 ? 0 : 2);
   });
 
-for (const register of [features, stages, step]) register(program);
+for (const register of [features, importFeatures, stages, step]) register(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`ptmst: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -12,14 +12,16 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ready } from '../backend';
 import type { ImageCaptionSplit } from '../data/dataset';
-import { EncoderPool, IMAGE_ENCODERS, TEXT_ENCODERS, lookup } from '../encoders/registry';
+import { ConfigError, MissingFileError } from '../errors';
+import { type EncoderEntry, EncoderPool, IMAGE_ENCODERS, TEXT_ENCODERS, lookup } from '../encoders/registry';
 import type { ImageEncoder } from '../encoders/types';
 import { ensureDir, writeJsonAtomic } from '../store/atomic';
 import { withLock } from '../store/lock';
 import { readSafetensors, writeSafetensors, writeSafetensorsChunked } from '../store/safetensors';
 import type { ProgressSink } from '../util/progress';
 import { runPool, threadCount } from '../util/pool';
-import { type FeaturePaths, type Modality, checkCache, featurePaths, loadFeatures, sourceHash } from './cache';
+import { type FeaturePaths, type Modality, checkCache, featurePaths, loadFeatures, readManifest, sourceHash } from './cache';
+import { assertCacheMatches, isExternal, rebuildCommand } from './split-match';
 import { FEATURES_FORMAT, type FeatureManifest } from './manifest';
 
 export interface ExtractOptions {
@@ -147,9 +149,25 @@ async function extractImageMatrix(
 export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResult> {
   await ready(); // library verbs pick the fastest backend themselves (wasm, not plain JS)
   const paths = featurePaths(opts.cacheDir, opts.split.dataset, opts.split.split, opts.modality, opts.encoder);
-  const entry = opts.modality === 'image'
-    ? lookup(IMAGE_ENCODERS, 'image encoder', opts.encoder)
-    : lookup(TEXT_ENCODERS, 'text encoder', opts.encoder);
+  const table = opts.modality === 'image' ? IMAGE_ENCODERS : TEXT_ENCODERS;
+  const known = Object.hasOwn(table, opts.encoder);
+  // imported features (an encoder the registry does not know, or a manifest that says external): checked
+  // against the split's names and counts, never recomputed, no image read; --force cannot recompute them
+  if (existsSync(paths.manifest) && (!known || !opts.force)) {
+    const m = await readManifest(paths.manifest);
+    if (isExternal(m, known)) {
+      assertCacheMatches(paths, m, opts.split, opts.modality, true);
+      if (!existsSync(paths.file)) throw new MissingFileError(paths.file, `imported features without their data file; rerun \`${rebuildCommand(m, true)}\``);
+      return reuse(paths, m);
+    }
+  }
+  if (!known) {
+    throw new ConfigError(
+      `unknown ${opts.modality} encoder "${opts.encoder}"; valid: ${Object.keys(table).join(', ')}, or features imported under that name ` +
+        `(none at ${paths.manifest}: \`ptmst import-features --dataset ${opts.split.dataset} --split ${opts.split.split} --modality ${opts.modality} --encoder ${opts.encoder} --file FILE\`)`,
+    );
+  }
+  const entry = lookup<EncoderEntry<unknown>>(table, `${opts.modality} encoder`, opts.encoder);
   const expect = { sourceHash: await sourceHash(opts.split, opts.modality), encoderId: opts.encoder, encoderVersion: entry.version() };
   // a valid cache is only read, without the lock (a read-only cache works); under the lock the check is made
   // again, since another process may have just finished the same features

@@ -1,10 +1,12 @@
 /** A split as the trainable stages see it: image and caption feature matrices plus the retrieval maps. */
 import type { ImageCaptionSplit } from '../data/dataset';
-import { ConfigError } from '../errors';
+import { IMAGE_ENCODERS, TEXT_ENCODERS } from '../encoders/registry';
+import { ConfigError, CorruptFileError } from '../errors';
 import type { RetrievalSplit } from '../model/retrieval';
 import { sha256 } from '../store/atomic';
 import { deriveSeed, permutation, rng } from '../util/random';
-import { type FeaturePaths, featurePaths, loadFeatures } from './cache';
+import { type FeaturePaths, featurePaths, loadFeatures, readManifest } from './cache';
+import { assertCacheMatches, isExternal } from './split-match';
 
 /** The matrices and caption maps (RetrievalSplit: caption j shows image captionToImage[j]), and their origin. */
 export interface FeatureSet extends RetrievalSplit {
@@ -41,10 +43,19 @@ export async function loadFeatureSet(
   textEncoder: string,
 ): Promise<FeatureSet> {
   const p = featureSetPaths(cacheDir, split.dataset, split.split, imageEncoder, textEncoder);
+  // the manifests first (cheap): a cache made for other inputs is "stale cache … rerun …", before any data is read
+  for (const [paths, modality, table, id] of [
+    [p.img, 'image', IMAGE_ENCODERS, imageEncoder],
+    [p.txt, 'text', TEXT_ENCODERS, textEncoder],
+  ] as const) {
+    const m = await readManifest(paths.manifest);
+    assertCacheMatches(paths, m, split, modality, isExternal(m, Object.hasOwn(table, id)));
+  }
   const [img, txt] = await Promise.all([loadFeatures(p.img), loadFeatures(p.txt)]);
   if (img.count !== split.images.length || txt.count !== split.captions.length) {
-    throw new Error(
-      `${p.img.file}: features hold ${img.count} images / ${txt.count} captions, the split has ` +
+    throw new CorruptFileError(
+      p.img.file,
+      `features hold ${img.count} images / ${txt.count} captions, the split has ` +
         `${split.images.length} / ${split.captions.length}; rerun ptmst features`,
     );
   }

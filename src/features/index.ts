@@ -11,6 +11,8 @@ import { type ExtractResult, extractFeatures } from './extract';
 export * from './cache';
 export * from './extract';
 export * from './manifest';
+export { ImportFeaturesConfig, type ImportFeaturesResult, importFeatures } from './import';
+export { PYTORCH_MESSAGE, probeArray, readArray } from './array-file';
 
 export interface FeatureStageResult {
   readonly config: FeaturesConfig;

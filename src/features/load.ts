@@ -33,7 +33,7 @@ export async function loadFeatureSets(input: DataInput, splits: readonly SplitNa
         if (existsSync(f)) continue;
         // features under any name can be imported into the cache; absent ones must come from a known encoder
         if (!Object.hasOwn(table, name)) {
-          throw new ConfigError(`data.${field}: unknown ${kind} "${name}"; valid: ${Object.keys(table).join(', ')} (or features imported under that name: none at ${f})`);
+          throw new ConfigError(`data.${field}: unknown ${kind} "${name}"; valid: ${Object.keys(table).join(', ')} (or features imported under that name: none at ${f}; \`ptmst import-features --encoder ${name} …\` makes them)`);
         }
         throw new MissingFileError(f, `features not found: run \`ptmst features --dataset ${data.dataset} --cache-dir ${data.cacheDir}\` first`);
       }

@@ -82,7 +82,7 @@ export async function writeAtomicChunks(path: string, chunks: Iterable<Uint8Arra
       let offset = 0;
       while (offset < bytes.length) {
         const budget = faultBudget();
-        const want = Math.min(bytes.length - offset, budget);
+        const want = Math.min(bytes.length - offset, budget, 1 << 30);
         if (want <= 0) throw enospc();
         const { bytesWritten } = await handle.write(bytes, offset, want);
         if (bytesWritten <= 0) throw new Error(`write returned ${bytesWritten} bytes`);
