@@ -62,7 +62,7 @@ function plantedRows(o: Required<Omit<PlantedOptions, 'chunkBytes'>>, modality: 
 export async function writePlanted(opts: PlantedOptions): Promise<PlantedResult> {
   const o = { clusters: 100, noise: 1, seed: 0, ...opts };
   const { chunkBytes, ...gen } = o;
-  const splits = cc3mSplitSizes(o.pairs);
+  const splits = cc3mSplitSizes(o.pairs, 'holdout');
   const dir = join(o.dataRoot, PLANTED_DATASET);
   await ensureDir(dir);
   // metadata.json written record by record (600k records would be one large string otherwise)
@@ -74,6 +74,11 @@ export async function writePlanted(opts: PlantedOptions): Promise<PlantedResult>
     yield Buffer.from('\n]\n');
   }
   await writeAtomicChunks(join(dir, 'metadata.json'), records());
+  // the split named explicitly (splits.json), so it holds whatever the reader's default split and test cap are
+  const ids = (from: number, n: number) => Array.from({ length: n }, (_, k) => `"p${from + k}"`).join(',');
+  await writeAtomicChunks(join(dir, 'splits.json'), [
+    Buffer.from(`{"train":[${ids(0, splits.train)}],"val":[${ids(splits.train, splits.val)}],"test":[${ids(splits.train + splits.val, splits.test)}]}\n`),
+  ]);
   let featureBytes = 0;
   let from = 0;
   for (const split of ['train', 'val', 'test'] as const) {
