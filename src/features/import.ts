@@ -6,7 +6,6 @@
  * matched to it by a sidecar id list (./row-ids.ts). Values become float32, checked finite. The file and its
  * manifest are written atomically, manifest last, under the cache's lock.
  */
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
@@ -16,9 +15,9 @@ import { SafeName, Workspace, inWorkspace } from '../config/schemas';
 import { SPLITS } from '../data/dataset';
 import { datasetEntry, loadSplit, resolveDataRoot } from '../data/registry';
 import { ConfigError } from '../errors';
-import { sha256, writeAtomicChunks, writeJsonAtomic } from '../store/atomic';
+import { sha256, writeJsonAtomic } from '../store/atomic';
 import { withLock } from '../store/lock';
-import { DIGEST_KEY, canonicalJson } from '../store/safetensors';
+import { writeSafetensorsChunked } from '../store/safetensors';
 import { type ExternalArray, probeArray, readArray } from './array-file';
 import { type FeaturePaths, featurePaths, readManifest } from './cache';
 import { FEATURES_FORMAT, type FeatureManifest } from './manifest';
@@ -57,23 +56,6 @@ export interface ImportFeaturesResult {
   readonly manifest: FeatureManifest;
   /** the same source was already imported for this split: nothing was written */
   readonly reused: boolean;
-}
-
-/** The safetensors bytes around a float32 [rows, dim] tensor named `features`, as encodeSafetensors lays them out. */
-function safetensorsParts(data: Float32Array, rows: number, dim: number, metadata: Record<string, string>): { parts: Uint8Array[]; sha256: string; bytes: number } {
-  const entry = { dtype: 'F32', shape: [rows, dim], data_offsets: [0, data.byteLength] };
-  const views: Uint8Array[] = [];
-  for (let o = 0; o < data.byteLength; o += 1 << 28) views.push(new Uint8Array(data.buffer, data.byteOffset + o, Math.min(1 << 28, data.byteLength - o)));
-  const digest = createHash('sha256').update(canonicalJson({ features: entry, __metadata__: metadata }), 'utf8').update('\n');
-  for (const v of views) digest.update(v);
-  let json = JSON.stringify({ __metadata__: { ...metadata, [DIGEST_KEY]: `sha256:${digest.digest('hex')}` }, features: entry });
-  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
-  const head = Buffer.alloc(8);
-  head.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  const parts = [head, Buffer.from(json, 'utf8'), ...views];
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return { parts, sha256: h.digest('hex'), bytes: parts.reduce((a, p) => a + p.length, 0) };
 }
 
 /** Import one feature file for one split and modality. */
@@ -117,8 +99,7 @@ export async function importFeatures(input: z.input<typeof ImportFeaturesConfig>
       throw new ConfigError(`${paths.file} exists, imported from another version of ${basename(file)} (its sha256 differs); pass --force to replace it`);
     }
     const metadata = { dataset: split.dataset, split: split.split, modality, encoder: `external:${config.encoder}` };
-    const out = safetensorsParts(read.data, array.rows, array.dim, metadata);
-    await writeAtomicChunks(paths.file, out.parts);
+    const out = await writeSafetensorsChunked(paths.file, { features: { shape: [array.rows, array.dim], data: read.data } }, metadata);
     const manifest: FeatureManifest = {
       format: FEATURES_FORMAT,
       dataset: split.dataset,

@@ -30,6 +30,35 @@ export interface RetrievalRanks {
 }
 
 /**
+ * One image's row of scores (at `row` in `scores`) into the ranks: every caption's IR rank gains this image where it
+ * outranks the caption's own (`target`), and the image's TR rank counts the captions that outrank its best own caption.
+ */
+function rankImageRow(
+  scores: Float32Array,
+  row: number,
+  i: number,
+  target: Float32Array,
+  captionToImage: Int32Array,
+  imageToCaptions: readonly (readonly number[])[],
+  ir: Int32Array,
+  tr: Int32Array,
+): void {
+  const numCaptions = captionToImage.length;
+  // the image's best-ranked caption is the own caption that comes first in the ranking order
+  let first = imageToCaptions[i]![0]!;
+  for (const j of imageToCaptions[i]!) if (before(scores[row + j]!, j, scores[row + first]!, first)) first = j;
+  const s = scores[row + first]!;
+  let rank = 0;
+  for (let j = 0; j < numCaptions; j++) {
+    const v = scores[row + j]!;
+    const t = target[j]!;
+    ir[j] += +(v > t) + +(v === t && i > captionToImage[j]!);
+    rank += +(v > s) + +(v === s && j > first);
+  }
+  tr[i] = Number.isNaN(s) ? numCaptions - 1 : rank;
+}
+
+/**
  * Ranks by the rule of the module comment, in one row-major pass over `scores` (images × captions). Per image row,
  * every caption's IR rank gains the images that outrank its own, and the image's TR rank counts the captions that
  * outrank its best own caption. Written without branches on the scores (random scores make `if (v > t)` a coin flip
@@ -50,21 +79,7 @@ export function retrievalRanks(
   const tr = new Int32Array(numImages);
   const target = new Float32Array(numCaptions);
   for (let j = 0; j < numCaptions; j++) target[j] = scores[captionToImage[j]! * numCaptions + j]!;
-  for (let i = 0; i < numImages; i++) {
-    const row = i * numCaptions;
-    // the image's best-ranked caption is the own caption that comes first in the ranking order
-    let first = imageToCaptions[i]![0]!;
-    for (const j of imageToCaptions[i]!) if (before(scores[row + j]!, j, scores[row + first]!, first)) first = j;
-    const s = scores[row + first]!;
-    let rank = 0;
-    for (let j = 0; j < numCaptions; j++) {
-      const v = scores[row + j]!;
-      const t = target[j]!;
-      ir[j] += +(v > t) + +(v === t && i > captionToImage[j]!);
-      rank += +(v > s) + +(v === s && j > first);
-    }
-    tr[i] = Number.isNaN(s) ? numCaptions - 1 : rank;
-  }
+  for (let i = 0; i < numImages; i++) rankImageRow(scores, i * numCaptions, i, target, captionToImage, imageToCaptions, ir, tr);
   for (let j = 0; j < numCaptions; j++) if (Number.isNaN(target[j]!)) ir[j] = numImages - 1;
   return { ir, tr };
 }
@@ -122,20 +137,7 @@ export async function retrievalRanksBlockwise(
   for (let i0 = 0; i0 < numImages; i0 += blockRows) {
     const i1 = Math.min(numImages, i0 + blockRows);
     const scores = await rows(i0, i1);
-    for (let i = i0; i < i1; i++) {
-      const row = (i - i0) * numCaptions;
-      let first = imageToCaptions[i]![0]!;
-      for (const j of imageToCaptions[i]!) if (before(scores[row + j]!, j, scores[row + first]!, first)) first = j;
-      const s = scores[row + first]!;
-      let rank = 0;
-      for (let j = 0; j < numCaptions; j++) {
-        const v = scores[row + j]!;
-        const t = target[j]!;
-        ir[j] += +(v > t) + +(v === t && i > captionToImage[j]!);
-        rank += +(v > s) + +(v === s && j > first);
-      }
-      tr[i] = Number.isNaN(s) ? numCaptions - 1 : rank;
-    }
+    for (let i = i0; i < i1; i++) rankImageRow(scores, (i - i0) * numCaptions, i, target, captionToImage, imageToCaptions, ir, tr);
   }
   for (let j = 0; j < numCaptions; j++) if (Number.isNaN(target[j]!)) ir[j] = numImages - 1;
   return { ir, tr };

@@ -333,18 +333,22 @@ async function readExactly(fh: FileHandle, position: number, length: number, fil
   return buf;
 }
 
+/** Open a file to read, a missing one a MissingFileError and any other failure a CorruptFileError naming it. */
+async function openForReading(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new MissingFileError(path);
+    throw new CorruptFileError(path, `cannot read (${(e as Error).message})`);
+  }
+}
+
 /**
  * Read a safetensors file: the header length is checked against the file size and the cap before the
  * header is read, and the header is validated in full before the data section is read.
  */
 export async function readSafetensors(path: string, opts: ReadOptions = {}): Promise<SafetensorsFile> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new MissingFileError(path);
-    throw new CorruptFileError(path, `cannot read (${(e as Error).message})`);
-  }
+  const fh = await openForReading(path);
   try {
     const stat = await fh.stat();
     if (!stat.isFile()) throw new CorruptFileError(path, 'not a regular file');
@@ -428,13 +432,7 @@ async function readInto(fh: FileHandle, dest: Uint8Array, position: number, file
  */
 export async function readSafetensorsChunked(path: string, opts: ChunkedReadOptions = {}): Promise<SafetensorsFile & FileChecksum> {
   const size = opts.chunkBytes ?? CHUNK_BYTES;
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new MissingFileError(path);
-    throw new CorruptFileError(path, `cannot read (${(e as Error).message})`);
-  }
+  const fh = await openForReading(path);
   try {
     const stat = await fh.stat();
     if (!stat.isFile()) throw new CorruptFileError(path, 'not a regular file');
