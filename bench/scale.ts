@@ -9,13 +9,16 @@
  * --random 100`, 1 student), and the k-means, herding and k-center coresets (100 pairs). Per stage it fits the
  * growth exponent against N (least-squares slope of log time and log RSS on log N) and the peak RSS over the
  * fp32 bytes of the features the stage reads (the issue's target: ≤ 1.3). The load average (shared machine) is
- * recorded before each stage. Results: bench/results/<date>-<host>.scale.json and .md.
+ * recorded before each stage. Results: bench/results/<date>-<host>.scale.json and .md, with the commit (and
+ * dirty flag) that ran; a later invocation on the same day and host with the same dims and commit adds its sizes
+ * to that file (one size at a time, or a crashed size rerun alone, still gives one table).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { gitRecord } from '../src/pipeline/origin';
 import { writeAtomic } from '../src/store/atomic';
 
 const REPO = resolve(__dirname, '..', '..');
@@ -36,6 +39,9 @@ export interface StageResult {
   readonly load1: number;
   readonly status: 'ok' | 'timeout' | 'failed';
   readonly note?: string;
+  /** the commit that ran it (null outside a checkout), and whether the tree had changes */
+  readonly commit?: string | null;
+  readonly dirty?: boolean | null;
 }
 
 /** Least-squares slope of log y on log x (null with fewer than two usable points). */
@@ -108,8 +114,9 @@ function options() {
 
 export async function scaleMain(): Promise<void> {
   const o = options();
-  const results: StageResult[] = [];
   const started = new Date();
+  const git = gitRecord(REPO);
+  const results: StageResult[] = earlierResults(o, started, git.commit);
   for (const pairs of o.sizes) {
     const ws = join(o.work, `n${pairs}`);
     rmSync(ws, { recursive: true, force: true });
@@ -149,6 +156,8 @@ export async function scaleMain(): Promise<void> {
         rssOverFeatures: rss === null ? null : (rss * 2 ** 20) / featureBytes,
         load1,
         status: r.status,
+        commit: git.commit,
+        dirty: git.dirty,
         ...(r.status === 'ok' ? {} : { note: r.status === 'timeout' ? `killed after ${o.timeoutS} s` : r.tail.trim().split('\n').slice(-2).join(' | ') }),
       };
       results.push(res);
@@ -162,8 +171,21 @@ export async function scaleMain(): Promise<void> {
   log(`[bench:scale] wrote ${join(o.out, stem)}.json and .md`);
 }
 
+const stemOf = (started: Date) => `${started.toISOString().slice(0, 10)}-${hostname()}.scale`;
+
+/** This day's report on this host, when it has the same dims and commit: its results for the sizes not rerun now. */
+function earlierResults(o: ReturnType<typeof options>, started: Date, commit: string | null): StageResult[] {
+  const file = join(o.out, `${stemOf(started)}.json`);
+  if (!existsSync(file)) return [];
+  const old = JSON.parse(readFileSync(file, 'utf8')) as { dims?: { img: number; txt: number }; results?: StageResult[] };
+  if (old.dims?.img !== o.dImg || old.dims.txt !== o.dTxt) return [];
+  const kept = (old.results ?? []).filter((r) => !o.sizes.includes(r.pairs) && r.commit === commit && commit !== null);
+  if (kept.length > 0) log(`[bench:scale] keeping ${kept.length} results of ${file} (sizes ${[...new Set(kept.map((r) => r.pairs))].join(', ')}, commit ${commit})`);
+  return kept;
+}
+
 async function writeReport(o: ReturnType<typeof options>, started: Date, results: StageResult[]): Promise<string> {
-  const stem = `${started.toISOString().slice(0, 10)}-${hostname()}.scale`;
+  const stem = stemOf(started);
   const stages = [...new Set(results.map((r) => r.stage))];
   const slopes = Object.fromEntries(
     stages.map((s) => {
@@ -171,14 +193,15 @@ async function writeReport(o: ReturnType<typeof options>, started: Date, results
       return [s, { wall: logLogSlope(rs.map((r) => ({ x: r.pairs, y: r.wallSeconds }))), rss: logLogSlope(rs.map((r) => ({ x: r.pairs, y: r.peakRssMiB }))) }];
     }),
   );
-  const report = { started: started.toISOString(), host: hostname(), totalMemGiB: totalmem() / 2 ** 30, dims: { img: o.dImg, txt: o.dTxt }, sizes: o.sizes, results, slopes };
+  const sizes = [...new Set(results.map((r) => r.pairs))].sort((a, b) => a - b);
+  const commits = [...new Set(results.map((r) => `${r.commit ?? 'no commit'}${r.dirty ? ' (uncommitted changes)' : ''}`))];
+  const report = { started: started.toISOString(), host: hostname(), totalMemGiB: totalmem() / 2 ** 30, dims: { img: o.dImg, txt: o.dTxt }, sizes, commits, results, slopes };
   mkdirSync(o.out, { recursive: true });
   const f = (v: number | null | undefined, d = 1) => (v === null || v === undefined ? '–' : v.toFixed(d));
-  const sizes = [...new Set(results.map((r) => r.pairs))];
   const lines = [
     `# Scale benchmark ${started.toISOString()} on ${hostname()}`,
     '',
-    `Planted-structure set, dims ${o.dImg} + ${o.dTxt}; per stage wall seconds / peak RSS MiB (× fp32 feature bytes of all splits), load average (1 min) at its start; slopes are log-log exponents against N.`,
+    `Commit ${commits.join(', ')}. Planted-structure set, dims ${o.dImg} + ${o.dTxt}; per stage wall seconds / peak RSS MiB (× fp32 feature bytes of all splits), load average (1 min) at its start; slopes are log-log exponents against N.`,
     '',
     `| stage | ${sizes.map((n) => `N = ${n}`).join(' | ')} | exponent (time) | exponent (RSS) |`,
     `|---|${sizes.map(() => '---').join('|')}|---|---|`,

@@ -61,7 +61,7 @@ export { type CoresetSource, coresetContext } from './coreset/context';
 export { CoresetStageConfig, type CoresetStageResult, coresetStage } from './coreset/stage';
 export { herdingSelect } from './coreset/herding';
 export { kCenterSelect } from './coreset/kcenter';
-export { kMeansSelect } from './coreset/kmeans';
+export { kMeansRows, kMeansSelect } from './coreset/kmeans';
 export { perPairLoss } from './coreset/loss-ranked';
 export { countForgetting, readForgetting } from './trajectory/forgetting';
 

@@ -15,7 +15,7 @@ import { tf } from '../backend';
 import { randInt } from '../util/random';
 import type { Rng } from '../util/random';
 import type { FeatureSet } from '../features/feature-set';
-import { type JointRows, jointFeatures, jointRows, matrixRows, sqDist } from './joint';
+import { type JointRows, jointRows, matrixRows, sqDist } from './joint';
 import type { CoresetRule } from './types';
 
 /** at most this many Lloyd iterations (assignment + update) */
@@ -52,14 +52,22 @@ export interface KMeansSeeds {
  * centre cannot be strictly nearer to it (triangle inequality), so its distance is bounded instead of computed.
  */
 export function kMeansPlusPlus(x: Float32Array, n: number, d: number, k: number, rand: Rng): KMeansSeeds {
+  return kMeansPlusPlusRows(matrixRows(x, n, d), k, rand);
+}
+
+/** kMeansPlusPlus over joint rows made on demand (one row at a time: a pruned row is never made). */
+export function kMeansPlusPlusRows(src: JointRows, k: number, rand: Rng): KMeansSeeds {
+  const { n, d } = src;
   const centres = new Float64Array(k * d);
   const owner = new Int32Array(n);
   const near = new Float64Array(n).fill(Infinity);
   const second = new Float64Array(n).fill(Infinity);
   const apart = new Float64Array(k);
+  const buf = new Float32Array(d);
   let pick = randInt(rand, n);
   for (let t = 0; t < k; t++) {
-    for (let q = 0; q < d; q++) centres[t * d + q] = x[pick * d + q]!;
+    src.fill(pick, 1, buf);
+    for (let q = 0; q < d; q++) centres[t * d + q] = buf[q]!;
     for (let j = 0; j < t; j++) apart[j] = Math.sqrt(sqDist(centres, t, centres, j, d));
     for (let i = 0; i < n; i++) {
       const u = Math.sqrt(near[i]!);
@@ -67,7 +75,8 @@ export function kMeansPlusPlus(x: Float32Array, n: number, d: number, k: number,
         second[i] = Math.min(second[i]!, apart[owner[i]!]! - u);
         continue;
       }
-      const e = sqDist(x, i, centres, t, d);
+      src.fill(i, 1, buf);
+      const e = sqDist(buf, 0, centres, t, d);
       if (e < near[i]!) {
         second[i] = Math.min(second[i]!, u);
         near[i] = e;
@@ -233,29 +242,44 @@ export function assignRows(src: JointRows, c: Float64Array, k: number, blockRows
 
 /** k-means (k-means++ seeding from `rand`, then Lloyd with exact assignments), then the distinct real row nearest each centroid. */
 export function kMeansSelect(x: Float32Array, n: number, d: number, k: number, rand: Rng, blockRows = KMEANS_BLOCK_ROWS): KMeansResult {
-  const seeds = kMeansPlusPlus(x, n, d, k, rand);
+  return kMeansRows(matrixRows(x, n, d), k, rand, blockRows);
+}
+
+/**
+ * kMeansSelect over joint rows made on demand: the update reads them a block at a time and the seeding and the
+ * final choice one row at a time, so no n × d copy is made (the same result, bit for bit, as on the dense copy).
+ */
+export function kMeansRows(src: JointRows, k: number, rand: Rng, blockRows = KMEANS_BLOCK_ROWS): KMeansResult {
+  const { n, d } = src;
+  const seeds = kMeansPlusPlusRows(src, k, rand);
   const c = seeds.centres;
   const assignment = seeds.owner;
   const lower = seeds.second;
   const sums = new Float64Array(k * d);
   const counts = new Int32Array(k);
+  const block = Math.max(1, Math.min(blockRows, n));
+  const xb = new Float32Array(block * d);
   let iterations = 0;
   while (iterations < KMEANS_MAX_ITERATIONS) {
     iterations++;
     // update: each centroid the mean of its cluster (an empty cluster keeps its centroid)
     sums.fill(0);
     counts.fill(0);
-    for (let i = 0; i < n; i++) {
-      const a = assignment[i]!;
-      counts[a]!++;
-      for (let q = 0, o = a * d, p = i * d; q < d; q++) sums[o + q] = sums[o + q]! + x[p + q]!;
+    for (let from = 0; from < n; from += block) {
+      const rows = Math.min(block, n - from);
+      src.fill(from, rows, xb);
+      for (let r = 0; r < rows; r++) {
+        const a = assignment[from + r]!;
+        counts[a]!++;
+        for (let q = 0, o = a * d, p = r * d; q < d; q++) sums[o + q] = sums[o + q]! + xb[p + q]!;
+      }
     }
     for (let j = 0; j < k; j++) {
       if (counts[j]! === 0) continue;
       for (let q = 0, o = j * d; q < d; q++) c[o + q] = sums[o + q]! / counts[j]!;
     }
     // assignment: every pair's exact nearest centroid
-    const next = assignNearest(x, n, d, c, k, blockRows);
+    const next = assignRows(src, c, k, blockRows).assignment;
     let changed = 0;
     for (let i = 0; i < n; i++) if (next.owner[i] !== assignment[i]) changed++;
     assignment.set(next.owner);
@@ -268,11 +292,13 @@ export function kMeansSelect(x: Float32Array, n: number, d: number, k: number, r
   const taken = new Uint8Array(n);
   const members: number[][] = Array.from({ length: k }, () => []);
   for (let i = 0; i < n; i++) members[assignment[i]!]!.push(i);
+  const buf = xb.subarray(0, d);
   for (let j = 0; j < k; j++) {
     let best = -1;
     let bestDist = Infinity;
     const consider = (i: number) => {
-      const dist = sqDist(x, i, c, j, d);
+      src.fill(i, 1, buf);
+      const dist = sqDist(buf, 0, c, j, d);
       if (dist < bestDist || (dist === bestDist && i < best)) {
         bestDist = dist;
         best = i;
@@ -419,11 +445,8 @@ function pickNearest(src: JointRows, c: Float64Array, k: number, cand: Candidate
  * k-means (kMeansMiniBatch, on rows made on demand) above.
  */
 export function kMeansCoresetOf(train: FeatureSet, k: number, rand: Rng, exactMaxRows = KMEANS_EXACT_MAX_ROWS, options: MiniBatchOptions = {}): Int32Array {
-  if (train.numCaptions <= exactMaxRows) {
-    const f = jointFeatures(train);
-    return kMeansSelect(f.x, f.n, f.d, k, rand).picked;
-  }
-  return kMeansMiniBatch(jointRows(train), k, rand, options).picked;
+  const src = jointRows(train);
+  return train.numCaptions <= exactMaxRows ? kMeansRows(src, k, rand).picked : kMeansMiniBatch(src, k, rand, options).picked;
 }
 
 export const kMeansCoreset: CoresetRule = {

@@ -18,8 +18,8 @@ import type { FeatureSet } from '../features/feature-set';
 import type { Tower } from '../model/dual';
 import type { Trajectory } from '../trajectory/store';
 import type { Rng } from '../util/random';
-import { jointFeatures } from '../coreset/joint';
-import { kMeansSelect } from '../coreset/kmeans';
+import { jointRows } from '../coreset/joint';
+import { kMeansRows } from '../coreset/kmeans';
 
 export type StartRange = readonly [number, number];
 export type StartRanges = Readonly<Record<Tower, StartRange>>;
@@ -70,6 +70,5 @@ export function dynamicStartRanges(trajectories: readonly Trajectory[], start: S
 
 /** AMD's prototype pairs: the distinct real pairs nearest the k-means centroids of the joint features (k = size). */
 export function prototypePairs(train: FeatureSet, size: number, rand: Rng): Int32Array {
-  const f = jointFeatures(train);
-  return kMeansSelect(f.x, f.n, f.d, size, rand).picked;
+  return kMeansRows(jointRows(train), size, rand).picked;
 }

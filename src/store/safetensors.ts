@@ -111,7 +111,7 @@ function contentHasher(headerEntries: [string, unknown][], metadata: Readonly<Re
 }
 
 /** The `ptmst.digest` value for a header (entries as [key, value], no digest) and a data section (in parts). */
-function contentDigest(headerEntries: [string, unknown][], metadata: Readonly<Record<string, string>>, data: Uint8Array[]): string {
+function contentDigest(headerEntries: [string, unknown][], metadata: Readonly<Record<string, string>>, data: TypedArray[]): string {
   const hash = contentHasher(headerEntries, metadata);
   for (const part of data) for (const c of chunksOf(part, CHUNK_BYTES)) hash.update(c);
   return `sha256:${hash.digest('hex')}`;
@@ -120,33 +120,39 @@ function contentDigest(headerEntries: [string, unknown][], metadata: Readonly<Re
 /** Bytes one read or write of the chunked reader and writer moves (64 MiB): files may exceed any one Buffer. */
 export const CHUNK_BYTES = 64 << 20;
 
-/** Views of at most `size` bytes over `a`, in order (no copies). */
-function* chunksOf(a: Uint8Array, size: number): Generator<Uint8Array> {
-  for (let at = 0; at < a.length; at += size) yield a.subarray(at, Math.min(a.length, at + size));
+/** Bytes of one span: a byte view may hold at most 2^32 − 1 elements (Node 20), a float32 tensor four times that. */
+const SPAN_BYTES = 2 ** 30;
+
+/** Byte views of at most `size` bytes over `a`, in order (no copies; spans of SPAN_BYTES, chunks within them). */
+function* chunksOf(a: TypedArray, size: number, spanBytes = SPAN_BYTES): Generator<Uint8Array> {
+  const per = Math.max(1, Math.floor(spanBytes / a.BYTES_PER_ELEMENT));
+  for (let from = 0; from < a.length; from += per) {
+    const span = bytesOf(a.subarray(from, Math.min(a.length, from + per)));
+    for (let at = 0; at < span.length; at += size) yield span.subarray(at, Math.min(span.length, at + size));
+  }
 }
 
-/** A byte view of a typed array (shares its memory, also a SharedArrayBuffer's). */
+/** A byte view of a typed array (shares its memory, also a SharedArrayBuffer's); under 4 GiB (see SPAN_BYTES). */
 const bytesOf = (d: TypedArray): Uint8Array => new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 
 /** The 8-byte length and JSON header, and the tensors' bytes (views), as the file lays them out. */
-function layout(tensors: Readonly<TensorRecord>, metadata: Readonly<Record<string, string>>): { head: Buffer; parts: Uint8Array[] } {
+function layout(tensors: Readonly<TensorRecord>, metadata: Readonly<Record<string, string>>): { head: Buffer; parts: TypedArray[] } {
   for (const [k, v] of Object.entries(metadata)) {
     if (k === DIGEST_KEY) throw new Error(`metadata key "${DIGEST_KEY}" is reserved`);
     if (typeof v !== 'string') throw new Error(`metadata key ${JSON.stringify(k)}: value is ${kindOf(v)}, not a string`);
   }
   let offset = 0;
   const entries: [string, unknown][] = [];
-  const parts: Uint8Array[] = [];
+  const parts: TypedArray[] = [];
   for (const [name, t] of Object.entries(tensors)) {
     if (name === '__metadata__') throw new Error('tensor name "__metadata__" is reserved');
     const count = elementCount(t.shape);
     if (count !== t.data.length) {
       throw new Error(`tensor ${name}: shape [${t.shape}] holds ${count ?? 'no valid number of'} values, data has ${t.data.length}`);
     }
-    const bytes = bytesOf(t.data);
-    entries.push([name, { dtype: dtypeOf(t.data), shape: [...t.shape], data_offsets: [offset, offset + bytes.length] }]);
-    parts.push(bytes);
-    offset += bytes.length;
+    entries.push([name, { dtype: dtypeOf(t.data), shape: [...t.shape], data_offsets: [offset, offset + t.data.byteLength] }]);
+    parts.push(t.data);
+    offset += t.data.byteLength;
   }
   const meta = { ...metadata, [DIGEST_KEY]: contentDigest(entries, metadata, parts) };
   let json = JSON.stringify(Object.fromEntries([['__metadata__', meta], ...entries]));
@@ -162,7 +168,7 @@ export function encodeSafetensors(
   metadata: Readonly<Record<string, string>> = {},
 ): Buffer {
   const { head, parts } = layout(tensors, metadata);
-  return Buffer.concat([head, ...parts]);
+  return Buffer.concat([head, ...parts.map(bytesOf)]);
 }
 
 interface Entry {
@@ -371,6 +377,8 @@ export interface FileChecksum {
 export interface ChunkOptions {
   /** bytes per read or write (default CHUNK_BYTES; tests use a few bytes) */
   readonly chunkBytes?: number;
+  /** bytes per byte view of one tensor (default SPAN_BYTES, under the 4 GiB a view may hold; tests use a few) */
+  readonly spanBytes?: number;
 }
 
 /**
@@ -389,7 +397,7 @@ export async function writeSafetensorsChunked(
   let bytes = 0;
   function* chunks(): Generator<Uint8Array> {
     for (const part of [head, ...parts]) {
-      for (const c of chunksOf(part, size)) {
+      for (const c of chunksOf(part, size, opts.spanBytes)) {
         hash.update(c);
         bytes += c.length;
         yield c;
@@ -476,15 +484,19 @@ export async function readSafetensorsChunked(path: string, opts: ChunkedReadOpti
     } catch (e) {
       return await failAfterHashing(8 + n, e instanceof CorruptFileError ? e : new CorruptFileError(path, `header cannot be digested (${(e as Error).message})`));
     }
-    const arrays: { e: Entry; bytes: Uint8Array }[] = [];
+    const arrays: { e: Entry; buffer: ArrayBuffer | SharedArrayBuffer }[] = [];
     for (const e of header.entries) {
       const len = e.end - e.begin;
-      const bytes = new Uint8Array(opts.shared ? new SharedArrayBuffer(len) : new ArrayBuffer(len));
-      await readInto(fh, bytes, 8 + n + e.begin, path, size, (c) => {
-        fileHash.update(c);
-        content?.update(c);
-      });
-      arrays.push({ e, bytes });
+      const buffer = opts.shared ? new SharedArrayBuffer(len) : new ArrayBuffer(len);
+      // span by span: one byte view holds under 4 GiB
+      const span = opts.spanBytes ?? SPAN_BYTES;
+      for (let at = 0; at < len; at += span) {
+        await readInto(fh, new Uint8Array(buffer, at, Math.min(span, len - at)), 8 + n + e.begin + at, path, size, (c) => {
+          fileHash.update(c);
+          content?.update(c);
+        });
+      }
+      arrays.push({ e, buffer });
     }
     const checksum = finish();
     if (header.digest === undefined) {
@@ -493,9 +505,9 @@ export async function readSafetensorsChunked(path: string, opts: ChunkedReadOpti
       throw new CorruptFileError(path, 'content digest mismatch: the file is corrupted or was edited');
     }
     const tensors = new Map<string, NamedTensor>();
-    for (const { e, bytes } of arrays) {
+    for (const { e, buffer } of arrays) {
       // a SharedArrayBuffer when opts.shared (the typed-array constructors take one; the lib typing says ArrayBuffer)
-      const values = new DTYPES[e.dtype](bytes.buffer as ArrayBuffer);
+      const values = new DTYPES[e.dtype](buffer as ArrayBuffer);
       if (!opts.allowNonFinite && (e.dtype === 'F32' || e.dtype === 'F64')) {
         const at = firstNonFinite(values);
         if (at >= 0) throw new CorruptFileError(path, `${e.name} holds NaN or infinite values (${values[at]} at element ${at})`);

@@ -6,7 +6,7 @@ import { CORESET_NAMES, coresetRule, selectCoreset } from '../../src/coreset';
 import { jointFeatures, jointRows as jointRowsOf, matrixRows } from '../../src/coreset/joint';
 import { herdingSelect } from '../../src/coreset/herding';
 import { kCenterSelect } from '../../src/coreset/kcenter';
-import { assignNearest, assignRows, kMeansCoresetOf, kMeansMiniBatch, kMeansPlusPlus, kMeansSelect } from '../../src/coreset/kmeans';
+import { assignNearest, assignRows, kMeansCoresetOf, kMeansMiniBatch, kMeansPlusPlus, kMeansRows, kMeansSelect } from '../../src/coreset/kmeans';
 import { ConfigError } from '../../src/errors';
 import { EvalStageConfig, planRuns } from '../../src/evaluate';
 import type { FeatureSet } from '../../src/features/feature-set';
@@ -357,6 +357,23 @@ describe('coreset rules at scale: rows on demand, blockwise paths', () => {
       assert.equal(new Set(r.picked).size, k);
       rows.forEach((x, i) => assert.equal(r.assignment[i], argBest(Array.from({ length: k }, (_, j) => [j, dist(x, Array.from(r.centroids.slice(j * 6, (j + 1) * 6)))] as [number, number]), false)));
     }
+  });
+
+  it('exact k-means on joint rows made on demand is bit for bit the dense copy\'s (seeds, Lloyd, centroids, choice)', () => {
+    let moved = 0;
+    for (const [seed, k] of [[0, 3], [1, 7], [2, 12], [3, 20]] as const) {
+      // two captions per image, so the image half of a row is shared and made more than once
+      const s = tinySet(90 + seed, 20, 40, 5, 4);
+      const f = jointFeatures(s);
+      const dense = kMeansSelect(f.x, f.n, f.d, k, rng(seed), 7);
+      const rows = kMeansRows(jointRowsOf(s), k, rng(seed), 7);
+      assert.deepEqual(Array.from(rows.picked), Array.from(dense.picked), `seed ${seed}: picked`);
+      assert.deepEqual(Array.from(rows.assignment), Array.from(dense.assignment), `seed ${seed}: assignment`);
+      assert.deepEqual(Array.from(rows.centroids), Array.from(dense.centroids), `seed ${seed}: centroids`);
+      assert.equal(rows.iterations, dense.iterations);
+      moved = Math.max(moved, dense.iterations);
+    }
+    assert.ok(moved > 2, 'Lloyd moved in some case');
   });
 
   it('the k-means rule is exact Lloyd up to the switch and mini-batch above it; both find three obvious clusters', () => {

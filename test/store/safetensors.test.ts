@@ -343,6 +343,20 @@ describe('store/safetensors: chunked reader and writer (files beyond one Buffer)
     assert.ok(plain.tensors.get('a')!.data.buffer instanceof ArrayBuffer);
   });
 
+  it('tensors beyond one byte view (4 GiB in Node 20) go in spans: 12-byte spans, 5-byte chunks, the same bytes and values', async () => {
+    // a byte view of more than 2^32 − 1 bytes cannot be made (a 600k × 2304 float32 matrix is 5.5 GB): both sides
+    // cut each tensor into spans; here spans of three floats, chunks that straddle nothing but a span's end
+    const f = join(tempDir(), 's.safetensors');
+    const sum = await writeSafetensorsChunked(f, tensors(), { note: 'x' }, { chunkBytes: 5, spanBytes: 12 });
+    const whole = encodeSafetensors(tensors(), { note: 'x' });
+    assert.ok(readFileSync(f).equals(whole));
+    assert.equal(sum.sha256, createHash('sha256').update(whole).digest('hex'));
+    const st = await readSafetensorsChunked(f, { chunkBytes: 5, spanBytes: 12, shared: true, requireDigest: true });
+    assert.deepEqual(Array.from(st.tensors.get('a')!.data), Array.from(tensors().a.data));
+    assert.deepEqual(Array.from(st.tensors.get('b')!.data), [1, -2, 3, 1 << 30]);
+    assert.equal(st.sha256, sum.sha256);
+  });
+
   it('a flipped data byte fails the digest; the file-level check is heard first, also for a broken header', async () => {
     const f = join(tempDir(), 'c.safetensors');
     await writeSafetensorsChunked(f, tensors(), {}, { chunkBytes: 4 });
