@@ -6,6 +6,7 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { SPLITS } from '../data/dataset';
+import { KD_WEIGHTINGS } from '../model/kd';
 import { LOSS_NAMES } from '../model/losses';
 
 const loss = z.enum(LOSS_NAMES as [string, ...string[]]);
@@ -176,6 +177,22 @@ export const DistillConfig = z
   .strict();
 export type DistillConfig = z.infer<typeof DistillConfig>;
 
+/** Knowledge distillation's options, defaults seed 003's (T = 4, α = 0.1 weighing the hard term). */
+export const KdSchema = z
+  .object({
+    teacherIndex: z.number().int().nonnegative().default(0),
+    /** softening temperature T (seed 003: 4) */
+    temperature: z.number().positive().default(4),
+    /** seed 003's α = 0.1: the hard term's weight under 'hard-alpha', the soft term's under 'soft-alpha' */
+    alpha: z.number().min(0).max(1).default(0.1),
+    /**
+     * 'hard-alpha' (seed 003): α·L + (1 − α)·T²·KL; 'soft-alpha' (ptmst before issue 26, and the tables computed
+     * then): (1 − α)·L + α·T²·KL
+     */
+    weighting: z.enum(KD_WEIGHTINGS).default('hard-alpha'),
+  })
+  .strict();
+
 export const EvalConfig = z
   .object({
     /** independent students per method (SPEC §6: 5) */
@@ -209,20 +226,16 @@ export const EvalConfig = z
     realLr: z.number().positive().default(0.1),
     seed: z.number().int().nonnegative().default(0),
     /**
-     * knowledge distillation from a full-data teacher (src/model/kd.ts): each student's loss becomes
-     * (1 − alpha) · its loss + alpha · temperature² · KL(teacher's soft similarities ‖ the student's), on
-     * every mini-batch. Absent: plain training (and the same cache keys as before the option existed).
+     * knowledge distillation from a full-data teacher (src/model/kd.ts) on every mini-batch: with the seed's
+     * weighting ('hard-alpha', seed 003: L = α·L_CE + (1 − α)·T²·L_KL, T = 4, α = 0.1, so the soft term weighs
+     * 0.9) or this project's earlier one ('soft-alpha': (1 − α)·L + α·T²·L_KL, the soft term weighs α). The
+     * student queries a teacher trained on all the training pairs at every step: a KD row uses the full data
+     * at student-training time. Absent: plain training (and the same cache keys as before the option existed).
      */
-    kd: z
-      .object({
-        /** expert buffer folder; the teacher is expert `teacherIndex`'s last snapshot */
-        buffer: z.string().min(1),
-        teacherIndex: z.number().int().nonnegative().default(0),
-        /** softening temperature T (seed paper: 4) */
-        temperature: z.number().positive().default(4),
-        /** weight of the soft term (seed paper: 0.1); 0 is plain training */
-        alpha: z.number().min(0).max(1).default(0.1),
-      })
+    kd: KdSchema.extend({
+      /** expert buffer folder; the teacher is expert `teacherIndex`'s last snapshot */
+      buffer: z.string().min(1),
+    })
       .strict()
       .optional(),
   })

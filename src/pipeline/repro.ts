@@ -11,7 +11,7 @@ import { ready } from '../backend';
 import { PACKAGE_ROOT } from '../config/file';
 import { parseConfig } from '../config/parse';
 import { ConfigError, CorruptFileError, unusable } from '../errors';
-import { BufferConfig, DataConfig, DistillConfig, EvalConfig, ModelConfig, SafeName, Workspace, inWorkspace } from '../config/schemas';
+import { BufferConfig, DataConfig, DistillConfig, EvalConfig, KdSchema, ModelConfig, SafeName, Workspace, inWorkspace } from '../config/schemas';
 import { prepareFeatureSets } from '../features/load';
 import { buildBuffer } from '../trajectory/buffer';
 import { distill } from '../distill';
@@ -51,10 +51,7 @@ import {
  */
 const methodEval = {
   eval: overrides(EvalConfig.omit({ kd: true })).optional(),
-  kd: z
-    .object({ teacherIndex: z.number().int().nonnegative().default(0), temperature: z.number().positive().default(4), alpha: z.number().min(0).max(1).default(0.1) })
-    .strict()
-    .optional(),
+  kd: KdSchema.optional(),
 };
 /**
  * Distillation seeds: each seed distils its own set (runs/<group>/<name>/seed-<s>) and is evaluated with
