@@ -48,7 +48,7 @@ export function gridPoints(grid: Readonly<Record<string, readonly z.infer<typeof
 type Grid = Readonly<Record<string, readonly z.infer<typeof GridValue>[]>>;
 
 /** The methods' grids, in the order written. */
-const gridsOf = (t: TuningConfig): [string, Grid][] => Object.entries(t.grids).filter((e): e is [string, Grid] => e[1] !== undefined);
+const gridsOf = (t: TuningConfig): [string, Grid][] => Object.entries(t.grids).flatMap(([m, g]): [string, Grid][] => (g === undefined ? [] : [[m, g]]));
 
 /** The repro row of grid point `index` of `method` (its name says which). */
 export const tuningRowName = (method: string, index: number) => `tune.${method}.${index}`;
