@@ -159,8 +159,12 @@ export const DistillConfig = z
     ema: z.number().min(0).max(1).default(0.99),
     /** dropout inside the unroll (masks reused by the re-pass); default: the model's */
     unrollDropout: z.number().min(0).max(0.9).optional(),
-    /** the synthetic set's start: random real pairs, noise, or AMD's k-means prototypes (src/distill/amd.ts) */
-    init: z.enum(['real', 'noise', 'prototypes']).default('real'),
+    /**
+     * the synthetic set's start: random real pairs, noise, or AMD's k-means prototypes (src/distill/amd.ts):
+     * `spm` clusters the trained expert's joint embeddings (seed 004's Semantics-aware Prototype Mining),
+     * `prototypes` the frozen encoders' joint features (this project's earlier simplification)
+     */
+    init: z.enum(['real', 'noise', 'prototypes', 'spm']).default('real'),
     /**
      * AMD (SPEC §8), asynchronous matching: the image and text towers' start epochs are drawn independently
      * from the phase's start range. Absent = off (kept out of the parsed config, so existing runs' keys hold).
@@ -171,6 +175,13 @@ export const DistillConfig = z
      * change along the trajectories (src/distill/amd.ts). Absent = off (the same keys as before).
      */
     dynamicStart: z.boolean().optional(),
+    /**
+     * what `dynamicStart` measures a tower's per-epoch change with: `mmd-gaussian` (seed 004: Gaussian-kernel
+     * MMD between the experts' parameters at consecutive epochs, median-heuristic bandwidth) or `l2` (the mean
+     * L2 norm of consecutive snapshot differences, this project's earlier simplification). Absent = mmd-gaussian
+     * (kept out of the parsed config, so configs without it keep their keys).
+     */
+    dynamicMeasure: z.enum(['mmd-gaussian', 'l2']).optional(),
     seed: z.number().int().nonnegative().default(0),
     checkpointEvery: z.number().int().positive().default(50),
   })
