@@ -178,8 +178,9 @@ export const DistillConfig = z
     /**
      * what `dynamicStart` measures a tower's per-epoch change with: `mmd-gaussian` (seed 004: Gaussian-kernel
      * MMD between the experts' parameters at consecutive epochs, median-heuristic bandwidth) or `l2` (the mean
-     * L2 norm of consecutive snapshot differences, this project's earlier simplification). Absent = mmd-gaussian
-     * (kept out of the parsed config, so configs without it keep their keys).
+     * L2 norm of consecutive snapshot differences, this project's earlier simplification). Absent = mmd-gaussian;
+     * a phase's cache key names the measure whenever `dynamicStart` is on, so a phase distilled with the
+     * earlier L2 meaning of `dynamicStart: true` is never reused for the MMD one.
      */
     dynamicMeasure: z.enum(['mmd-gaussian', 'l2']).optional(),
     seed: z.number().int().nonnegative().default(0),

@@ -164,7 +164,9 @@ function phaseFileKey(c: DistillStageConfig, experts: BufferManifest, train: Fea
     data: { ...c.data, dataRoot: undefined, cacheDir: undefined },
     features: train.digest,
     experts: { config: experts.config, dims: experts.dims, epochs: experts.epochs, files: used },
-    distill: { ...c.distill, checkpointEvery: undefined, phases: undefined },
+    // dynamic ranges without a measure were L2 before the MMD existed and are MMD now: the measure is keyed
+    // whenever ranges are dynamic, so no phase distilled under the old meaning is taken for one of the new
+    distill: { ...c.distill, checkpointEvery: undefined, phases: undefined, ...(c.distill.dynamicStart ? { dynamicMeasure: c.distill.dynamicMeasure ?? 'mmd-gaussian' } : {}) },
     phase: c.distill.phases[k],
     k,
   });
