@@ -62,7 +62,7 @@ const randomMatrix = (rows: number, cols: number, seed: number) => {
 describe('distill: distribution matching', function () {
   this.timeout(120000);
 
-  it('ℓ and its gradients in X and Y agree with float64 and its central differences (relative error < 1e-4)', async () => {
+  it('ℓ and its gradients in X and Y agree with float64 and its central differences (relative error < 1e-5)', async () => {
     const d = { dImg: 5, dTxt: 4, dOut: 6 };
     const n = 3;
     const b = 4;
@@ -95,11 +95,12 @@ describe('distill: distribution matching', function () {
       });
     const fdX = central(x64, (m) => L(m, y64));
     const fdY = central(y64, (m) => L(x64, m));
-    // float32 forward and backward over ≤ 6-wide sums: errors ~1e-6 relative; a missing term or factor is O(1)
+    // float32 forward and backward over ≤ 6-wide sums: measured 1e-7 to 2e-7 relative (float32 ε 6e-8); a missing
+    // term or factor is O(1)
     const ex = relErr(await g.gx.data(), fdX);
     const ey = relErr(await g.gy.data(), fdY);
-    assert.ok(ex < 1e-4, `dℓ/dX: relative error ${ex}`);
-    assert.ok(ey < 1e-4, `dℓ/dY: relative error ${ey}`);
+    assert.ok(ex < 1e-5, `dℓ/dX: relative error ${ex}`);
+    assert.ok(ey < 1e-5, `dℓ/dY: relative error ${ey}`);
     // and the cross term matters to the gradient: without it the gradient differs by far more than the tolerance
     const noCross = tf.tidy(() => dmGradients(heads, moments, x, y, 0));
     assert.ok(relErr(await noCross.gx.data(), fdX) > 1e-2, 'the cross-modal term contributes to dℓ/dX');
@@ -174,7 +175,7 @@ describe('distill: distribution matching', function () {
     disposeState(out.state);
     disposeState(start);
     // 40 images, 80 captions: chance r_mean ≈ (2.5 + 12.5 + 25 + 1.25 + 6.25 + 12.5) / 6 ≈ 10
-    assert.ok(dm > noise + 10, `held-out r_mean: DM ${dm.toFixed(2)}, its noise start ${noise.toFixed(2)}`);
+    assert.ok(dm > 25 && dm > noise + 10, `held-out r_mean: DM ${dm.toFixed(2)}, its noise start ${noise.toFixed(2)}`);
   });
 
   it('holds no tensors beyond its output, however many iterations', async () => {
