@@ -5,6 +5,10 @@
  * phases' union, in order, as one synthetic set. Phases are independent sub-problems, so they run on worker
  * threads side by side. Each phase writes `phase-<k>.safetensors` when done and checkpoints while running,
  * so a rerun skips finished phases and resumes unfinished ones.
+ *
+ * With `distill.objective: 'distribution'` each phase is distilled by distribution matching instead
+ * (distribution.ts): with random heads no expert buffer is read (the heads' size comes from `model`), and the
+ * phase files, the union and the set's file are the same.
  */
 import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
