@@ -52,9 +52,12 @@ export function ptmSizes(budget: number): [number, number] {
 
 const ITERATIONS = 500; // this project's CPU default per phase (reference 2000; README "Defaults")
 const SINGLE_START: [number, number] = [0, 2];
-/** DM: iterations, step size of X and Y (of N·ℓ; distribution.ts), and the snapshots trained heads come from */
+/**
+ * DM: iterations, step size of X and Y (of N·ℓ; distribution.ts; a development sweep at 100 pairs on Flickr8k
+ * validation put 3 and 10 level, 1 and 30 lower: docs/method.md), and the snapshots trained heads come from
+ */
 const DM_ITERATIONS = 1000;
-const DM_LR = 1;
+const DM_LR = 3;
 const DM_TRAINED_EPOCHS: [number, number] = [0, 10];
 
 const onePhase = (budget: number, source: PhaseInput['source']): PhaseInput[] => [{ source, start: SINGLE_START, size: budget, iterations: ITERATIONS }];
