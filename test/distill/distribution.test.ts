@@ -14,6 +14,7 @@ import { disposeState } from '../../src/distill/synthetic';
 import { trainStudent } from '../../src/evaluate/student';
 import type { FeatureSet } from '../../src/features/feature-set';
 import { type DualParams, disposeDual, dualShape, flattenTower, initDual } from '../../src/model/dual';
+import { initHeadFromStream } from '../../src/model/head';
 import { rng } from '../../src/util/random';
 import { headForward } from './float64';
 import { relErr, toySet } from '../helpers';
@@ -177,6 +178,20 @@ describe('distill: distribution matching', function () {
     disposeState(start);
     // 40 images, 80 captions: chance r_mean ≈ (2.5 + 12.5 + 25 + 1.25 + 6.25 + 12.5) / 6 ≈ 10
     assert.ok(dm > 25 && dm > noise + 10, `held-out r_mean: DM ${dm.toFixed(2)}, its noise start ${noise.toFixed(2)}`);
+  });
+
+  it("random heads are the head initialiser's, bit for bit (drawn in bulk from the same stream)", async () => {
+    const shape = dualShape(9, 5, 7);
+    const a = rng(42);
+    const b = rng(42);
+    const slow = initDual(shape, () => a.next());
+    const fast = { img: initHeadFromStream(shape.img, b), txt: initHeadFromStream(shape.txt, b) };
+    for (const tower of ['img', 'txt'] as const) {
+      assert.deepEqual(await flattenTower(fast[tower]).data(), await flattenTower(slow[tower]).data(), tower);
+    }
+    assert.equal(a.state(), b.state(), 'both streams end in the same place');
+    disposeDual(slow);
+    disposeDual(fast);
   });
 
   it('holds no tensors beyond its output, however many iterations', async () => {
