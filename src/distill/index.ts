@@ -5,6 +5,10 @@
  * phases' union, in order, as one synthetic set. Phases are independent sub-problems, so they run on worker
  * threads side by side. Each phase writes `phase-<k>.safetensors` when done and checkpoints while running,
  * so a rerun skips finished phases and resumes unfinished ones.
+ *
+ * With `distill.objective: 'distribution'` each phase is distilled by distribution matching instead
+ * (distribution.ts): with random heads no expert buffer is read (the heads' size comes from `model`), and the
+ * phase files, the union and the set's file are the same.
  */
 import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
@@ -25,6 +29,8 @@ import type { ProgressSink } from '../util/progress';
 import { runPool, threadCount } from '../util/pool';
 import { helperPerJob, withRepassHelper } from './repass-helper';
 import { checkPhase, distillPhase } from './phase';
+import { checkDistribution, distillDistributionPhase, distributionOf, readsExperts } from './distribution';
+import { dualShape } from '../model/dual';
 import { similaritySpec } from './phase-loop';
 import { type SyntheticSet, writeSyntheticSet } from './synthetic-file';
 import { disposeState, fullSimilarity } from './synthetic';
@@ -36,8 +42,13 @@ export const DistillStageConfig = z
     name: SafeName.default('distill'),
     /** the training features (the dataset and encoders the experts were trained on) */
     data: DataConfig.default(DataConfig.parse({})),
-    /** the expert buffer folder (made by `ptmst buffer`); the heads' size and temperature come from it */
-    expertBuffer: z.string().min(1),
+    /**
+     * the expert buffer folder (made by `ptmst buffer`); the heads' size and temperature come from it. Not needed
+     * by distribution matching with random heads (`distill.objective: 'distribution'`), which takes `model`.
+     */
+    expertBuffer: z.string().min(1).optional(),
+    /** the heads' size when no expert buffer gives it (distribution matching with random heads) */
+    model: ModelConfig.optional(),
     /** use the first N finished experts of the buffer (default: all) */
     numExperts: z.number().int().positive().optional(),
     distill: DistillConfig,
@@ -74,11 +85,20 @@ const phaseFile = (dir: string, k: number) => join(dir, `phase-${k}.safetensors`
 const checkpointFile = (dir: string, k: number) => join(dir, `phase-${k}.checkpoint.safetensors`);
 
 /** The expert buffer as provenance shows it: relative to the workspace, so the record does not depend on where it ran. */
-const shownBuffer = (c: DistillStageConfig) => relative(resolve(c.workspace), resolve(c.expertBuffer)) || '.';
+const shownBuffer = (c: DistillStageConfig) => (c.expertBuffer === undefined ? undefined : relative(resolve(c.workspace), resolve(c.expertBuffer)) || '.');
 
 /** What phase k's teachers are, in words (for provenance). */
-const sourceLabel = (expertDir: string, source: DistillConfig['phases'][number]['source']) =>
-  source === 'experts' ? expertDir : `${expertDir}, shortcut trajectories over [${source[0]}, ${source[1]})`;
+function sourceLabel(c: DistillStageConfig, source: DistillConfig['phases'][number]['source']): string {
+  const expertDir = shownBuffer(c);
+  if (c.distill.objective === 'distribution') {
+    const o = distributionOf(c.distill);
+    return o.heads === 'random' ? 'distribution matching, random heads' : `distribution matching, trained heads of ${expertDir}`;
+  }
+  return source === 'experts' ? expertDir! : `${expertDir}, shortcut trajectories over [${source[0]}, ${source[1]})`;
+}
+
+/** The heads' shape without an expert buffer: the features' sizes and the model section's dOut. */
+const headShape = (c: DistillStageConfig, train: FeatureSet) => dualShape(train.dImg, train.dTxt, (c.model ?? ModelConfig.parse({})).dOut);
 
 export interface PhaseJob {
   readonly index: number;
@@ -107,7 +127,50 @@ export async function runPhaseJob(
   train: FeatureSet,
   stopAfter?: number,
 ): Promise<void> {
-  const { manifest, trajectories } = await readBuffer(config.expertBuffer, config.numExperts);
+  const phase = config.distill.phases[job.index]!;
+  const out = config.distill.objective === 'distribution' ? await distributionPhaseJob(config, job, post, train) : await trajectoryPhaseJob(config, dir, job, post, train, stopAfter);
+  try {
+    if (!out.completed) return;
+    const s = fullSimilarity(out.state, similaritySpec(config.distill));
+    const arrays = async (t: tf.Tensor) => (await t.data()) as Float32Array;
+    await writeSafetensors(
+      phaseFile(dir, job.index),
+      {
+        x: { shape: out.state.x!.shape, data: await arrays(out.state.x!) },
+        y: { shape: out.state.y!.shape, data: await arrays(out.state.y!) },
+        s: { shape: s.shape, data: await arrays(s) },
+        lrImg: { shape: [1], data: await arrays(out.state.lrImg!) },
+        lrTxt: { shape: [1], data: await arrays(out.state.lrTxt!) },
+        losses: { shape: [out.losses.length], data: out.losses },
+        initPairs: { shape: [out.initPairs.length], data: out.initPairs },
+      },
+      { key: job.key, source: sourceLabel(config, phase.source) },
+    );
+    s.dispose();
+  } finally {
+    disposeState(out.state);
+  }
+  post({ type: 'done', index: job.index });
+}
+
+/** A distribution-matching phase (distribution.ts): random heads need no buffer, trained heads read it. */
+async function distributionPhaseJob(config: DistillStageConfig, job: PhaseJob, post: (m: PhaseMessage) => void, train: FeatureSet) {
+  const phase = config.distill.phases[job.index]!;
+  const buffer = config.expertBuffer === undefined ? undefined : await readBuffer(config.expertBuffer, config.numExperts);
+  return distillDistributionPhase({
+    index: job.index,
+    phase,
+    config: config.distill,
+    train,
+    shape: buffer ? bufferShape(buffer.manifest) : headShape(config, train),
+    ...(buffer ? { trajectories: buffer.trajectories } : {}),
+    onProgress: (e) => post({ type: 'progress', index: job.index, done: e.done, total: e.total, loss: Number(e.info?.loss) }),
+  });
+}
+
+/** A trajectory-matching phase (phase.ts) on the buffer's experts or their shortcut trajectories. */
+async function trajectoryPhaseJob(config: DistillStageConfig, dir: string, job: PhaseJob, post: (m: PhaseMessage) => void, train: FeatureSet, stopAfter: number | undefined) {
+  const { manifest, trajectories } = await readBuffer(config.expertBuffer!, config.numExperts);
   const phase = config.distill.phases[job.index]!;
   const source = phase.source;
   const teachers = source === 'experts' ? trajectories : trajectories.map((t) => convexifyTrajectory(t, source[0], source[1]));
@@ -133,37 +196,18 @@ export async function runPhaseJob(
       ...(helper ? { helper } : {}),
     }),
   );
-  try {
-    if (!out.completed) return;
-    const s = fullSimilarity(out.state, similaritySpec(config.distill));
-    const arrays = async (t: tf.Tensor) => (await t.data()) as Float32Array;
-    await writeSafetensors(
-      phaseFile(dir, job.index),
-      {
-        x: { shape: out.state.x!.shape, data: await arrays(out.state.x!) },
-        y: { shape: out.state.y!.shape, data: await arrays(out.state.y!) },
-        s: { shape: s.shape, data: await arrays(s) },
-        lrImg: { shape: [1], data: await arrays(out.state.lrImg!) },
-        lrTxt: { shape: [1], data: await arrays(out.state.lrTxt!) },
-        losses: { shape: [out.losses.length], data: out.losses },
-        initPairs: { shape: [out.initPairs.length], data: out.initPairs },
-      },
-      { key: job.key, source: sourceLabel(shownBuffer(config), source) },
-    );
-    s.dispose();
-  } finally {
-    disposeState(out.state);
-  }
-  post({ type: 'done', index: job.index });
+  return out;
 }
 
 /** What a finished phase file depends on: the features, the very experts used (by checksum), the phase. */
-function phaseFileKey(c: DistillStageConfig, experts: BufferManifest, train: FeatureSet, k: number): string {
-  const used = experts.experts.filter((e) => e.index < (c.numExperts ?? Infinity)).map((e) => e.sha256);
+function phaseFileKey(c: DistillStageConfig, experts: BufferManifest | undefined, train: FeatureSet, k: number): string {
+  const used = experts?.experts.filter((e) => e.index < (c.numExperts ?? Infinity)).map((e) => e.sha256);
   return artefactKey({
     data: { ...c.data, dataRoot: undefined, cacheDir: undefined },
     features: train.digest,
-    experts: { config: experts.config, dims: experts.dims, epochs: experts.epochs, files: used },
+    experts: experts && { config: experts.config, dims: experts.dims, epochs: experts.epochs, files: used },
+    // without a buffer (distribution matching, random heads) the heads' shape comes from the model section
+    heads: experts ? undefined : headShape(c, train),
     // dynamic ranges without a measure were L2 before the MMD existed and are MMD now: the measure is keyed
     // whenever ranges are dynamic, so no phase distilled under the old meaning is taken for one of the new
     distill: { ...c.distill, checkpointEvery: undefined, phases: undefined, ...(c.distill.dynamicStart ? { dynamicMeasure: c.distill.dynamicMeasure ?? 'mmd-gaussian' } : {}) },
@@ -221,7 +265,15 @@ export async function distill(
   const parsed = parseConfig(DistillStageConfig, input, 'distill config');
   const dir = runDir(parsed);
   // resolved once, here: workers get absolute folders and never resolve anything again
-  const config = { ...parsed, data: resolveData(parsed.data, parsed.workspace), expertBuffer: inWorkspace(parsed.workspace, parsed.expertBuffer), out: dir };
+  if (parsed.expertBuffer === undefined && readsExperts(parsed.distill)) {
+    throw new ConfigError(
+      parsed.distill.objective === 'distribution'
+        ? 'expertBuffer: distribution matching with trained heads (distill.distribution.heads) reads an expert buffer; give one'
+        : 'expertBuffer: trajectory matching needs an expert buffer (made by `ptmst buffer`); only distribution matching with random heads needs none',
+    );
+  }
+  const expertBuffer = parsed.expertBuffer === undefined ? {} : { expertBuffer: inWorkspace(parsed.workspace, parsed.expertBuffer) };
+  const config = { ...parsed, data: resolveData(parsed.data, parsed.workspace), ...expertBuffer, out: dir };
   await ensureDir(dir);
   return withLock(dir, 'distill', () => distillLocked(config, dir, onProgress, opts), opts.log);
 }
@@ -232,30 +284,51 @@ async function distillLocked(
   onProgress: ProgressSink | undefined,
   opts: { stopAfter?: number; log?: (line: string) => void },
 ): Promise<DistillResult> {
-  const log = opts.log ?? (() => undefined);
-  const experts = await readBufferManifest(config.expertBuffer);
-  if (experts.kind !== 'experts') throw new CorruptFileError(manifestPath(config.expertBuffer), 'is a shortcut-trajectory buffer; give the expert buffer (phases make their own shortcuts)');
+  const experts = config.expertBuffer === undefined ? undefined : await checkedExperts(config);
+  const [train] = await loadFeatureSets(config.data, ['train']);
+  if (experts?.features !== undefined && experts.features !== train!.digest) {
+    throw new CorruptFileError(manifestPath(config.expertBuffer!), 'experts were trained on other training features than these (another data.trainFraction, or re-extracted features)');
+  }
+  // every phase is checked here, before any work starts anywhere
+  if (config.distill.objective === 'distribution') checkDistribution(config.distill, train!.numCaptions, experts && experts.epochs + 1);
+  else {
+    config.distill.phases.forEach((p, k) => {
+      const snapshots = experts!.epochs + 1;
+      if (p.source !== 'experts' && !(p.source[1] <= snapshots && p.source[1] - p.source[0] >= 2)) {
+        throw new ConfigError(`phases[${k}].source: the slice [${p.source[0]}, ${p.source[1]}) must hold at least 2 of the ${snapshots} snapshots of the experts`);
+      }
+      checkPhase(k, p, config.distill, p.source === 'experts' ? snapshots : p.source[1] - p.source[0], train!.numCaptions);
+    });
+  }
+  return distillPhases(config, dir, experts, train!, onProgress, opts);
+}
+
+/** The expert buffer's manifest, checked against the config (kind, dataset, encoders). */
+async function checkedExperts(config: DistillStageConfig): Promise<BufferManifest> {
+  const experts = await readBufferManifest(config.expertBuffer!);
+  if (experts.kind !== 'experts') throw new CorruptFileError(manifestPath(config.expertBuffer!), 'is a shortcut-trajectory buffer; give the expert buffer (phases make their own shortcuts)');
   if (experts.dataset !== config.data.dataset || experts.imageEncoder !== config.data.imageEncoder || experts.textEncoder !== config.data.textEncoder) {
     throw new CorruptFileError(
-      manifestPath(config.expertBuffer),
+      manifestPath(config.expertBuffer!),
       `experts were trained on ${experts.dataset} (${experts.imageEncoder} + ${experts.textEncoder}), the config asks for ` +
         `${config.data.dataset} (${config.data.imageEncoder} + ${config.data.textEncoder})`,
     );
   }
-  const [train] = await loadFeatureSets(config.data, ['train']);
-  if (experts.features !== undefined && experts.features !== train!.digest) {
-    throw new CorruptFileError(manifestPath(config.expertBuffer), 'experts were trained on other training features than these (another data.trainFraction, or re-extracted features)');
-  }
+  return experts;
+}
+
+/** Distil every unfinished phase (in workers or here), then write the union. */
+async function distillPhases(
+  config: DistillStageConfig,
+  dir: string,
+  experts: BufferManifest | undefined,
+  train: FeatureSet,
+  onProgress: ProgressSink | undefined,
+  opts: { stopAfter?: number; log?: (line: string) => void },
+): Promise<DistillResult> {
+  const log = opts.log ?? (() => undefined);
   const count = config.distill.phases.length;
-  // every phase is checked here, before any work starts anywhere
-  config.distill.phases.forEach((p, k) => {
-    const snapshots = experts.epochs + 1;
-    if (p.source !== 'experts' && !(p.source[1] <= snapshots && p.source[1] - p.source[0] >= 2)) {
-      throw new ConfigError(`phases[${k}].source: the slice [${p.source[0]}, ${p.source[1]}) must hold at least 2 of the ${snapshots} snapshots of the experts`);
-    }
-    checkPhase(k, p, config.distill, p.source === 'experts' ? snapshots : p.source[1] - p.source[0], train!.numCaptions);
-  });
-  const keys = config.distill.phases.map((_, k) => phaseFileKey(config, experts, train!, k));
+  const keys = config.distill.phases.map((_, k) => phaseFileKey(config, experts, train, k));
   const files = await Promise.all(keys.map((key, k) => finishedPhase(config, dir, k, key)));
   const pending = keys.flatMap((key, k) => (files[k] ? [] : [{ index: k, key }]));
   const workers = threadCount(config.workers, pending.length);
@@ -267,7 +340,7 @@ async function distillLocked(
   };
   const tWork = performance.now();
   if (opts.stopAfter !== undefined || workers === 1) {
-    for (const job of jobs) await runPhaseJob(config, dir, job, onMessage, train!, opts.stopAfter);
+    for (const job of jobs) await runPhaseJob(config, dir, job, onMessage, train, opts.stopAfter);
     if (opts.stopAfter !== undefined) {
       const finished = await Promise.all(keys.map((key, k) => finishedPhase(config, dir, k, key)));
       if (!finished.every(Boolean)) return { dir, file: '', sha256: '', reused: false, distillSeconds: (performance.now() - tWork) / 1000, phases: [] };
@@ -302,7 +375,7 @@ async function distillLocked(
       size: p.size,
       iterations: losses.length,
       finalLoss: losses[losses.length - 1] ?? NaN,
-      source: sourceLabel(shownBuffer(config), p.source),
+      source: sourceLabel(config, p.source),
       start: p.start,
       slice: p.source,
       lrImg: phases[k]!.lrImg,
