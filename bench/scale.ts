@@ -12,6 +12,8 @@
  * recorded before each stage. Results: bench/results/<date>-<host>.scale.json and .md, with the commit (and
  * dirty flag) that ran; a later invocation on the same day and host with the same dims adds its sizes to that
  * file (one size at a time, or a crashed size rerun alone, still gives one table; every commit is named).
+ * `--from A.json,B.json` takes earlier results from other reports too (a run that crossed midnight), and
+ * `--report-only` writes the merged report without running a stage.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -90,6 +92,8 @@ function options() {
       work: { type: 'string' },
       out: { type: 'string', default: join(REPO, 'bench', 'results') },
       'keep-inputs': { type: 'boolean', default: false },
+      from: { type: 'string' },
+      'report-only': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -112,6 +116,8 @@ function options() {
     work: values.work ?? join(REPO, '.bench-scale'),
     out: values.out!,
     keep: values['keep-inputs']!,
+    from: values.from === undefined ? [] : values.from.split(',').filter((f) => f.length > 0),
+    reportOnly: values['report-only']!,
   };
 }
 
@@ -120,6 +126,11 @@ export async function scaleMain(): Promise<void> {
   const started = new Date();
   const git = gitRecord(REPO);
   const results: StageResult[] = earlierResults(o, started);
+  if (o.reportOnly) {
+    const stem = await writeReport(o, started, results);
+    log(`[bench:scale] wrote ${join(o.out, stem)}.json and .md (report only)`);
+    return;
+  }
   for (const pairs of o.sizes) {
     const ws = join(o.work, `n${pairs}`);
     rmSync(ws, { recursive: true, force: true });
@@ -182,13 +193,17 @@ const stemOf = (started: Date) => `${started.toISOString().slice(0, 10)}-${hostn
  * the commit it ran at (the table names every commit; a result recorded without one is dropped).
  */
 function earlierResults(o: ReturnType<typeof options>, started: Date): StageResult[] {
-  const file = join(o.out, `${stemOf(started)}.json`);
-  if (!existsSync(file)) return [];
-  const old = JSON.parse(readFileSync(file, 'utf8')) as { dims?: { img: number; txt: number }; results?: StageResult[] };
-  if (old.dims?.img !== o.dImg || old.dims.txt !== o.dTxt) return [];
-  const kept = (old.results ?? []).filter((r) => !o.sizes.includes(r.pairs) && typeof r.commit === 'string');
-  if (kept.length > 0) log(`[bench:scale] keeping ${kept.length} results of ${file} (sizes ${[...new Set(kept.map((r) => r.pairs))].join(', ')})`);
-  return kept;
+  const own = join(o.out, `${stemOf(started)}.json`);
+  const files = [...o.from.map((f) => resolve(f)), ...(existsSync(own) ? [own] : [])];
+  const kept = new Map<string, StageResult>();
+  for (const file of files) {
+    const old = JSON.parse(readFileSync(file, 'utf8')) as { dims?: { img: number; txt: number }; results?: StageResult[] };
+    if (old.dims?.img !== o.dImg || old.dims.txt !== o.dTxt) throw new Error(`--from ${file}: dims ${old.dims?.img}+${old.dims?.txt}, not ${o.dImg}+${o.dTxt}`);
+    const rs = (old.results ?? []).filter((r) => (o.reportOnly || !o.sizes.includes(r.pairs)) && typeof r.commit === 'string');
+    for (const r of rs) kept.set(`${r.pairs}/${r.stage}`, r); // a later file's result of a size and stage wins
+    if (rs.length > 0) log(`[bench:scale] keeping ${rs.length} results of ${file} (sizes ${[...new Set(rs.map((r) => r.pairs))].join(', ')})`);
+  }
+  return [...kept.values()];
 }
 
 async function writeReport(o: ReturnType<typeof options>, started: Date, results: StageResult[]): Promise<string> {
