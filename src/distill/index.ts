@@ -11,7 +11,7 @@ import { join, relative, resolve } from 'node:path';
 import { z } from 'zod';
 import { ready, tf } from '../backend';
 import { parseConfig } from '../config/parse';
-import { DataConfig, DistillConfig, ModelConfig, SafeName, Workspace, inWorkspace, resolveData } from '../config/schemas';
+import { DataConfig, type DistillConfig, DistillSpec, ModelConfig, SafeName, Workspace, inWorkspace, resolveData } from '../config/schemas';
 import { ConfigError, CorruptFileError, unusable } from '../errors';
 import type { FeatureSet } from '../features/feature-set';
 import { loadFeatureSets } from '../features/load';
@@ -21,6 +21,7 @@ import { withLock } from '../store/lock';
 import { type SafetensorsFile, readSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
 import { convexifyTrajectory } from '../trajectory/convexify';
 import { type BufferManifest, bufferShape, manifestPath, readBuffer, readBufferManifest } from '../trajectory/store';
+import { type AdaptiveChoice, adaptivePhases } from './adaptive-phases';
 import type { ProgressSink } from '../util/progress';
 import { runPool, threadCount } from '../util/pool';
 import { helperPerJob, withRepassHelper } from './repass-helper';
@@ -40,7 +41,8 @@ export const DistillStageConfig = z
     expertBuffer: z.string().min(1),
     /** use the first N finished experts of the buffer (default: all) */
     numExperts: z.number().int().positive().optional(),
-    distill: DistillConfig,
+    /** phases set by hand, or an adaptive schedule (src/distill/adaptive-phases.ts) resolved here from the buffer */
+    distill: DistillSpec,
     out: z.string().optional(),
     workspace: Workspace,
     /** worker threads for phases; default: cores, at most 2 */
@@ -50,6 +52,8 @@ export const DistillStageConfig = z
   })
   .strict();
 export type DistillStageConfig = z.infer<typeof DistillStageConfig>;
+/** The stage's config once its phases are set (an adaptive schedule resolved from the buffer). */
+export type PhasedStageConfig = Omit<DistillStageConfig, 'distill'> & { readonly distill: DistillConfig };
 
 export interface DistillResult {
   readonly dir: string;
@@ -65,6 +69,8 @@ export interface DistillResult {
     /** the matching loss ℓ_img + ℓ_txt per iteration */
     readonly losses: readonly number[];
   }[];
+  /** an adaptive schedule's choice (absent for phases set by hand) */
+  readonly adaptive?: AdaptiveChoice;
 }
 
 export const runDir = (c: Pick<DistillStageConfig, 'out' | 'name' | 'workspace'>) => inWorkspace(c.workspace, c.out ?? join('runs', c.name));
@@ -72,7 +78,7 @@ const phaseFile = (dir: string, k: number) => join(dir, `phase-${k}.safetensors`
 const checkpointFile = (dir: string, k: number) => join(dir, `phase-${k}.checkpoint.safetensors`);
 
 /** The expert buffer as provenance shows it: relative to the workspace, so the record does not depend on where it ran. */
-const shownBuffer = (c: DistillStageConfig) => relative(resolve(c.workspace), resolve(c.expertBuffer)) || '.';
+const shownBuffer = (c: Pick<DistillStageConfig, 'workspace' | 'expertBuffer'>) => relative(resolve(c.workspace), resolve(c.expertBuffer)) || '.';
 
 /** What phase k's teachers are, in words (for provenance). */
 const sourceLabel = (expertDir: string, source: DistillConfig['phases'][number]['source']) =>
@@ -98,7 +104,7 @@ const expertModel = (m: BufferManifest): ModelConfig => ModelConfig.parse((m.con
  * `config` is resolved (absolute buffer folder, data cache resolved against the workspace).
  */
 export async function runPhaseJob(
-  config: DistillStageConfig,
+  config: PhasedStageConfig,
   dir: string,
   job: PhaseJob,
   post: (m: PhaseMessage) => void,
@@ -156,7 +162,7 @@ export async function runPhaseJob(
 }
 
 /** What a finished phase file depends on: the features, the very experts used (by checksum), the phase. */
-function phaseFileKey(c: DistillStageConfig, experts: BufferManifest, train: FeatureSet, k: number): string {
+function phaseFileKey(c: PhasedStageConfig, experts: BufferManifest, train: FeatureSet, k: number): string {
   const used = experts.experts.filter((e) => e.index < (c.numExperts ?? Infinity)).map((e) => e.sha256);
   return artefactKey({
     data: { ...c.data, dataRoot: undefined, cacheDir: undefined },
@@ -171,12 +177,12 @@ function phaseFileKey(c: DistillStageConfig, experts: BufferManifest, train: Fea
 const PHASE_TENSORS = ['x', 'y', 's', 'lrImg', 'lrTxt', 'losses', 'initPairs'] as const;
 
 /** A finished phase's file, verified (digest, tensors, shapes, finite values); an error names the file. */
-async function readPhaseFile(c: DistillStageConfig, f: string, k: number): Promise<SafetensorsFile> {
+async function readPhaseFile(c: PhasedStageConfig, f: string, k: number): Promise<SafetensorsFile> {
   return checkPhaseFile(c, await readSafetensors(f, { requireDigest: true }), f, k);
 }
 
 /** A verified phase file holds the phase's pairs, all finite. */
-function checkPhaseFile(c: DistillStageConfig, st: SafetensorsFile, f: string, k: number): SafetensorsFile {
+function checkPhaseFile(c: PhasedStageConfig, st: SafetensorsFile, f: string, k: number): SafetensorsFile {
   const n = c.distill.phases[k]!.size;
   const [x, y, s] = PHASE_TENSORS.map((name) => tensorOf(st, name, f));
   if (x!.shape[0] !== n || y!.shape[0] !== n || s!.shape[0] !== n || s!.shape[1] !== n) {
@@ -192,7 +198,7 @@ function checkPhaseFile(c: DistillStageConfig, st: SafetensorsFile, f: string, k
  * Phase k's file if the phase is finished: it exists, verifies, and was made by this configuration (a file
  * another configuration made is redone, whatever its shapes).
  */
-async function finishedPhase(c: DistillStageConfig, dir: string, k: number, key: string): Promise<SafetensorsFile | undefined> {
+async function finishedPhase(c: PhasedStageConfig, dir: string, k: number, key: string): Promise<SafetensorsFile | undefined> {
   const f = phaseFile(dir, k);
   if (!existsSync(f)) return undefined;
   try {
@@ -223,25 +229,37 @@ export async function distill(
 }
 
 async function distillLocked(
-  config: DistillStageConfig,
+  given: DistillStageConfig,
   dir: string,
   onProgress: ProgressSink | undefined,
   opts: { stopAfter?: number; log?: (line: string) => void },
 ): Promise<DistillResult> {
   const log = opts.log ?? (() => undefined);
-  const experts = await readBufferManifest(config.expertBuffer);
-  if (experts.kind !== 'experts') throw new CorruptFileError(manifestPath(config.expertBuffer), 'is a shortcut-trajectory buffer; give the expert buffer (phases make their own shortcuts)');
-  if (experts.dataset !== config.data.dataset || experts.imageEncoder !== config.data.imageEncoder || experts.textEncoder !== config.data.textEncoder) {
+  const experts = await readBufferManifest(given.expertBuffer);
+  if (experts.kind !== 'experts') throw new CorruptFileError(manifestPath(given.expertBuffer), 'is a shortcut-trajectory buffer; give the expert buffer (phases make their own shortcuts)');
+  if (experts.dataset !== given.data.dataset || experts.imageEncoder !== given.data.imageEncoder || experts.textEncoder !== given.data.textEncoder) {
     throw new CorruptFileError(
-      manifestPath(config.expertBuffer),
+      manifestPath(given.expertBuffer),
       `experts were trained on ${experts.dataset} (${experts.imageEncoder} + ${experts.textEncoder}), the config asks for ` +
-        `${config.data.dataset} (${config.data.imageEncoder} + ${config.data.textEncoder})`,
+        `${given.data.dataset} (${given.data.imageEncoder} + ${given.data.textEncoder})`,
     );
   }
-  const [train] = await loadFeatureSets(config.data, ['train']);
+  const [train] = await loadFeatureSets(given.data, ['train']);
   if (experts.features !== undefined && experts.features !== train!.digest) {
-    throw new CorruptFileError(manifestPath(config.expertBuffer), 'experts were trained on other training features than these (another data.trainFraction, or re-extracted features)');
+    throw new CorruptFileError(manifestPath(given.expertBuffer), 'experts were trained on other training features than these (another data.trainFraction, or re-extracted features)');
   }
+  // an adaptive schedule becomes phases here, from the very experts the phases will match
+  const schedule = given.distill.phases;
+  let adaptive: AdaptiveChoice | undefined;
+  let phaseList: DistillConfig['phases'];
+  if (Array.isArray(schedule)) phaseList = schedule as DistillConfig['phases'];
+  else {
+    const { trajectories } = await readBuffer(given.expertBuffer, given.numExperts);
+    adaptive = adaptivePhases(trajectories, schedule, given.distill.expertStep);
+    phaseList = adaptive.phases;
+    log(adaptive.text);
+  }
+  const config: PhasedStageConfig = { ...given, distill: { ...given.distill, phases: phaseList } };
   const count = config.distill.phases.length;
   // every phase is checked here, before any work starts anywhere
   config.distill.phases.forEach((p, k) => {
@@ -307,10 +325,12 @@ async function distillLocked(
   // provenance holds what determines the set, not how or where it was run (threads, --force, folders),
   // so reruns are byte-identical
   const recorded = { ...config, data: { ...config.data, dataRoot: undefined, cacheDir: undefined }, workers: undefined, force: undefined, workspace: undefined, out: undefined };
-  const set: SyntheticSet = { dImg: dims.img, dTxt: dims.txt, phases, provenance: { config: { ...recorded, expertBuffer: shownBuffer(config) }, phases: info } };
+  // an adaptive schedule: the rule's settings and its choice beside the phases it resolved to (hand-set phases: as before)
+  const chosen = adaptive ? { adaptive: { schedule, ...adaptive } } : {};
+  const set: SyntheticSet = { dImg: dims.img, dTxt: dims.txt, phases, provenance: { config: { ...recorded, expertBuffer: shownBuffer(config) }, phases: info, ...chosen } };
   const file = join(dir, 'synthetic.safetensors');
   const digest = await writeSyntheticSet(file, set);
-  await writeJsonAtomic(join(dir, 'synthetic.json'), { file: 'synthetic.safetensors', sha256: digest, phases: info, config: recorded });
+  await writeJsonAtomic(join(dir, 'synthetic.json'), { file: 'synthetic.safetensors', sha256: digest, phases: info, config: recorded, ...chosen });
   // the loss curves are returned, not recorded (the set's provenance, and so its digest, stay as they were)
-  return { dir, file, sha256: digest, reused: jobs.length === 0, phases: info.map((p, k) => ({ ...p, losses: lossCurves[k]! })) };
+  return { dir, file, sha256: digest, reused: jobs.length === 0, phases: info.map((p, k) => ({ ...p, losses: lossCurves[k]! })), ...(adaptive ? { adaptive } : {}) };
 }

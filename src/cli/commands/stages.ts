@@ -129,12 +129,14 @@ export function register(program: Command): void {
     runCommand('distill', o, async ({ progress, log }) => {
       const c = merge(base(o), dataOverrides(o));
       const its = num('--iterations', o.iterations);
-      const d = (c.distill ?? {}) as { phases?: Record<string, unknown>[] };
+      const d = (c.distill ?? {}) as { phases?: Record<string, unknown>[] | Record<string, unknown> };
+      // --iterations sets every phase's count, or an adaptive schedule's
+      const withIts = (p: Record<string, unknown>[] | Record<string, unknown>) => (Array.isArray(p) ? p.map((q) => ({ ...q, iterations: its })) : { ...p, iterations: its });
       const experts = expertBufferOf(c, o.buffer);
       const cfg = merge(pick(c, ['name', 'data', 'distill', 'workspace']), {
         expertBuffer: experts.dir,
         numExperts: experts.numExperts,
-        distill: its !== undefined && d.phases ? { phases: d.phases.map((p) => ({ ...p, iterations: its })) } : undefined,
+        distill: its !== undefined && d.phases ? { phases: withIts(d.phases) } : undefined,
         out: o.out,
         workers: num('--workers', o.workers),
         force: o.force,
