@@ -166,12 +166,12 @@ describe('adaptive phases: P, windows, starts and sizes from the expert trajecto
     this.timeout(600000);
     const workspace = tempDir();
     const data = { dataset: 'shapes', cacheDir: sharedCache() };
-    it('on a 2-expert, 3-epoch shapes buffer', async () => {
+    it('on a 1-expert, 2-epoch shapes buffer', async () => {
       await ready(() => undefined);
       await prepareFeatureSets(data, ['train', 'val', 'test']);
-      const experts = await buildBuffer({ data, model: { dOut: 32 }, buffer: { numExperts: 2, epochs: 3, workers: 1 }, workspace });
+      const experts = await buildBuffer({ data, model: { dOut: 8 }, buffer: { numExperts: 1, epochs: 2, workers: 1 }, workspace });
       const lines: string[] = [];
-      const schedule = { rule: 'adaptive', budget: 12, iterations: 2 };
+      const schedule = { rule: 'adaptive', budget: 6, iterations: 1 };
       const r = await distill({ data, expertBuffer: experts.dir, workspace, workers: 1, name: 'adaptive', distill: { batchSyn: 4, synSteps: 2, phases: schedule } }, undefined, {
         log: (l) => lines.push(l),
       });
@@ -182,7 +182,7 @@ describe('adaptive phases: P, windows, starts and sizes from the expert trajecto
       const record = JSON.parse(readFileSync(join(r.dir, 'synthetic.json'), 'utf8'));
       assert.deepEqual(record.config.distill.phases, expected.phases);
       assert.deepEqual(record.adaptive.phases, expected.phases);
-      assert.equal(record.adaptive.schedule.budget, 12);
+      assert.equal(record.adaptive.schedule.budget, 6);
       const set = await readSyntheticSet(r.file);
       assert.deepEqual((set.provenance.adaptive as { regimes: unknown }).regimes, expected.regimes);
       assert.equal(set.phases.reduce((a, p) => a + p.n, 0), expected.phases.reduce((a, p) => a + p.size, 0));
