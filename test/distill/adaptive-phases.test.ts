@@ -11,6 +11,8 @@ import { readSyntheticSet } from '../../src/distill/synthetic-file';
 import { prepareFeatureSets } from '../../src/features/load';
 import { dualShape } from '../../src/model/dual';
 import type { Retrieval } from '../../src/model/retrieval';
+import { provenanceSummary } from '../../src/pipeline/origin';
+import { repro } from '../../src/pipeline/repro';
 import { buildBuffer } from '../../src/trajectory/buffer';
 import { readBuffer, type Trajectory } from '../../src/trajectory/store';
 import { sharedCache, tempDir } from '../helpers';
@@ -186,6 +188,25 @@ describe('adaptive phases: P, windows, starts and sizes from the expert trajecto
       const set = await readSyntheticSet(r.file);
       assert.deepEqual((set.provenance.adaptive as { regimes: unknown }).regimes, expected.regimes);
       assert.equal(set.phases.reduce((a, p) => a + p.n, 0), expected.phases.reduce((a, p) => a + p.size, 0));
+    });
+
+    it('a repro row records the resolved phases and the schedule beside them', async () => {
+      // the same features and experts as above (same workspace, model and buffer settings)
+      const res = await repro({
+        name: 'adaptive-repro',
+        data,
+        model: { dOut: 8 },
+        buffer: { numExperts: 1, epochs: 2, workers: 1 },
+        eval: { runs: 1, epochs: 1, evalEvery: 1, decayEpoch: 1 },
+        methods: [{ name: 'adaptive-6', kind: 'method', method: 'ptm-st-adaptive', budget: 6, overrides: { iterations: 1, synSteps: 2, batchSyn: 4 } }],
+        workspace,
+        workers: 1,
+      });
+      const expected = adaptivePhases((await readBuffer(res.experts!)).trajectories, spec({ budget: 6, iterations: 1 }), 1);
+      const resolved = res.origin!.rows[0]!.resolved;
+      assert.deepEqual(resolved.distill!.phases, expected.phases);
+      assert.deepEqual(resolved.schedule, spec({ budget: 6, iterations: 1 }));
+      assert.match(provenanceSummary(res), /adaptive phases \(ST \[0, \d\) starts \d–\d/);
     });
   });
 });
