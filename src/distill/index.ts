@@ -252,7 +252,7 @@ async function distillLocked(
   const schedule = given.distill.phases;
   let adaptive: AdaptiveChoice | undefined;
   let phaseList: DistillConfig['phases'];
-  if (Array.isArray(schedule)) phaseList = schedule as DistillConfig['phases'];
+  if (Array.isArray(schedule)) phaseList = schedule;
   else {
     const { trajectories } = await readBuffer(given.expertBuffer, given.numExperts);
     adaptive = adaptivePhases(trajectories, schedule, given.distill.expertStep);
