@@ -10,8 +10,8 @@
  * growth exponent against N (least-squares slope of log time and log RSS on log N) and the peak RSS over the
  * fp32 bytes of the features the stage reads (the issue's target: ≤ 1.3). The load average (shared machine) is
  * recorded before each stage. Results: bench/results/<date>-<host>.scale.json and .md, with the commit (and
- * dirty flag) that ran; a later invocation on the same day and host with the same dims and commit adds its sizes
- * to that file (one size at a time, or a crashed size rerun alone, still gives one table).
+ * dirty flag) that ran; a later invocation on the same day and host with the same dims adds its sizes to that
+ * file (one size at a time, or a crashed size rerun alone, still gives one table; every commit is named).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,6 +33,8 @@ export interface StageResult {
   readonly stage: Stage;
   readonly pairs: number;
   readonly wallSeconds: number | null;
+  /** the stage's own work, loading excluded: a distillation's phases, a coreset's selection (null: not reported) */
+  readonly workSeconds?: number | null;
   readonly peakRssMiB: number | null;
   /** peak RSS / fp32 bytes of the features the stage reads (all splits) */
   readonly rssOverFeatures: number | null;
@@ -56,7 +58,8 @@ export function logLogSlope(points: readonly { x: number; y: number | null }[]):
 }
 
 /** Run a child; its summary is the JSON file it writes (wallSeconds, peakRssMiB). */
-function runChild(args: string[], cwd: string, json: string, timeoutS: number): Promise<{ status: 'ok' | 'timeout' | 'failed'; summary?: { wallSeconds: number; peakRssMiB: number }; tail: string }> {
+type Summary = { wallSeconds: number; peakRssMiB: number; distillSeconds?: number; selectSeconds?: number };
+function runChild(args: string[], cwd: string, json: string, timeoutS: number): Promise<{ status: 'ok' | 'timeout' | 'failed'; summary?: Summary; tail: string }> {
   return new Promise((done) => {
     rmSync(json, { force: true });
     const child = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -71,7 +74,7 @@ function runChild(args: string[], cwd: string, json: string, timeoutS: number): 
       clearTimeout(timer);
       if (timedOut) return done({ status: 'timeout', tail });
       if (code !== 0 || !existsSync(json)) return done({ status: 'failed', tail });
-      done({ status: 'ok', summary: JSON.parse(readFileSync(json, 'utf8')) as { wallSeconds: number; peakRssMiB: number }, tail });
+      done({ status: 'ok', summary: JSON.parse(readFileSync(json, 'utf8')) as Summary, tail });
     });
   });
 }
@@ -116,7 +119,7 @@ export async function scaleMain(): Promise<void> {
   const o = options();
   const started = new Date();
   const git = gitRecord(REPO);
-  const results: StageResult[] = earlierResults(o, started, git.commit);
+  const results: StageResult[] = earlierResults(o, started);
   for (const pairs of o.sizes) {
     const ws = join(o.work, `n${pairs}`);
     rmSync(ws, { recursive: true, force: true });
@@ -152,6 +155,7 @@ export async function scaleMain(): Promise<void> {
         stage,
         pairs,
         wallSeconds: r.summary?.wallSeconds ?? null,
+        workSeconds: r.summary?.distillSeconds ?? r.summary?.selectSeconds ?? null,
         peakRssMiB: rss,
         rssOverFeatures: rss === null ? null : (rss * 2 ** 20) / featureBytes,
         load1,
@@ -173,14 +177,17 @@ export async function scaleMain(): Promise<void> {
 
 const stemOf = (started: Date) => `${started.toISOString().slice(0, 10)}-${hostname()}.scale`;
 
-/** This day's report on this host, when it has the same dims and commit: its results for the sizes not rerun now. */
-function earlierResults(o: ReturnType<typeof options>, started: Date, commit: string | null): StageResult[] {
+/**
+ * This day's report on this host, when it has the same dims: its results for the sizes not rerun now, each with
+ * the commit it ran at (the table names every commit; a result recorded without one is dropped).
+ */
+function earlierResults(o: ReturnType<typeof options>, started: Date): StageResult[] {
   const file = join(o.out, `${stemOf(started)}.json`);
   if (!existsSync(file)) return [];
   const old = JSON.parse(readFileSync(file, 'utf8')) as { dims?: { img: number; txt: number }; results?: StageResult[] };
   if (old.dims?.img !== o.dImg || old.dims.txt !== o.dTxt) return [];
-  const kept = (old.results ?? []).filter((r) => !o.sizes.includes(r.pairs) && r.commit === commit && commit !== null);
-  if (kept.length > 0) log(`[bench:scale] keeping ${kept.length} results of ${file} (sizes ${[...new Set(kept.map((r) => r.pairs))].join(', ')}, commit ${commit})`);
+  const kept = (old.results ?? []).filter((r) => !o.sizes.includes(r.pairs) && typeof r.commit === 'string');
+  if (kept.length > 0) log(`[bench:scale] keeping ${kept.length} results of ${file} (sizes ${[...new Set(kept.map((r) => r.pairs))].join(', ')})`);
   return kept;
 }
 
@@ -190,18 +197,25 @@ async function writeReport(o: ReturnType<typeof options>, started: Date, results
   const slopes = Object.fromEntries(
     stages.map((s) => {
       const rs = results.filter((r) => r.stage === s && r.status === 'ok');
-      return [s, { wall: logLogSlope(rs.map((r) => ({ x: r.pairs, y: r.wallSeconds }))), rss: logLogSlope(rs.map((r) => ({ x: r.pairs, y: r.peakRssMiB }))) }];
+      return [
+        s,
+        {
+          wall: logLogSlope(rs.map((r) => ({ x: r.pairs, y: r.wallSeconds }))),
+          work: logLogSlope(rs.map((r) => ({ x: r.pairs, y: r.workSeconds ?? null }))),
+          rss: logLogSlope(rs.map((r) => ({ x: r.pairs, y: r.peakRssMiB }))),
+        },
+      ];
     }),
   );
   const sizes = [...new Set(results.map((r) => r.pairs))].sort((a, b) => a - b);
-  const commits = [...new Set(results.map((r) => `${r.commit ?? 'no commit'}${r.dirty ? ' (uncommitted changes)' : ''}`))];
+  const commits = [...new Set(results.map((r) => `${r.commit ?? 'no commit'}${r.dirty ? ' (uncommitted changes)' : ''} (N = ${results.filter((q) => q.commit === r.commit).map((q) => q.pairs).filter((n, i, a) => a.indexOf(n) === i).join(', ')})`))];
   const report = { started: started.toISOString(), host: hostname(), totalMemGiB: totalmem() / 2 ** 30, dims: { img: o.dImg, txt: o.dTxt }, sizes, commits, results, slopes };
   mkdirSync(o.out, { recursive: true });
   const f = (v: number | null | undefined, d = 1) => (v === null || v === undefined ? '–' : v.toFixed(d));
   const lines = [
     `# Scale benchmark ${started.toISOString()} on ${hostname()}`,
     '',
-    `Commit ${commits.join(', ')}. Planted-structure set, dims ${o.dImg} + ${o.dTxt}; per stage wall seconds / peak RSS MiB (× fp32 feature bytes of all splits), load average (1 min) at its start; slopes are log-log exponents against N.`,
+    `Commit ${commits.join(', ')}. Planted-structure set, dims ${o.dImg} + ${o.dTxt}; per stage the process's wall seconds (in brackets the stage's own work, loading excluded, where it reports it: a distillation's phases, a coreset's selection) / peak RSS MiB (× fp32 feature bytes of all splits), load average (1 min) at its start; exponents are log-log slopes against N (time: wall, then work).`,
     '',
     `| stage | ${sizes.map((n) => `N = ${n}`).join(' | ')} | exponent (time) | exponent (RSS) |`,
     `|---|${sizes.map(() => '---').join('|')}|---|---|`,
@@ -210,9 +224,11 @@ async function writeReport(o: ReturnType<typeof options>, started: Date, results
         const r = results.find((q) => q.stage === s && q.pairs === n);
         if (r === undefined) return '';
         if (r.status !== 'ok') return `${r.status}${r.note && r.status === 'timeout' ? ` (${r.note})` : ''}`;
-        return `${f(r.wallSeconds)} s / ${f(r.peakRssMiB, 0)} MiB (${f(r.rssOverFeatures, 2)}×), load ${f(r.load1, 2)}`;
+        const work = r.workSeconds === null || r.workSeconds === undefined ? '' : ` (${f(r.workSeconds)} s)`;
+        return `${f(r.wallSeconds)} s${work} / ${f(r.peakRssMiB, 0)} MiB (${f(r.rssOverFeatures, 2)}×), load ${f(r.load1, 2)}`;
       });
-      return `| ${s} | ${cells.join(' | ')} | ${f(slopes[s]?.wall, 2)} | ${f(slopes[s]?.rss, 2)} |`;
+      const work = slopes[s]?.work === null || slopes[s]?.work === undefined ? '' : ` (${f(slopes[s]?.work, 2)})`;
+      return `| ${s} | ${cells.join(' | ')} | ${f(slopes[s]?.wall, 2)}${work} | ${f(slopes[s]?.rss, 2)} |`;
     }),
     '',
     ...results.filter((r) => r.status === 'failed').map((r) => `- N = ${r.pairs} ${r.stage} failed: ${r.note ?? ''}`),

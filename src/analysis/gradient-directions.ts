@@ -144,7 +144,7 @@ export function directionSetup(input: Omit<GradientDirectionsInput, 'slice' | 's
   const unknown = keys.filter((k) => !known.includes(k));
   if (unknown.length > 0 || keys.length === 0) throw new ConfigError(`gradientDirections: keys [${unknown.join(', ')}] are not among the state's [${known.join(', ')}]`);
   const phase = config.phases[0]!;
-  const ps = initPhaseState(input.train, 0, phase, config);
+  const ps = initPhaseState(input.train, 0, phase, config, input);
   const draw = sampleUnroll(ps.rand, { phase, config, trajectories: input.trajectories, shape: input.shape, dropout: input.dropout });
   let state = ps.state;
   if (input.state !== undefined) {

@@ -6,6 +6,7 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { SPLITS } from '../data/dataset';
+import { KD_WEIGHTINGS } from '../model/kd';
 import { LOSS_NAMES } from '../model/losses';
 
 const loss = z.enum(LOSS_NAMES as [string, ...string[]]);
@@ -190,8 +191,12 @@ export const DistillConfig = z
     ema: z.number().min(0).max(1).default(0.99),
     /** dropout inside the unroll (masks reused by the re-pass); default: the model's */
     unrollDropout: z.number().min(0).max(0.9).optional(),
-    /** the synthetic set's start: random real pairs, noise, or AMD's k-means prototypes (src/distill/amd.ts) */
-    init: z.enum(['real', 'noise', 'prototypes']).default('real'),
+    /**
+     * the synthetic set's start: random real pairs, noise, or AMD's k-means prototypes (src/distill/amd.ts):
+     * `spm` clusters the trained expert's joint embeddings (seed 004's Semantics-aware Prototype Mining),
+     * `prototypes` the frozen encoders' joint features (this project's earlier simplification)
+     */
+    init: z.enum(['real', 'noise', 'prototypes', 'spm']).default('real'),
     /**
      * AMD (SPEC §8), asynchronous matching: the image and text towers' start epochs are drawn independently
      * from the phase's start range. Absent = off (kept out of the parsed config, so existing runs' keys hold).
@@ -202,6 +207,14 @@ export const DistillConfig = z
      * change along the trajectories (src/distill/amd.ts). Absent = off (the same keys as before).
      */
     dynamicStart: z.boolean().optional(),
+    /**
+     * what `dynamicStart` measures a tower's per-epoch change with: `mmd-gaussian` (seed 004: Gaussian-kernel
+     * MMD between the experts' parameters at consecutive epochs, median-heuristic bandwidth) or `l2` (the mean
+     * L2 norm of consecutive snapshot differences, this project's earlier simplification). Absent = mmd-gaussian;
+     * a phase's cache key names the measure whenever `dynamicStart` is on, so a phase distilled with the
+     * earlier L2 meaning of `dynamicStart: true` is never reused for the MMD one.
+     */
+    dynamicMeasure: z.enum(['mmd-gaussian', 'l2']).optional(),
     seed: z.number().int().nonnegative().default(0),
     checkpointEvery: z.number().int().positive().default(50),
   })
@@ -227,6 +240,22 @@ export const DistillSpec = z.unknown().transform((v, ctx): DistillConfig | Adapt
 });
 export type DistillSpec = z.infer<typeof DistillSpec>;
 export type DistillSpecInput = z.input<typeof DistillConfig> | z.input<typeof AdaptiveDistillConfig>;
+
+/** Knowledge distillation's options, defaults seed 003's (T = 4, α = 0.1 weighing the hard term). */
+export const KdSchema = z
+  .object({
+    teacherIndex: z.number().int().nonnegative().default(0),
+    /** softening temperature T (seed 003: 4) */
+    temperature: z.number().positive().default(4),
+    /** seed 003's α = 0.1: the hard term's weight under 'hard-alpha', the soft term's under 'soft-alpha' */
+    alpha: z.number().min(0).max(1).default(0.1),
+    /**
+     * 'hard-alpha' (seed 003): α·L + (1 − α)·T²·KL; 'soft-alpha' (ptmst before issue 26, and the tables computed
+     * then): (1 − α)·L + α·T²·KL
+     */
+    weighting: z.enum(KD_WEIGHTINGS).default('hard-alpha'),
+  })
+  .strict();
 
 export const EvalConfig = z
   .object({
@@ -261,20 +290,16 @@ export const EvalConfig = z
     realLr: z.number().positive().default(0.1),
     seed: z.number().int().nonnegative().default(0),
     /**
-     * knowledge distillation from a full-data teacher (src/model/kd.ts): each student's loss becomes
-     * (1 − alpha) · its loss + alpha · temperature² · KL(teacher's soft similarities ‖ the student's), on
-     * every mini-batch. Absent: plain training (and the same cache keys as before the option existed).
+     * knowledge distillation from a full-data teacher (src/model/kd.ts) on every mini-batch: with the seed's
+     * weighting ('hard-alpha', seed 003: L = α·L_CE + (1 − α)·T²·L_KL, T = 4, α = 0.1, so the soft term weighs
+     * 0.9) or this project's earlier one ('soft-alpha': (1 − α)·L + α·T²·L_KL, the soft term weighs α). The
+     * student queries a teacher trained on all the training pairs at every step: a KD row uses the full data
+     * at student-training time. Absent: plain training (and the same cache keys as before the option existed).
      */
-    kd: z
-      .object({
-        /** expert buffer folder; the teacher is expert `teacherIndex`'s last snapshot */
-        buffer: z.string().min(1),
-        teacherIndex: z.number().int().nonnegative().default(0),
-        /** softening temperature T (seed paper: 4) */
-        temperature: z.number().positive().default(4),
-        /** weight of the soft term (seed paper: 0.1); 0 is plain training */
-        alpha: z.number().min(0).max(1).default(0.1),
-      })
+    kd: KdSchema.extend({
+      /** expert buffer folder; the teacher is expert `teacherIndex`'s last snapshot */
+      buffer: z.string().min(1),
+    })
       .strict()
       .optional(),
   })

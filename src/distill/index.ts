@@ -61,6 +61,8 @@ export interface DistillResult {
   /** sha256 of the synthetic set's file */
   readonly sha256: string;
   readonly reused: boolean;
+  /** seconds spent distilling the phases not found finished (features loading and the set's writing excluded) */
+  readonly distillSeconds: number;
   readonly phases: readonly {
     readonly size: number;
     readonly iterations: number;
@@ -168,7 +170,9 @@ function phaseFileKey(c: PhasedStageConfig, experts: BufferManifest, train: Feat
     data: { ...c.data, dataRoot: undefined, cacheDir: undefined },
     features: train.digest,
     experts: { config: experts.config, dims: experts.dims, epochs: experts.epochs, files: used },
-    distill: { ...c.distill, checkpointEvery: undefined, phases: undefined },
+    // dynamic ranges without a measure were L2 before the MMD existed and are MMD now: the measure is keyed
+    // whenever ranges are dynamic, so no phase distilled under the old meaning is taken for one of the new
+    distill: { ...c.distill, checkpointEvery: undefined, phases: undefined, ...(c.distill.dynamicStart ? { dynamicMeasure: c.distill.dynamicMeasure ?? 'mmd-gaussian' } : {}) },
     phase: c.distill.phases[k],
     k,
   });
@@ -279,15 +283,17 @@ async function distillLocked(
     if (m.type === 'warning') log(m.line);
     else if (m.type === 'progress') onProgress?.({ label: `phase ${m.index} (${m.index + 1} of ${count})`, done: m.done, total: m.total, info: { loss: m.loss } });
   };
+  const tWork = performance.now();
   if (opts.stopAfter !== undefined || workers === 1) {
     for (const job of jobs) await runPhaseJob(config, dir, job, onMessage, train!, opts.stopAfter);
     if (opts.stopAfter !== undefined) {
       const finished = await Promise.all(keys.map((key, k) => finishedPhase(config, dir, k, key)));
-      if (!finished.every(Boolean)) return { dir, file: '', sha256: '', reused: false, phases: [] };
+      if (!finished.every(Boolean)) return { dir, file: '', sha256: '', reused: false, distillSeconds: (performance.now() - tWork) / 1000, phases: [] };
     }
   } else {
     await runPool(join(__dirname, 'distill-worker.js'), jobs, workers, onMessage, { config, dir, train });
   }
+  const distillSeconds = (performance.now() - tWork) / 1000;
   // the union, in phase order
   const phases = [];
   const info = [];
@@ -332,5 +338,5 @@ async function distillLocked(
   const digest = await writeSyntheticSet(file, set);
   await writeJsonAtomic(join(dir, 'synthetic.json'), { file: 'synthetic.safetensors', sha256: digest, phases: info, config: recorded, ...chosen });
   // the loss curves are returned, not recorded (the set's provenance, and so its digest, stay as they were)
-  return { dir, file, sha256: digest, reused: jobs.length === 0, phases: info.map((p, k) => ({ ...p, losses: lossCurves[k]! })), ...(adaptive ? { adaptive } : {}) };
+  return { dir, file, sha256: digest, reused: jobs.length === 0, distillSeconds, phases: info.map((p, k) => ({ ...p, losses: lossCurves[k]! })), ...(adaptive ? { adaptive } : {}) };
 }

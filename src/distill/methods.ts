@@ -6,9 +6,12 @@
  * - MTT-VL: one phase on the experts' own trajectories, full backprop through the unroll, no S (S = I), no EMA.
  * - LoRS: one phase on the experts' trajectories, TESLA gradient, low-rank S, no EMA.
  * - PTM-ST: two phases on shortcut trajectories, windows sliding forward, full S, EMA (SPEC §5).
- * - AMD (SPEC §8) on LoRS: asynchronous matching, dynamic start ranges and prototype initialisation (`amd`);
- *   each part is a DistillConfig switch (`asyncStart`, `dynamicStart`, `init: 'prototypes'`), and
- *   `amd-async` is asynchronous matching alone.
+ * - AMD (SPEC §8, seed 004), each row on LoRS, its parts added one at a time (DistillConfig switches, see
+ *   src/distill/amd.ts): `amd-async` = asynchronous matching alone (`asyncStart`); `amd-async+dynamic` = + the
+ *   dynamic per-tower start ranges from the Gaussian-kernel MMD between consecutive epochs (`dynamicStart`,
+ *   `dynamicMeasure: 'mmd-gaussian'`); `amd` = + Semantics-aware Prototype Mining in the trained expert's joint
+ *   embedding space (`init: 'spm'`). The earlier simplifications stay reachable by override (`dynamicMeasure:
+ *   'l2'`, `init: 'prototypes'` = k-means over the frozen encoders' features).
  * - The ablation at 500 pairs (paper Table "Ablation"): BASE = one phase on the experts' trajectories with a
  *   learned S and no EMA; +EMA = BASE with the EMA; +PTM = +EMA with PTM's two phases on the raw trajectories;
  *   +ST = +EMA with one phase on a shortcut trajectory; PTM+ST = PTM-ST. (The paper's text says PTM and ST
@@ -105,13 +108,22 @@ export const DISTILL_METHODS: Readonly<Record<string, DistillMethod>> = Object.f
       ema: 0,
       asyncStart: true,
     })),
-    method('amd', 'AMD', 'LoRS with AMD: asynchronous matching, dynamic start ranges per tower, k-means prototype initialisation', (b) => ({
+    method('amd-async+dynamic', 'AMD (async+dyn)', 'LoRS with AMD asynchronous matching and MMD-based dynamic start ranges per tower', (b) => ({
       phases: onePhase(b, 'experts'),
       similarity: 'lowrank',
       ema: 0,
       asyncStart: true,
       dynamicStart: true,
-      init: 'prototypes',
+      dynamicMeasure: 'mmd-gaussian',
+    })),
+    method('amd', 'AMD', 'LoRS with AMD: asynchronous matching, MMD-based dynamic start ranges, SPM prototype initialisation', (b) => ({
+      phases: onePhase(b, 'experts'),
+      similarity: 'lowrank',
+      ema: 0,
+      asyncStart: true,
+      dynamicStart: true,
+      dynamicMeasure: 'mmd-gaussian',
+      init: 'spm',
     })),
     method('base', 'BASE', 'ablation: one phase on expert trajectories, learned S, no EMA', (b) => ({ phases: onePhase(b, 'experts'), ema: 0 })),
     method('base+ema', '+EMA', 'ablation: BASE with the EMA', (b) => ({ phases: onePhase(b, 'experts') })),

@@ -100,12 +100,23 @@ export interface PhaseState {
   losses: number[];
 }
 
-/** A fresh phase: the synthetic set initialised from real pairs (or noise), zero momentum, EMA = state. */
-export function initPhaseState(train: FeatureSet, index: number, phase: PhaseConfig, config: DistillConfig): PhaseState {
+/**
+ * A fresh phase: the synthetic set initialised from real pairs (or noise), zero momentum, EMA = state.
+ * `teachers` (the phase's trajectories and their heads' shape) is what `init: 'spm'` clusters under: the last
+ * snapshot of the first trajectory (src/distill/amd.ts).
+ */
+export function initPhaseState(
+  train: FeatureSet,
+  index: number,
+  phase: PhaseConfig,
+  config: DistillConfig,
+  teachers?: { readonly trajectories: readonly Trajectory[]; readonly shape: DualShape },
+): PhaseState {
   const rand = rng(deriveSeed(config.seed, 'phase', index));
+  const expert = teachers?.trajectories[0] === undefined ? undefined : { trajectory: teachers.trajectories[0], shape: teachers.shape };
   const { state, pairs } = initSynthetic(
     train,
-    { size: phase.size, init: config.init, similarity: similaritySpec(config), alphaInit: config.alphaInit },
+    { size: phase.size, init: config.init, similarity: similaritySpec(config), alphaInit: config.alphaInit, ...(expert ? { expert } : {}) },
     rand,
   );
   return {
@@ -152,7 +163,7 @@ export async function runPhase(
   const spec = similaritySpec(config);
   const opt = { momentum: config.momentum, lr: stepSizes(config) };
   const stop = o.stop ?? phase.iterations;
-  const ranges = config.dynamicStart ? dynamicStartRanges(o.trajectories, phase.start, config.expertStep) : undefined;
+  const ranges = config.dynamicStart ? dynamicStartRanges(o.trajectories, phase.start, config.expertStep, config.dynamicMeasure ?? 'mmd-gaussian') : undefined;
   while (s.losses.length < stop) {
     const it = s.losses.length;
     const { expert, start, startTxt, steps } = sampleUnroll(s.rand, o, ranges);

@@ -153,7 +153,7 @@ export async function distillPhase(input: PhaseInput): Promise<PhaseOutput> {
   const key = checkpointKey(input);
   let r = input.checkpoint === undefined ? undefined : await loadCheckpoint({ ...input, checkpoint: input.checkpoint }, key);
   if (r === undefined) {
-    r = initPhaseState(input.train, input.index, phase, config);
+    r = initPhaseState(input.train, input.index, phase, config, input);
     await saveCheckpoint(input, key, r); // iteration 0: there is always a good checkpoint to fall back to
   }
   const label = `phase ${input.index} (${phase.size} pairs)`;

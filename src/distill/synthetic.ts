@@ -7,10 +7,13 @@
  * The state is a flat record of named tensors, so the optimizer, the EMA, checkpoints and the output
  * file treat every learned quantity alike.
  */
-import { prototypePairs } from './amd';
+import { prototypePairs, spmPairs } from './amd';
 import { tf } from '../backend';
+import { ConfigError } from '../errors';
 import { gatherRows, gatherVector, mm } from '../model/linalg';
+import type { DualShape } from '../model/dual';
 import type { FeatureSet } from '../features/feature-set';
+import type { Trajectory } from '../trajectory/store';
 import { type Rng, normal, sampleWithoutReplacement } from '../util/random';
 
 export const SIMILARITIES = ['full', 'lowrank', 'none'] as const;
@@ -28,18 +31,30 @@ export interface SimilaritySpec {
 
 export interface InitOptions {
   readonly size: number;
-  readonly init: 'real' | 'noise' | 'prototypes';
+  readonly init: 'real' | 'noise' | 'prototypes' | 'spm';
   readonly similarity: SimilaritySpec;
   readonly alphaInit: number;
+  /** the trained expert whose embeddings SPM clusters (`init: 'spm'` needs it; src/distill/amd.ts) */
+  readonly expert?: { readonly trajectory: Trajectory; readonly shape: DualShape };
+}
+
+/** The real pairs the synthetic set starts from (random, or AMD's prototypes in either joint space). */
+function initPairs(train: FeatureSet, o: InitOptions, rand: Rng): Int32Array {
+  if (o.init === 'prototypes') return prototypePairs(train, o.size, rand);
+  if (o.init === 'spm') {
+    if (o.expert === undefined) throw new ConfigError("distill.init 'spm' needs the phase's expert trajectories (the trained expert's heads)");
+    return spmPairs(train, o.size, rand, o.expert.trajectory, o.expert.shape);
+  }
+  return sampleWithoutReplacement(rand, train.numCaptions, o.size);
 }
 
 /**
- * Initialise from N random real pairs (a caption and its image), from AMD's k-means prototype pairs, or from
- * matching Gaussian noise.
+ * Initialise from N random real pairs (a caption and its image), from AMD's k-means prototype pairs (frozen
+ * encoders' space, or SPM's learned space), or from matching Gaussian noise.
  */
 export function initSynthetic(train: FeatureSet, o: InitOptions, rand: Rng): { state: SyntheticState; pairs: Int32Array } {
   const n = o.size;
-  const pairs = o.init === 'prototypes' ? prototypePairs(train, n, rand) : sampleWithoutReplacement(rand, train.numCaptions, n);
+  const pairs = initPairs(train, o, rand);
   const x = new Float32Array(n * train.dImg);
   const y = new Float32Array(n * train.dTxt);
   if (o.init !== 'noise') {

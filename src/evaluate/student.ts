@@ -113,7 +113,7 @@ export async function trainStudent(
   if ((cfg.kd === undefined) !== (teacher === undefined)) {
     throw new ConfigError(`${label}: knowledge distillation needs both eval.kd and a loaded teacher`);
   }
-  const kd = cfg.kd && { temperature: cfg.kd.temperature, alpha: cfg.kd.alpha };
+  const kd = cfg.kd && { temperature: cfg.kd.temperature, alpha: cfg.kd.alpha, weighting: cfg.kd.weighting };
   const teacherHeads: DualParams | undefined =
     teacher &&
     tf.tidy(() => ({

@@ -41,6 +41,7 @@ const FAMILY_LABELS: Readonly<Record<string, string>> = {
   'base-ema': '+EMA',
   'base-ptm': '+PTM',
   'base-st': '+ST',
+  'amd-async-dynamic': DISTILL_METHODS['amd-async+dynamic']!.label, // row names allow no '+'
 };
 /** Evaluation variants named by a suffix of their family: `-union` (a phased set's subsets trained as one set, the schedule study's protocol) and `-kd`. */
 const VARIANT_SUFFIXES = [

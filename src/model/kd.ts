@@ -1,12 +1,15 @@
 /**
- * Knowledge distillation for retrieval students (Hinton et al.; seed paper: T = 4, α = 0.1 for
- * classification), adapted to the dual encoder: the teacher is a trained expert whose image→text and
- * text→image similarity rows on the student's own mini-batch give soft targets, so a student trained on a
- * small set (coreset or synthetic) also learns how the full-data teacher ranks the batch's other pairs.
+ * Knowledge distillation for retrieval students (Hinton et al.; seed 003 for classification: T = 4, α = 0.1),
+ * adapted to the dual encoder: the teacher is a trained expert whose image→text and text→image similarity rows
+ * on the student's own mini-batch give soft targets, so a student trained on a small set (coreset or synthetic)
+ * also learns how the full-data teacher ranks the batch's other pairs. With soft = T² · ½[KL(Q_i2t ‖
+ * softmax_row(L/T)) + KL(Q_t2i ‖ softmax_row(Lᵀ/T))]:
  *
- *   loss = (1 − α) · base(L, S) + α · T² · ½[KL(Q_i2t ‖ softmax_row(L/T)) + KL(Q_t2i ‖ softmax_row(Lᵀ/T))]
+ *   'hard-alpha' (seed 003, L_total = α·L_CE + (1 − α)·T²·L_KL):  loss = α · base(L, S) + (1 − α) · soft
+ *   'soft-alpha' (this project before issue 26):                  loss = (1 − α) · base(L, S) + α · soft
  *
- * with each KL the mean over the batch's rows, Q = kdTarget(teacher logits, T). The T² keeps the soft
+ * so at α = 0.1 the soft term weighs 0.9 under the seed's weighting and 0.1 under the other. Each KL is the
+ * mean over the batch's rows, Q = kdTarget(teacher logits, T). The T² keeps the soft
  * term's gradient on the same scale as the hard one's when T changes. Like the losses of losses.ts, the
  * gradient dLoss/dL is an explicit formula (the student's step needs no autodiff). Call inside tf.tidy.
  */
@@ -15,11 +18,22 @@ import { type DualParams, studentLogits } from './dual';
 import { headForward } from './head';
 import { type LossFn, type LossOut, logSoftmaxRows } from './losses';
 
+/** Which term α weighs in a KD loss (module comment): the hard one (seed 003) or the soft one. */
+export const KD_WEIGHTINGS = ['hard-alpha', 'soft-alpha'] as const;
+export type KdWeighting = (typeof KD_WEIGHTINGS)[number];
+
 export interface KdOptions {
   /** softening temperature T of both teacher and student distributions */
   readonly temperature: number;
-  /** weight of the soft term; 0 is the plain loss */
+  /** α: the hard term's weight under 'hard-alpha', the soft term's under 'soft-alpha' */
   readonly alpha: number;
+  /** which term α weighs (module comment); default 'hard-alpha', the seed's */
+  readonly weighting?: KdWeighting;
+}
+
+/** The (hard, soft) weights of a KD loss. */
+export function kdWeights(o: KdOptions): { hard: number; soft: number } {
+  return (o.weighting ?? 'hard-alpha') === 'hard-alpha' ? { hard: o.alpha, soft: 1 - o.alpha } : { hard: 1 - o.alpha, soft: o.alpha };
 }
 
 /** The teacher's soft targets: each row sums to 1. */
@@ -72,16 +86,17 @@ export function kdSoftLoss(L: tf.Tensor2D, target: KdTarget, temperature: number
 
 /**
  * The KD loss as a LossFn of (student logits, S) for one batch whose teacher logits are `teacher`:
- * (1 − α) · base + α · soft. With α = 0 it returns exactly base's loss and gradient.
+ * w_hard · base + w_soft · soft (kdWeights). With w_soft = 0 it returns exactly base's loss and gradient.
  */
 export function kdLoss(base: LossFn, teacher: tf.Tensor2D, o: KdOptions): LossFn {
+  const w = kdWeights(o);
   return (L, S) => {
     const hard = base(L, S);
-    if (o.alpha === 0) return hard;
+    if (w.soft === 0) return hard;
     const soft = kdSoftLoss(L, kdTarget(teacher, o.temperature), o.temperature);
     return {
-      loss: tf.add(tf.mul(hard.loss, 1 - o.alpha), tf.mul(soft.loss, o.alpha)) as tf.Scalar,
-      gL: tf.add(tf.mul(hard.gL, 1 - o.alpha), tf.mul(soft.gL, o.alpha)) as tf.Tensor2D,
+      loss: tf.add(tf.mul(hard.loss, w.hard), tf.mul(soft.loss, w.soft)) as tf.Scalar,
+      gL: tf.add(tf.mul(hard.gL, w.hard), tf.mul(soft.gL, w.soft)) as tf.Tensor2D,
     };
   };
 }

@@ -11,7 +11,8 @@ import { ready } from '../backend';
 import { PACKAGE_ROOT } from '../config/file';
 import { parseConfig } from '../config/parse';
 import { ConfigError, CorruptFileError, unusable } from '../errors';
-import { BufferConfig, DataConfig, type DistillConfig, DistillSpec, EvalConfig, ModelConfig, SafeName, Workspace, inWorkspace } from '../config/schemas';
+import { type TuningOutcome, TuningConfig, TuningRecord, chooseOnValidation, tuningLine, tuningRows, withChosen } from './tuning';
+import { BufferConfig, DataConfig, type DistillConfig, DistillSpec, EvalConfig, KdSchema, ModelConfig, SafeName, Workspace, inWorkspace } from '../config/schemas';
 import { prepareFeatureSets } from '../features/load';
 import { buildBuffer } from '../trajectory/buffer';
 import { distill } from '../distill';
@@ -52,10 +53,7 @@ import {
  */
 const methodEval = {
   eval: overrides(EvalConfig.omit({ kd: true })).optional(),
-  kd: z
-    .object({ teacherIndex: z.number().int().nonnegative().default(0), temperature: z.number().positive().default(4), alpha: z.number().min(0).max(1).default(0.1) })
-    .strict()
-    .optional(),
+  kd: KdSchema.optional(),
 };
 /**
  * Distillation seeds: each seed distils its own set (runs/<group>/<name>/seed-<s>) and is evaluated with
@@ -137,6 +135,11 @@ export const ReproConfig = z
     workers: z.number().int().positive().optional(),
     /** recompute stored results that fail verification (otherwise such a file is an error naming it) */
     force: z.boolean().default(false),
+    /**
+     * one tuning protocol for the distilled methods (src/pipeline/tuning.ts): each method's grid is distilled at
+     * one budget, chosen on validation, and its choice used by every row of that method. Absent: no tuning.
+     */
+    tuning: TuningConfig.optional(),
   })
   .strict();
 export type ReproConfig = z.infer<typeof ReproConfig>;
@@ -175,6 +178,8 @@ export interface ResultsFile {
   readonly methods: readonly MethodResult[];
   /** where the results came from (format 2); undefined: a format-1 file, which recorded none */
   readonly origin: Origin | undefined;
+  /** the tuning's grid, scores and choices (a config with `tuning`); absent otherwise */
+  readonly tuning?: TuningOutcome;
 }
 
 export interface ReproResult extends ResultsFile {
@@ -224,16 +229,16 @@ async function cached<T>(
   return { value, reused: false, wallSeconds, computed };
 }
 
-/** A registry method's configuration; a registry error names the row. */
-function expandMethod(m: Extract<ReproMethod, { kind: 'method' }>): DistillSpec {
+/** A registry method's configuration; a registry error names the row (or `where`). */
+function expandMethod(m: Pick<Extract<ReproMethod, { kind: 'method' }>, 'name' | 'method' | 'budget' | 'overrides'>, where = `methods.${m.name}`): DistillSpec {
   let input: unknown;
   try {
     input = distillMethod(m.method).config(m.budget, m.overrides);
   } catch (e) {
-    if (e instanceof ConfigError) throw new ConfigError(`methods.${m.name}.${e.message}`);
+    if (e instanceof ConfigError) throw new ConfigError(`${where}.${e.message}`);
     throw e;
   }
-  return parseConfig(DistillSpec, input, `methods.${m.name}`);
+  return parseConfig(DistillSpec, input, where);
 }
 
 export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: string) => void = () => undefined): Promise<ReproResult> {
@@ -247,14 +252,43 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
     names.add(m.name);
   }
   // every distilled row's configuration, resolved before any stage runs: a bad override is an error now, not
-  // after the features and experts are made
+  // after the features and experts are made (the grid's points too, and a row that sets a field its method's
+  // grid tunes)
   const distillOf = new Map<string, DistillSpec>();
   // an adaptive schedule's phases, as the distill stage resolved them (the rule reads the experts only: one choice for every seed)
   const chosenOf = new Map<string, AdaptiveChoice>();
-  for (const m of config.methods) {
-    if (m.kind === 'distill') distillOf.set(m.name, m.distill);
-    else if (m.kind === 'method') distillOf.set(m.name, expandMethod(m));
+  const resolveRows = (outcome: TuningOutcome | undefined) => {
+    for (const m of config.methods) {
+      if (m.kind === 'distill') distillOf.set(m.name, m.distill);
+      else if (m.kind === 'method') distillOf.set(m.name, expandMethod({ ...m, overrides: withChosen(m.name, m.method, m.overrides, outcome) }));
+    }
+  };
+  const stem = config.results ?? config.name;
+  let tuning: TuningOutcome | undefined;
+  if (config.tuning) {
+    const t = config.tuning;
+    const rows = tuningRows(t);
+    for (const r of rows) expandMethod({ ...r, overrides: { ...r.overrides } }, `tuning.grids.${r.method}`);
+    // the row check with every tuned field set (the values do not matter here, only which fields are tuned)
+    resolveRows(chooseOnValidation(t, new Map(rows.map((r) => [r.name, { curve: [{ val: { mean: 0 } }], wallSeconds: 0 }])), ''));
+    const results = t.results ?? `${stem}-tuning`;
+    log(`tuning: ${rows.length} grid points at ${t.budget} pairs (distillation seed ${t.seed}) -> figures/${results}`);
+    const { tuning: _, results: __, description: ___, methods: ____, ...rest } = config;
+    const grid = await repro(
+      {
+        ...rest,
+        description: `The tuning of ${stem}: every grid point distilled at ${t.budget} pairs with distillation seed ${t.seed}, scored on validation (the best checkpoint of the students' mean validation r_mean).`,
+        eval: { ...config.eval, ...(t.eval ?? {}) },
+        methods: rows,
+        results,
+      },
+      onProgress,
+      log,
+    );
+    tuning = chooseOnValidation(t, new Map(grid.methods.map((r) => [r.name, r])), results);
+    log(tuningLine(tuning));
   }
+  resolveRows(tuning);
   // the code that runs: read once, before anything is written
   const root = PACKAGE_ROOT;
   const git = gitRecord(root);
@@ -285,7 +319,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
       const of = evaluated.get(m.of);
       if (!of) throw new ConfigError(`methods.${m.name}.of: "${m.of}" is not a non-variant row before it`);
       row = of.row;
-    } else row = m;
+    } else row = m.kind === 'method' ? { ...m, overrides: withChosen(m.name, m.method, m.overrides, tuning) } : m;
     // the row's protocol: the config's, with the row's changes and its teacher for knowledge distillation
     const evalConfig: EvalConfig =
       m.kind === 'full' ? { ...config.eval, ...definedFields(m.eval) } : EvalConfig.parse({ ...config.eval, ...definedFields(m.eval), ...(m.kd ? { kd: { ...m.kd, buffer: experts!.dir } } : {}) });
@@ -406,6 +440,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
     `heads: d=${config.model.dOut}, T=${config.model.temperature}; experts: ${config.buffer.numExperts} × ${config.buffer.epochs} epochs${(config.buffer.passesPerEpoch ?? 1) === 1 ? '' : ` of ${config.buffer.passesPerEpoch} passes each`}, seed ${config.buffer.seed}`,
     `evaluation: ${config.eval.runs} runs (seed ${config.eval.seed}), ${config.eval.epochs} epochs per subset, mean ± sample std`,
     'full data: each expert of the buffer is one run',
+    ...(tuning ? [tuningLine(tuning)] : []),
   ].filter((l) => l.length > 0);
   const origin: Origin = {
     package: packageRecord(root),
@@ -423,8 +458,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
   const problem = checkOrigin(origin, results);
   if (problem) throw new Error(`repro: the origin it built disagrees with its results: ${problem}`);
   // the results' name is their file's: configs that share a run folder (`name`) write different results
-  const stem = config.results ?? config.name;
-  const file: ResultsFile = { format: RESULTS_FORMAT, name: stem, provenance, config: experimentOf(config), methods: results, origin };
+  const file: ResultsFile = { format: RESULTS_FORMAT, name: stem, provenance, config: experimentOf(config), methods: results, origin, ...(tuning ? { tuning } : {}) };
   const table = `${resultsMarkdown(`Results: ${stem}`, provenance, tableRows(file))}\n${provenanceFooter(origin)}\n`;
   const [json, markdown, csv] = ['json', 'md', 'csv'].map((ext) => inWorkspace(workspace, join('figures', `${stem}.${ext}`))) as [string, string, string];
   await writeJsonAtomic(json, { ...file, sha256: sha256(JSON.stringify(file)) });
@@ -492,7 +526,7 @@ const MethodSchema = z
 const ResultsBody = { name: z.string(), provenance: z.array(z.string()), config: z.record(z.string(), z.unknown()), methods: z.array(MethodSchema) };
 /** format 1: no `format` field, no origin */
 const ResultsV1 = z.object(ResultsBody).strict();
-const ResultsV2 = z.object({ format: z.literal(RESULTS_FORMAT), ...ResultsBody, origin: Origin }).strict();
+const ResultsV2 = z.object({ format: z.literal(RESULTS_FORMAT), ...ResultsBody, origin: Origin, tuning: TuningRecord.optional() }).strict();
 
 /**
  * A results file written by `repro` (figures/<name>.json), verified: its checksum (over the bytes' fields as
@@ -525,5 +559,6 @@ export async function readResults(nameOrPath: string, workspace = '.'): Promise<
     const problem = checkOrigin(origin, file.methods);
     if (problem) throw new CorruptFileError(path, `its provenance disagrees with its results: ${problem}`);
   }
-  return { format: format as ResultsFile['format'], name: file.name, provenance: file.provenance, config: config.data, methods: file.methods, origin };
+  const tuning = format === 1 ? undefined : (parsed.data as z.infer<typeof ResultsV2>).tuning;
+  return { format: format as ResultsFile['format'], name: file.name, provenance: file.provenance, config: config.data, methods: file.methods, origin, ...(tuning ? { tuning } : {}) };
 }

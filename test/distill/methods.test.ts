@@ -52,10 +52,19 @@ describe('distillation methods: each registry entry builds the configuration it 
 
   it('AMD: LoRS with asynchronous matching, dynamic ranges and prototype initialisation, each a switch', () => {
     const amd = parse('amd');
-    assert.deepEqual([amd.asyncStart, amd.dynamicStart, amd.init], [true, true, 'prototypes']);
-    assert.deepEqual({ ...amd, asyncStart: undefined, dynamicStart: undefined, init: 'real' }, { ...parse('lors'), asyncStart: undefined, dynamicStart: undefined });
+    assert.deepEqual([amd.asyncStart, amd.dynamicStart, amd.dynamicMeasure, amd.init], [true, true, 'mmd-gaussian', 'spm']);
+    const parts = { asyncStart: undefined, dynamicStart: undefined, dynamicMeasure: undefined };
+    assert.deepEqual({ ...amd, ...parts, init: 'real' }, { ...parse('lors'), ...parts });
     const noProto = parse('amd', 500, { init: 'real' });
     assert.deepEqual([noProto.init, noProto.dynamicStart], ['real', true]);
+    // the rows add one part each: async, + dynamic ranges, + SPM
+    const dyn = parse('amd-async+dynamic');
+    const { dynamicStart: _s, dynamicMeasure: _m, ...asyncOnly } = dyn;
+    assert.deepEqual(asyncOnly, parse('amd-async'));
+    assert.deepEqual([dyn.dynamicStart, dyn.dynamicMeasure], [true, 'mmd-gaussian']);
+    assert.deepEqual({ ...amd, init: 'real' }, dyn);
+    // the earlier simplifications by override
+    assert.deepEqual([parse('amd', 100, { dynamicMeasure: 'l2', init: 'prototypes' }).dynamicMeasure, parse('amd', 100, { init: 'prototypes' }).init], ['l2', 'prototypes']);
   });
 
   it('the ablation rows differ from BASE by exactly their part', () => {

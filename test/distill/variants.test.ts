@@ -53,4 +53,15 @@ describe('distill: method variants on the shapes set', function () {
     assert.equal(r.reused, false);
     assert.equal((await readSyntheticSet(r.file)).phases[0]!.n, 6);
   });
+
+  it("dynamic ranges: the phase's key names the measure, so an L2 phase is never reused for the MMD default", async () => {
+    const out = join('runs', 'dynamic');
+    const d = (extra: Record<string, unknown>) => ({ batchSyn: 4, synSteps: 2, asyncStart: true, dynamicStart: true, phases: [{ start: [0, 1], size: 6, iterations: 2 }], ...extra });
+    await distill({ ...base, name: 'dynamic', distill: d({ dynamicMeasure: 'l2' }), out });
+    // no measure is the MMD (seed 004); before the MMD existed it meant L2: not the same phase
+    const absent = await distill({ ...base, name: 'dynamic', distill: d({}), out });
+    assert.equal(absent.reused, false);
+    const explicit = await distill({ ...base, name: 'dynamic', distill: d({ dynamicMeasure: 'mmd-gaussian' }), out });
+    assert.equal(explicit.reused, true, 'absent and mmd-gaussian are one phase');
+  });
 });

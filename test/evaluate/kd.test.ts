@@ -34,15 +34,17 @@ describe('evaluate: knowledge distillation from a trained expert (shapes)', func
   const final = (r: EvalResult) => r.checkpoints.map((c) => c[c.length - 1]!.test.rMean);
   const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-  it('a random coreset evaluated with KD runs and is finite; α = 0 is exactly plain training; effect reported', async () => {
+  it('a random coreset evaluated with KD runs and is finite; no soft weight is exactly plain training; the weightings differ; effect reported', async () => {
     const plain = await evaluate(undefined);
-    const kd = await evaluate({ buffer }, 2); // defaults T = 4, α = 0.1; two worker threads get the teacher
-    const zero = await evaluate({ buffer, alpha: 0 });
-    for (const r of [plain, kd, zero]) {
+    const kd = await evaluate({ buffer }, 2); // defaults T = 4, α = 0.1, seed 003's weighting; two worker threads get the teacher
+    const zero = await evaluate({ buffer, alpha: 0, weighting: 'soft-alpha' });
+    const softAlpha = await evaluate({ buffer, weighting: 'soft-alpha' });
+    for (const r of [plain, kd, zero, softAlpha]) {
       assert.equal(r.runs, 3);
       assert.ok(r.checkpoints.flat().every((c) => Object.values(c.test).every(Number.isFinite)));
     }
-    assert.deepEqual(final(zero), final(plain), 'α = 0 trains exactly as without KD');
+    assert.deepEqual(final(zero), final(plain), 'soft-alpha α = 0 trains exactly as without KD');
+    assert.notDeepEqual(final(softAlpha), final(kd), 'the soft term weighs 0.1 in one, 0.9 in the other');
     const strong = await evaluate({ buffer, alpha: 0.5 });
     const { trajectories } = await readBuffer(buffer);
     const teacher = trajectories[0]!.retrieval.at(-1)!.rMean;
@@ -51,13 +53,13 @@ describe('evaluate: knowledge distillation from a trained expert (shapes)', func
       `val-selected ${r.selections.val.rMean.mean.toFixed(2)}`;
     process.stdout.write(
       `      [kd effect, 50 random pairs, 3 runs, 30 epochs; teacher r_mean ${teacher.toFixed(2)}]\n` +
-        `      ${line('plain', plain)}\n      ${line('KD T=4 α=0.1', kd)}\n      ${line('KD T=4 α=0.5', strong)}\n`,
+        `      ${line('plain', plain)}\n      ${line('KD T=4 α=0.1 (seed 003: soft 0.9)', kd)}\n      ${line('KD T=4 α=0.1 soft-alpha (soft 0.1)', softAlpha)}\n      ${line('KD T=4 α=0.5', strong)}\n`,
     );
   });
 
   it('the loaded teacher is the trained expert: it scores the test retrieval its buffer recorded', async () => {
     const [train, test] = await loadFeatureSets(DataConfig.parse(data), ['train', 'test']);
-    const t = await loadKdTeacher({ buffer, teacherIndex: 0, temperature: 4, alpha: 0.1 }, train!, 0.07);
+    const t = await loadKdTeacher({ buffer, teacherIndex: 0, temperature: 4, alpha: 0.1, weighting: 'hard-alpha' }, train!, 0.07);
     const theta = tf.tidy(() => ({ img: unflattenTower(tf.tensor1d(t.img), t.shape.img), txt: unflattenTower(tf.tensor1d(t.txt), t.shape.txt) }));
     const r = await evaluateRetrieval(theta, test!, 'teacher');
     tf.dispose([...Object.values(theta.img), ...Object.values(theta.txt)]);

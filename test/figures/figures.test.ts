@@ -102,8 +102,8 @@ describe('figures: vega-lite specs rendered to SVG and PNG', function () {
 
   it('family labels come from the registries; KD rows say so', () => {
     assert.deepEqual(
-      ['lors-500', 'mtt-vl-100', 'amd-200', 'kmeans-100', 'random-kd-100', 'ptm-st-kd-500', 'base-ema-500', 'full'].map(familyLabel),
-      ['LoRS', 'MTT-VL', 'AMD', 'kmeans coreset', 'random coreset + KD', 'PTM-ST + KD', '+EMA', 'full data'],
+      ['lors-500', 'mtt-vl-100', 'amd-200', 'amd-async-100', 'amd-async-dynamic-100', 'kmeans-100', 'random-kd-100', 'ptm-st-kd-500', 'base-ema-500', 'full'].map(familyLabel),
+      ['LoRS', 'MTT-VL', 'AMD', 'AMD (async)', 'AMD (async+dyn)', 'kmeans coreset', 'random coreset + KD', 'PTM-ST + KD', '+EMA', 'full data'],
     );
   });
 

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { ready, tf } from '../../src/backend';
 import { type DualParams, dualGrads, dualShape, initDual } from '../../src/model/dual';
 import { PARAM_NAMES, headForward } from '../../src/model/head';
-import { kdLoss, kdSoftLoss, kdTarget, teacherLogits } from '../../src/model/kd';
+import { kdLoss, kdSoftLoss, kdTarget, kdWeights, teacherLogits } from '../../src/model/kd';
 import { LOSSES, LOSS_NAMES } from '../../src/model/losses';
 import { mm } from '../../src/model/linalg';
 import { rng } from '../../src/util/random';
@@ -88,16 +88,43 @@ describe('model: knowledge distillation loss', function () {
   });
 
   for (const name of ['infonce', 'wbce'] as const) {
-    it(`${name}: α = 0 gives exactly the plain loss and gradient`, () => {
+    it(`${name}: no soft weight (soft-alpha α = 0, hard-alpha α = 1) gives exactly the plain loss and gradient`, () => {
       tf.tidy(() => {
         const S = target();
         const plain = LOSSES[name](logits(7), S);
-        const kd = kdLoss(LOSSES[name], logits(9, 14), { temperature: 4, alpha: 0 })(logits(7), S);
-        assert.deepEqual(Array.from(kd.loss.dataSync()), Array.from(plain.loss.dataSync()));
-        assert.deepEqual(Array.from(kd.gL.dataSync()), Array.from(plain.gL.dataSync()));
+        for (const o of [{ alpha: 0, weighting: 'soft-alpha' }, { alpha: 1, weighting: 'hard-alpha' }] as const) {
+          const kd = kdLoss(LOSSES[name], logits(9, 14), { temperature: 4, ...o })(logits(7), S);
+          assert.deepEqual(Array.from(kd.loss.dataSync()), Array.from(plain.loss.dataSync()), o.weighting);
+          assert.deepEqual(Array.from(kd.gL.dataSync()), Array.from(plain.gL.dataSync()), o.weighting);
+        }
       });
     });
   }
+
+  it('weighting: seed 003 (hard-alpha, the default) is α·hard + (1 − α)·soft, soft-alpha is (1 − α)·hard + α·soft', () => {
+    tf.tidy(() => {
+      const S = target();
+      const teacher = logits(9, 14);
+      const hard = LOSSES.infonce(logits(7), S);
+      const soft = kdSoftLoss(logits(7), kdTarget(teacher, 4), 4);
+      const [h, s] = [hard.loss.dataSync()[0]!, soft.loss.dataSync()[0]!];
+      assert.ok(Math.abs(h - s) > 0.1, `the two terms differ (${h}, ${s}), so the weights are visible`);
+      assert.deepEqual(kdWeights({ temperature: 4, alpha: 0.1 }), { hard: 0.1, soft: 0.9 });
+      assert.deepEqual(kdWeights({ temperature: 4, alpha: 0.1, weighting: 'soft-alpha' }), { hard: 0.9, soft: 0.1 });
+      for (const [weighting, wantLoss] of [
+        [undefined, 0.1 * h + 0.9 * s],
+        ['hard-alpha', 0.1 * h + 0.9 * s],
+        ['soft-alpha', 0.9 * h + 0.1 * s],
+      ] as const) {
+        const o = { temperature: 4, alpha: 0.1, ...(weighting ? { weighting } : {}) };
+        const got = kdLoss(LOSSES.infonce, teacher, o)(logits(7), S);
+        assert.ok(Math.abs(got.loss.dataSync()[0]! - wantLoss) < 1e-5 * Math.max(1, Math.abs(wantLoss)), `${weighting}: ${got.loss.dataSync()[0]} vs ${wantLoss}`);
+        const w = weighting === 'soft-alpha' ? [0.9, 0.1] : [0.1, 0.9];
+        const want = tf.add(tf.mul(hard.gL, w[0]!), tf.mul(soft.gL, w[1]!));
+        assert.ok(relErr(got.gL.dataSync(), want.dataSync()) < 1e-6, `${weighting}: gradient`);
+      }
+    });
+  });
 
   it('head gradients through dualGrads with the KD loss equal tfjs autodiff', () => {
     const r = rng(5);
