@@ -11,7 +11,7 @@ export * from './errors';
 
 // configs: every default in one place
 export { parseConfig } from './config/parse';
-export { AdaptiveDistillConfig, AdaptivePhases, BufferConfig, DataConfig, DistillConfig, DistillSpec, EvalConfig, FeaturesConfig, ModelConfig, PhaseConfig, SafeName, Workspace } from './config/schemas';
+export { AdaptiveDistillConfig, AdaptivePhases, BufferConfig, DataConfig, DistillConfig, DistillSpec, DistributionConfig, EvalConfig, FeaturesConfig, ModelConfig, PhaseConfig, SafeName, Workspace } from './config/schemas';
 
 // data and encoders
 export { type ImageCaptionSplit, SPLITS, type SplitName, preprocessCaption, takeImages } from './data/dataset';
@@ -48,6 +48,7 @@ export { convexifyBuffer, convexifyFlat, convexifyTrajectory, trajectoryGeometry
 // distillation
 export { DistillStageConfig, type DistillResult, distill } from './distill';
 export { type PhaseInput, type PhaseOutput, distillPhase } from './distill/phase';
+export { type DistributionPhaseInput, type DistributionPhaseOutput, distillDistributionPhase, dmGradients, dmLoss, dmTerms, realMoments } from './distill/distribution';
 export { type LoopOptions, type PhaseState, type UnrollDraw, initPhaseState, runPhase, sampleUnroll, teacherAt } from './distill/phase-loop';
 export { type IterationResult, type Teacher, type UnrollStep, distillIteration } from './distill/iteration';
 export { lrGradient, matchingLoss } from './distill/matching';

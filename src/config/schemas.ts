@@ -154,8 +154,41 @@ export const AdaptivePhases = z
   .strict();
 export type AdaptivePhases = z.infer<typeof AdaptivePhases>;
 
+/**
+ * Distribution matching (src/distill/distribution.ts): each iteration draws heads, embeds a real mini-batch and
+ * the whole synthetic subset, and matches their mean embeddings per tower and their mean image⊗text outer
+ * products. Used when `objective` is `distribution`.
+ */
+export const DistributionConfig = z
+  .object({
+    /**
+     * the heads each iteration embeds with: freshly initialised ones (`random`, the head initialiser; needs no
+     * experts), or a snapshot of a trained expert (`trained`: a uniform expert, a snapshot epoch drawn from the
+     * phase's `start` range; needs an expert buffer)
+     */
+    heads: z.enum(['random', 'trained']).default('random'),
+    /** head pairs drawn per iteration (the loss is their mean); Zhao & Bilen draw one network per iteration */
+    headsPerIteration: z.number().int().positive().default(1),
+    /** real pairs per iteration (Zhao & Bilen: 256 real images per class) */
+    batchReal: z.number().int().positive().default(256),
+    /** weight of the cross-modal term (mean outer product) beside the two per-tower terms */
+    crossWeight: z.number().min(0).default(1),
+  })
+  .strict();
+export type DistributionConfig = z.infer<typeof DistributionConfig>;
+
 export const DistillConfig = z
   .object({
+    /**
+     * what the synthetic set is fitted to: the experts' trajectories (`trajectory`, every method of the paper) or
+     * the real data's embedding distribution under sampled heads (`distribution`, src/distill/distribution.ts: no
+     * experts needed with random heads; uses phases' `size`, `iterations` (and `start`, for trained heads), `lrX`,
+     * `lrY`, `momentum`, `ema`, `init`, `alphaInit` (the set's rates) and `seed`; needs `similarity: 'none'`).
+     * Absent = `trajectory` (kept out of the parsed config, so existing runs' keys hold).
+     */
+    objective: z.enum(['trajectory', 'distribution']).optional(),
+    /** distribution matching's own settings (absent: its defaults, when `objective` is `distribution`) */
+    distribution: DistributionConfig.optional(),
     /** PTM phases, distilled independently and used in order; one phase = no PTM */
     phases: z.array(PhaseConfig).min(1),
     /** M: the target is M snapshots after the start (SPEC §5.1) */

@@ -5,13 +5,17 @@
  * phases' union, in order, as one synthetic set. Phases are independent sub-problems, so they run on worker
  * threads side by side. Each phase writes `phase-<k>.safetensors` when done and checkpoints while running,
  * so a rerun skips finished phases and resumes unfinished ones.
+ *
+ * With `distill.objective: 'distribution'` each phase is distilled by distribution matching instead
+ * (distribution.ts): with random heads no expert buffer is read (the heads' size comes from `model`), and the
+ * phase files, the union and the set's file are the same.
  */
 import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { z } from 'zod';
 import { ready, tf } from '../backend';
 import { parseConfig } from '../config/parse';
-import { DataConfig, type DistillConfig, DistillSpec, ModelConfig, SafeName, Workspace, inWorkspace, resolveData } from '../config/schemas';
+import { type AdaptivePhases, DataConfig, type DistillConfig, DistillSpec, ModelConfig, SafeName, Workspace, inWorkspace, resolveData } from '../config/schemas';
 import { ConfigError, CorruptFileError, unusable } from '../errors';
 import type { FeatureSet } from '../features/feature-set';
 import { loadFeatureSets } from '../features/load';
@@ -26,6 +30,8 @@ import type { ProgressSink } from '../util/progress';
 import { runPool, threadCount } from '../util/pool';
 import { helperPerJob, withRepassHelper } from './repass-helper';
 import { checkPhase, distillPhase } from './phase';
+import { checkDistribution, distillDistributionPhase, distributionOf, readsExperts } from './distribution';
+import { dualShape } from '../model/dual';
 import { similaritySpec } from './phase-loop';
 import { type SyntheticSet, writeSyntheticSet } from './synthetic-file';
 import { disposeState, fullSimilarity } from './synthetic';
@@ -37,8 +43,13 @@ export const DistillStageConfig = z
     name: SafeName.default('distill'),
     /** the training features (the dataset and encoders the experts were trained on) */
     data: DataConfig.default(DataConfig.parse({})),
-    /** the expert buffer folder (made by `ptmst buffer`); the heads' size and temperature come from it */
-    expertBuffer: z.string().min(1),
+    /**
+     * the expert buffer folder (made by `ptmst buffer`); the heads' size and temperature come from it. Not needed
+     * by distribution matching with random heads (`distill.objective: 'distribution'`), which takes `model`.
+     */
+    expertBuffer: z.string().min(1).optional(),
+    /** the heads' size when no expert buffer gives it (distribution matching with random heads) */
+    model: ModelConfig.optional(),
     /** use the first N finished experts of the buffer (default: all) */
     numExperts: z.number().int().positive().optional(),
     /** phases set by hand, or an adaptive schedule (src/distill/adaptive-phases.ts) resolved here from the buffer */
@@ -75,16 +86,31 @@ export interface DistillResult {
   readonly adaptive?: AdaptiveChoice;
 }
 
+/** An adaptive schedule as the stage resolved it: its settings and the rule's choice. */
+interface Resolved {
+  readonly schedule: AdaptivePhases;
+  readonly choice: AdaptiveChoice;
+}
+
 export const runDir = (c: Pick<DistillStageConfig, 'out' | 'name' | 'workspace'>) => inWorkspace(c.workspace, c.out ?? join('runs', c.name));
 const phaseFile = (dir: string, k: number) => join(dir, `phase-${k}.safetensors`);
 const checkpointFile = (dir: string, k: number) => join(dir, `phase-${k}.checkpoint.safetensors`);
 
 /** The expert buffer as provenance shows it: relative to the workspace, so the record does not depend on where it ran. */
-const shownBuffer = (c: Pick<DistillStageConfig, 'workspace' | 'expertBuffer'>) => relative(resolve(c.workspace), resolve(c.expertBuffer)) || '.';
+const shownBuffer = (c: Pick<DistillStageConfig, 'workspace' | 'expertBuffer'>) => (c.expertBuffer === undefined ? undefined : relative(resolve(c.workspace), resolve(c.expertBuffer)) || '.');
 
 /** What phase k's teachers are, in words (for provenance). */
-const sourceLabel = (expertDir: string, source: DistillConfig['phases'][number]['source']) =>
-  source === 'experts' ? expertDir : `${expertDir}, shortcut trajectories over [${source[0]}, ${source[1]})`;
+function sourceLabel(c: PhasedStageConfig, source: DistillConfig['phases'][number]['source']): string {
+  const expertDir = shownBuffer(c);
+  if (c.distill.objective === 'distribution') {
+    const o = distributionOf(c.distill);
+    return o.heads === 'random' ? 'distribution matching, random heads' : `distribution matching, trained heads of ${expertDir}`;
+  }
+  return source === 'experts' ? expertDir! : `${expertDir}, shortcut trajectories over [${source[0]}, ${source[1]})`;
+}
+
+/** The heads' shape without an expert buffer: the features' sizes and the model section's dOut. */
+const headShape = (c: PhasedStageConfig, train: FeatureSet) => dualShape(train.dImg, train.dTxt, (c.model ?? ModelConfig.parse({})).dOut);
 
 export interface PhaseJob {
   readonly index: number;
@@ -113,7 +139,50 @@ export async function runPhaseJob(
   train: FeatureSet,
   stopAfter?: number,
 ): Promise<void> {
-  const { manifest, trajectories } = await readBuffer(config.expertBuffer, config.numExperts);
+  const phase = config.distill.phases[job.index]!;
+  const out = config.distill.objective === 'distribution' ? await distributionPhaseJob(config, job, post, train) : await trajectoryPhaseJob(config, dir, job, post, train, stopAfter);
+  try {
+    if (!out.completed) return;
+    const s = fullSimilarity(out.state, similaritySpec(config.distill));
+    const arrays = async (t: tf.Tensor) => (await t.data()) as Float32Array;
+    await writeSafetensors(
+      phaseFile(dir, job.index),
+      {
+        x: { shape: out.state.x!.shape, data: await arrays(out.state.x!) },
+        y: { shape: out.state.y!.shape, data: await arrays(out.state.y!) },
+        s: { shape: s.shape, data: await arrays(s) },
+        lrImg: { shape: [1], data: await arrays(out.state.lrImg!) },
+        lrTxt: { shape: [1], data: await arrays(out.state.lrTxt!) },
+        losses: { shape: [out.losses.length], data: out.losses },
+        initPairs: { shape: [out.initPairs.length], data: out.initPairs },
+      },
+      { key: job.key, source: sourceLabel(config, phase.source) },
+    );
+    s.dispose();
+  } finally {
+    disposeState(out.state);
+  }
+  post({ type: 'done', index: job.index });
+}
+
+/** A distribution-matching phase (distribution.ts): random heads need no buffer, trained heads read it. */
+async function distributionPhaseJob(config: PhasedStageConfig, job: PhaseJob, post: (m: PhaseMessage) => void, train: FeatureSet) {
+  const phase = config.distill.phases[job.index]!;
+  const buffer = config.expertBuffer === undefined ? undefined : await readBuffer(config.expertBuffer, config.numExperts);
+  return distillDistributionPhase({
+    index: job.index,
+    phase,
+    config: config.distill,
+    train,
+    shape: buffer ? bufferShape(buffer.manifest) : headShape(config, train),
+    ...(buffer ? { trajectories: buffer.trajectories } : {}),
+    onProgress: (e) => post({ type: 'progress', index: job.index, done: e.done, total: e.total, loss: Number(e.info?.loss) }),
+  });
+}
+
+/** A trajectory-matching phase (phase.ts) on the buffer's experts or their shortcut trajectories. */
+async function trajectoryPhaseJob(config: PhasedStageConfig, dir: string, job: PhaseJob, post: (m: PhaseMessage) => void, train: FeatureSet, stopAfter: number | undefined) {
+  const { manifest, trajectories } = await readBuffer(config.expertBuffer!, config.numExperts);
   const phase = config.distill.phases[job.index]!;
   const source = phase.source;
   const teachers = source === 'experts' ? trajectories : trajectories.map((t) => convexifyTrajectory(t, source[0], source[1]));
@@ -139,37 +208,18 @@ export async function runPhaseJob(
       ...(helper ? { helper } : {}),
     }),
   );
-  try {
-    if (!out.completed) return;
-    const s = fullSimilarity(out.state, similaritySpec(config.distill));
-    const arrays = async (t: tf.Tensor) => (await t.data()) as Float32Array;
-    await writeSafetensors(
-      phaseFile(dir, job.index),
-      {
-        x: { shape: out.state.x!.shape, data: await arrays(out.state.x!) },
-        y: { shape: out.state.y!.shape, data: await arrays(out.state.y!) },
-        s: { shape: s.shape, data: await arrays(s) },
-        lrImg: { shape: [1], data: await arrays(out.state.lrImg!) },
-        lrTxt: { shape: [1], data: await arrays(out.state.lrTxt!) },
-        losses: { shape: [out.losses.length], data: out.losses },
-        initPairs: { shape: [out.initPairs.length], data: out.initPairs },
-      },
-      { key: job.key, source: sourceLabel(shownBuffer(config), source) },
-    );
-    s.dispose();
-  } finally {
-    disposeState(out.state);
-  }
-  post({ type: 'done', index: job.index });
+  return out;
 }
 
 /** What a finished phase file depends on: the features, the very experts used (by checksum), the phase. */
-function phaseFileKey(c: PhasedStageConfig, experts: BufferManifest, train: FeatureSet, k: number): string {
-  const used = experts.experts.filter((e) => e.index < (c.numExperts ?? Infinity)).map((e) => e.sha256);
+function phaseFileKey(c: PhasedStageConfig, experts: BufferManifest | undefined, train: FeatureSet, k: number): string {
+  const used = experts?.experts.filter((e) => e.index < (c.numExperts ?? Infinity)).map((e) => e.sha256);
   return artefactKey({
     data: { ...c.data, dataRoot: undefined, cacheDir: undefined },
     features: train.digest,
-    experts: { config: experts.config, dims: experts.dims, epochs: experts.epochs, files: used },
+    experts: experts && { config: experts.config, dims: experts.dims, epochs: experts.epochs, files: used },
+    // without a buffer (distribution matching, random heads) the heads' shape comes from the model section
+    heads: experts ? undefined : headShape(c, train),
     // dynamic ranges without a measure were L2 before the MMD existed and are MMD now: the measure is keyed
     // whenever ranges are dynamic, so no phase distilled under the old meaning is taken for one of the new
     distill: { ...c.distill, checkpointEvery: undefined, phases: undefined, ...(c.distill.dynamicStart ? { dynamicMeasure: c.distill.dynamicMeasure ?? 'mmd-gaussian' } : {}) },
@@ -227,7 +277,15 @@ export async function distill(
   const parsed = parseConfig(DistillStageConfig, input, 'distill config');
   const dir = runDir(parsed);
   // resolved once, here: workers get absolute folders and never resolve anything again
-  const config = { ...parsed, data: resolveData(parsed.data, parsed.workspace), expertBuffer: inWorkspace(parsed.workspace, parsed.expertBuffer), out: dir };
+  if (parsed.expertBuffer === undefined && readsExperts(parsed.distill)) {
+    throw new ConfigError(
+      parsed.distill.objective === 'distribution'
+        ? 'expertBuffer: distribution matching with trained heads (distill.distribution.heads) reads an expert buffer; give one'
+        : 'expertBuffer: trajectory matching needs an expert buffer (made by `ptmst buffer`); only distribution matching with random heads needs none',
+    );
+  }
+  const expertBuffer = parsed.expertBuffer === undefined ? {} : { expertBuffer: inWorkspace(parsed.workspace, parsed.expertBuffer) };
+  const config = { ...parsed, data: resolveData(parsed.data, parsed.workspace), ...expertBuffer, out: dir };
   await ensureDir(dir);
   return withLock(dir, 'distill', () => distillLocked(config, dir, onProgress, opts), opts.log);
 }
@@ -238,42 +296,66 @@ async function distillLocked(
   onProgress: ProgressSink | undefined,
   opts: { stopAfter?: number; log?: (line: string) => void },
 ): Promise<DistillResult> {
-  const log = opts.log ?? (() => undefined);
-  const experts = await readBufferManifest(given.expertBuffer);
-  if (experts.kind !== 'experts') throw new CorruptFileError(manifestPath(given.expertBuffer), 'is a shortcut-trajectory buffer; give the expert buffer (phases make their own shortcuts)');
-  if (experts.dataset !== given.data.dataset || experts.imageEncoder !== given.data.imageEncoder || experts.textEncoder !== given.data.textEncoder) {
-    throw new CorruptFileError(
-      manifestPath(given.expertBuffer),
-      `experts were trained on ${experts.dataset} (${experts.imageEncoder} + ${experts.textEncoder}), the config asks for ` +
-        `${given.data.dataset} (${given.data.imageEncoder} + ${given.data.textEncoder})`,
-    );
-  }
+  const experts = given.expertBuffer === undefined ? undefined : await checkedExperts(given);
   const [train] = await loadFeatureSets(given.data, ['train']);
-  if (experts.features !== undefined && experts.features !== train!.digest) {
-    throw new CorruptFileError(manifestPath(given.expertBuffer), 'experts were trained on other training features than these (another data.trainFraction, or re-extracted features)');
+  if (experts?.features !== undefined && experts.features !== train!.digest) {
+    throw new CorruptFileError(manifestPath(given.expertBuffer!), 'experts were trained on other training features than these (another data.trainFraction, or re-extracted features)');
   }
   // an adaptive schedule becomes phases here, from the very experts the phases will match
   const schedule = given.distill.phases;
-  let adaptive: AdaptiveChoice | undefined;
+  let adaptive: Resolved | undefined;
   let phaseList: DistillConfig['phases'];
   if (Array.isArray(schedule)) phaseList = schedule;
   else {
+    if (given.expertBuffer === undefined) throw new ConfigError('expertBuffer: adaptive phases are chosen from an expert buffer; give one');
     const { trajectories } = await readBuffer(given.expertBuffer, given.numExperts);
-    adaptive = adaptivePhases(trajectories, schedule, given.distill.expertStep);
-    phaseList = adaptive.phases;
-    log(adaptive.text);
+    const choice = adaptivePhases(trajectories, schedule, given.distill.expertStep);
+    adaptive = { schedule, choice };
+    phaseList = choice.phases;
+    opts.log?.(choice.text);
   }
   const config: PhasedStageConfig = { ...given, distill: { ...given.distill, phases: phaseList } };
-  const count = config.distill.phases.length;
   // every phase is checked here, before any work starts anywhere
-  config.distill.phases.forEach((p, k) => {
-    const snapshots = experts.epochs + 1;
-    if (p.source !== 'experts' && !(p.source[1] <= snapshots && p.source[1] - p.source[0] >= 2)) {
-      throw new ConfigError(`phases[${k}].source: the slice [${p.source[0]}, ${p.source[1]}) must hold at least 2 of the ${snapshots} snapshots of the experts`);
-    }
-    checkPhase(k, p, config.distill, p.source === 'experts' ? snapshots : p.source[1] - p.source[0], train!.numCaptions);
-  });
-  const keys = config.distill.phases.map((_, k) => phaseFileKey(config, experts, train!, k));
+  if (config.distill.objective === 'distribution') checkDistribution(config.distill, train!.numCaptions, experts && experts.epochs + 1);
+  else {
+    config.distill.phases.forEach((p, k) => {
+      const snapshots = experts!.epochs + 1;
+      if (p.source !== 'experts' && !(p.source[1] <= snapshots && p.source[1] - p.source[0] >= 2)) {
+        throw new ConfigError(`phases[${k}].source: the slice [${p.source[0]}, ${p.source[1]}) must hold at least 2 of the ${snapshots} snapshots of the experts`);
+      }
+      checkPhase(k, p, config.distill, p.source === 'experts' ? snapshots : p.source[1] - p.source[0], train!.numCaptions);
+    });
+  }
+  return distillPhases(config, dir, experts, train!, onProgress, opts, adaptive);
+}
+
+/** The expert buffer's manifest, checked against the config (kind, dataset, encoders). */
+async function checkedExperts(config: Pick<DistillStageConfig, 'expertBuffer' | 'data'>): Promise<BufferManifest> {
+  const experts = await readBufferManifest(config.expertBuffer!);
+  if (experts.kind !== 'experts') throw new CorruptFileError(manifestPath(config.expertBuffer!), 'is a shortcut-trajectory buffer; give the expert buffer (phases make their own shortcuts)');
+  if (experts.dataset !== config.data.dataset || experts.imageEncoder !== config.data.imageEncoder || experts.textEncoder !== config.data.textEncoder) {
+    throw new CorruptFileError(
+      manifestPath(config.expertBuffer!),
+      `experts were trained on ${experts.dataset} (${experts.imageEncoder} + ${experts.textEncoder}), the config asks for ` +
+        `${config.data.dataset} (${config.data.imageEncoder} + ${config.data.textEncoder})`,
+    );
+  }
+  return experts;
+}
+
+/** Distil every unfinished phase (in workers or here), then write the union. */
+async function distillPhases(
+  config: PhasedStageConfig,
+  dir: string,
+  experts: BufferManifest | undefined,
+  train: FeatureSet,
+  onProgress: ProgressSink | undefined,
+  opts: { stopAfter?: number; log?: (line: string) => void },
+  adaptive: Resolved | undefined,
+): Promise<DistillResult> {
+  const log = opts.log ?? (() => undefined);
+  const count = config.distill.phases.length;
+  const keys = config.distill.phases.map((_, k) => phaseFileKey(config, experts, train, k));
   const files = await Promise.all(keys.map((key, k) => finishedPhase(config, dir, k, key)));
   const pending = keys.flatMap((key, k) => (files[k] ? [] : [{ index: k, key }]));
   const workers = threadCount(config.workers, pending.length);
@@ -285,7 +367,7 @@ async function distillLocked(
   };
   const tWork = performance.now();
   if (opts.stopAfter !== undefined || workers === 1) {
-    for (const job of jobs) await runPhaseJob(config, dir, job, onMessage, train!, opts.stopAfter);
+    for (const job of jobs) await runPhaseJob(config, dir, job, onMessage, train, opts.stopAfter);
     if (opts.stopAfter !== undefined) {
       const finished = await Promise.all(keys.map((key, k) => finishedPhase(config, dir, k, key)));
       if (!finished.every(Boolean)) return { dir, file: '', sha256: '', reused: false, distillSeconds: (performance.now() - tWork) / 1000, phases: [] };
@@ -320,7 +402,7 @@ async function distillLocked(
       size: p.size,
       iterations: losses.length,
       finalLoss: losses[losses.length - 1] ?? NaN,
-      source: sourceLabel(shownBuffer(config), p.source),
+      source: sourceLabel(config, p.source),
       start: p.start,
       slice: p.source,
       lrImg: phases[k]!.lrImg,
@@ -332,11 +414,11 @@ async function distillLocked(
   // so reruns are byte-identical
   const recorded = { ...config, data: { ...config.data, dataRoot: undefined, cacheDir: undefined }, workers: undefined, force: undefined, workspace: undefined, out: undefined };
   // an adaptive schedule: the rule's settings and its choice beside the phases it resolved to (hand-set phases: as before)
-  const chosen = adaptive ? { adaptive: { schedule, ...adaptive } } : {};
+  const chosen = adaptive ? { adaptive: { schedule: adaptive.schedule, ...adaptive.choice } } : {};
   const set: SyntheticSet = { dImg: dims.img, dTxt: dims.txt, phases, provenance: { config: { ...recorded, expertBuffer: shownBuffer(config) }, phases: info, ...chosen } };
   const file = join(dir, 'synthetic.safetensors');
   const digest = await writeSyntheticSet(file, set);
   await writeJsonAtomic(join(dir, 'synthetic.json'), { file: 'synthetic.safetensors', sha256: digest, phases: info, config: recorded, ...chosen });
   // the loss curves are returned, not recorded (the set's provenance, and so its digest, stay as they were)
-  return { dir, file, sha256: digest, reused: jobs.length === 0, distillSeconds, phases: info.map((p, k) => ({ ...p, losses: lossCurves[k]! })), ...(adaptive ? { adaptive } : {}) };
+  return { dir, file, sha256: digest, reused: jobs.length === 0, distillSeconds, phases: info.map((p, k) => ({ ...p, losses: lossCurves[k]! })), ...(adaptive ? { adaptive: adaptive.choice } : {}) };
 }

@@ -11,9 +11,9 @@ import { readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { parseConfig } from '../config/parse';
-import { SafeName, Workspace, inWorkspace } from '../config/schemas';
+import { DataConfig, SafeName, Workspace, inWorkspace } from '../config/schemas';
 import { SPLITS } from '../data/dataset';
-import { datasetEntry, loadSplit, resolveDataRoot } from '../data/registry';
+import { datasetEntry, datasetOptions, loadSplit, resolveDataRoot } from '../data/registry';
 import { ConfigError } from '../errors';
 import { sha256, writeJsonAtomic } from '../store/atomic';
 import { withLock } from '../store/lock';
@@ -41,6 +41,9 @@ export const ImportFeaturesConfig = z
     /** row ids (text, or 1-D .npy), one per row: rows are matched by id and put in the split's order */
     ids: z.string().min(1).optional(),
     dataRoot: z.string().min(1).optional(),
+    /** cc3m only: the split rule and test limit the later stages use (data.cc3mSplit, data.cc3mTestLimit) */
+    cc3mSplit: DataConfig.shape.cc3mSplit,
+    cc3mTestLimit: DataConfig.shape.cc3mTestLimit,
     cacheDir: z.string().default('data'),
     workspace: Workspace,
     /** replace a cache made from another source */
@@ -69,7 +72,7 @@ export async function importFeatures(input: z.input<typeof ImportFeaturesConfig>
   // the header first: a wrong file is an error before the annotations are read
   const array: ExternalArray = await probeArray(file, config.key);
   const dataRoot = await resolveDataRoot(config.dataset, config.dataRoot, cacheDir);
-  const split = await loadSplit(dataRoot, config.dataset, config.split);
+  const split = await loadSplit(dataRoot, config.dataset, config.split, datasetOptions(config));
   const { modality } = config;
   const count = modality === 'image' ? split.images.length : split.captions.length;
   const what = modality === 'image' ? 'images' : 'captions (flattened in annotation order)';

@@ -18,6 +18,7 @@
  * - `grid FILES [families=a,b] [budget=N] [rules=final,val]`: one column per results file (`FILES` is a comma list),
  *   one row per family at one budget; for a training-set size study.
  * - `orderings FILE`: the paper's comparative claims checked (`orderingTable(paperOrderings(...))`).
+ * - `gains FILE`: each row's gain over the random coreset of its size under its protocol (`gainTable`).
  * - `cell FILE METHOD RULE [metric=rMean] [digits=2]`: one "mean ± std", inline.
  * - `about FILE`: the file's description and setting lines, as bullets.
  */
@@ -26,7 +27,7 @@ import { join, relative } from 'node:path';
 import { writeAtomic } from '../store/atomic';
 import { SELECTION_LABELS, SELECTIONS, METRIC_KEYS, type MeanStd, type Selection } from '../evaluate/summary';
 import { familyLabel, methodBudget, methodFamily } from './charts';
-import { orderingTable, paperOrderings } from './tables';
+import { gainTable, orderingTable, paperOrderings } from './tables';
 
 type MetricKey = (typeof METRIC_KEYS)[number];
 
@@ -175,6 +176,12 @@ export function renderDirective(directive: string, load: (name: string) => DocRe
       const objects = t.objects() as Record<string, unknown>[];
       return tableText(cols, objects.map((o) => cols.map((c) => String(o[c]))));
     }
+    case 'gains': {
+      const t = gainTable(file(0).methods);
+      const cols = t.columnNames();
+      const objects = t.objects() as Record<string, unknown>[];
+      return tableText(cols, objects.map((o) => cols.map((c) => String(o[c]))));
+    }
     case 'cell': {
       const r = file(0);
       const m = methodOf(r, p.positional[1] ?? '');
@@ -190,7 +197,7 @@ export function renderDirective(directive: string, load: (name: string) => DocRe
       return lines.map((l) => `- ${l}`).join('\n');
     }
     default:
-      throw new DocBlockError(where, `unknown directive "${p.kind}"; valid: budget, rows, grid, orderings, cell, about`);
+      throw new DocBlockError(where, `unknown directive "${p.kind}"; valid: budget, rows, grid, orderings, gains, cell, about`);
   }
 }
 

@@ -55,6 +55,30 @@ export function initHead(shape: HeadShape, rand: () => number): HeadParams {
   };
 }
 
+/**
+ * `initHead(shape, () => rand.next())` bit for bit (the same draws, in the same order, the same arithmetic), with the
+ * draws taken in bulk (`nextUint32`): ~10× faster, for callers that initialise a head per iteration (distribution
+ * matching's random heads).
+ */
+export function initHeadFromStream(shape: HeadShape, rand: Rng): HeadParams {
+  const { dIn, dOut } = shape;
+  const uniform = (n: number, bound: number) => {
+    const draws = new Uint32Array(n);
+    rand.nextUint32(draws);
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = (2 * (draws[i]! / 4294967296) - 1) * bound;
+    return out;
+  };
+  const b1 = 1 / Math.sqrt(dIn);
+  const b2 = 1 / Math.sqrt(dOut);
+  // the object literal's order is initHead's: W1, b1, W2, b2
+  const W1 = tf.tensor2d(uniform(dIn * dOut, b1), [dIn, dOut]);
+  const bias1 = tf.tensor1d(uniform(dOut, b1));
+  const W2 = tf.tensor2d(uniform(dOut * dOut, b2), [dOut, dOut]);
+  const bias2 = tf.tensor1d(uniform(dOut, b2));
+  return { W1, b1: bias1, W2, b2: bias2, gamma: tf.ones([dOut]), beta: tf.zeros([dOut]) };
+}
+
 /** Everything the backward pass needs from the forward pass. */
 export interface HeadCache {
   readonly x: tf.Tensor2D;

@@ -18,6 +18,7 @@ import { buildBuffer } from '../trajectory/buffer';
 import { distill } from '../distill';
 import type { AdaptiveChoice } from '../distill/adaptive-phases';
 import { DISTILL_METHOD_NAMES, distillMethod } from '../distill/methods';
+import { readsExperts } from '../distill/distribution';
 import { CORESET_NAMES, coresetRule } from '../coreset';
 import { type EvalResult, evaluateMethod } from '../evaluate';
 import { type CurvePoint, METRIC_KEYS, type MetricSummary, SELECTIONS, type Selection, checkpointCurve, summariseRuns } from '../evaluate/summary';
@@ -298,7 +299,9 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
   const data = { ...config.data, cacheDir: inWorkspace(workspace, config.data.cacheDir) };
   const sets = await prepareFeatureSets(data, ['train', 'val', 'test'], onProgress);
   // a variant row's sets come from its base row; a knowledge-distillation teacher is one of the experts
-  const needsBuffer = (m: ReproMethod) => (m.kind === 'coreset' ? coresetRule(m.selection ?? 'random').needs.length > 0 : m.kind !== 'variant');
+  // distribution matching with random heads reads no experts
+  const needsBuffer = (m: ReproMethod) =>
+    m.kind === 'coreset' ? coresetRule(m.selection ?? 'random').needs.length > 0 : m.kind === 'distill' || m.kind === 'method' ? readsExperts(distillOf.get(m.name)!) : m.kind === 'full';
   const needsExperts = config.methods.some((m) => needsBuffer(m) || (m.kind !== 'full' && m.kd !== undefined));
   const experts = needsExperts
     ? await buildBuffer({ data, model: config.model, buffer: config.buffer, workspace, force: config.force }, onProgress, log)
@@ -350,7 +353,8 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
               return distill(
                 // the workspace too: the set's provenance names the buffer relative to it, so the set (and the
                 // evaluation keys that include its digest) must not depend on the folder the process started in
-                { data, expertBuffer: experts!.dir, numExperts: config.buffer.numExperts, name: `${config.name}-${m.name}`, distill: distillConfig, out: unit.dir, workspace, force: config.force, ...threads },
+                // without experts (distribution matching, random heads) the heads' size comes from the model section
+                { data, ...(readsExperts(base) ? { expertBuffer: experts!.dir, numExperts: config.buffer.numExperts } : { model: config.model }), name: `${config.name}-${m.name}`, distill: distillConfig, out: unit.dir, workspace, force: config.force, ...threads },
                 progress,
                 { log },
               );

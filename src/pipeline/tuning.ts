@@ -28,6 +28,8 @@ export const TuningConfig = z
     grids: z
       .partialRecord(z.enum(DISTILL_METHOD_NAMES), z.record(z.string(), z.array(GridValue).min(1)))
       .refine((g) => Object.keys(g).length > 0, 'name at least one method'),
+    /** DistillConfig fields (or `iterations`) every grid point is distilled with besides its own, e.g. the rows' iterations */
+    overrides: z.record(z.string(), z.unknown()).default({}),
     /** changes to the evaluation protocol for the grid's students (any `eval` field; absent: the config's) */
     eval: z.record(z.string(), z.unknown()).optional(),
     /** the tuning's results file (figures/<name>.json); default `<results>-tuning` */
@@ -54,10 +56,13 @@ const gridsOf = (t: TuningConfig): [string, Grid][] => Object.entries(t.grids).f
 export const tuningRowName = (method: string, index: number) => `tune.${method}.${index}`;
 
 /** The rows of the tuning run: every grid point of every method at the tuning budget, one distillation seed. */
-export function tuningRows(t: TuningConfig): { name: string; kind: 'method'; method: string; budget: number; overrides: GridPoint; seeds: number[] }[] {
-  return gridsOf(t).flatMap(([method, grid]) =>
-    gridPoints(grid).map((overrides, i) => ({ name: tuningRowName(method, i), kind: 'method' as const, method, budget: t.budget, overrides, seeds: [t.seed] })),
-  );
+export function tuningRows(t: TuningConfig): { name: string; kind: 'method'; method: string; budget: number; overrides: Record<string, unknown>; seeds: number[] }[] {
+  return gridsOf(t).flatMap(([method, grid]) => {
+    for (const field of Object.keys(grid)) {
+      if (Object.hasOwn(t.overrides, field)) throw new ConfigError(`tuning.overrides.${field}: tuning.grids.${method} tunes it; remove one of the two`);
+    }
+    return gridPoints(grid).map((point, i) => ({ name: tuningRowName(method, i), kind: 'method' as const, method, budget: t.budget, overrides: { ...t.overrides, ...point }, seeds: [t.seed] }));
+  });
 }
 
 /** What a choice may read of a row's result: its validation curve only. */

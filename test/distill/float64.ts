@@ -88,8 +88,8 @@ function views(theta: Float64Array, { dIn, dOut }: Shape64) {
   return { W1: take(dIn * dOut), b1: take(dOut), W2: take(dOut * dOut), b2: take(dOut), gamma: take(dOut), beta: take(dOut) };
 }
 
-/** Forward to the L2-normalised embedding of `x` (B × dIn), keeping what the backward pass needs. */
-function headForward(theta: Float64Array, shape: Shape64, x: Float64Array, B: number) {
+/** Forward to the L2-normalised embedding of `x` (B × dIn), keeping what the backward pass needs (`u`: the embedding). */
+export function headForward(theta: Float64Array, shape: Shape64, x: Float64Array, B: number) {
   const { dIn, dOut: d } = shape;
   const w = views(theta, shape);
   const p = mm(x, w.W1, B, dIn, d);

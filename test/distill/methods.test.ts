@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { ConfigError } from '../../src/errors';
 import { DistillConfig } from '../../src/config/schemas';
 import { DISTILL_METHODS, distillMethod, ptmSizes } from '../../src/distill/methods';
+import { readsExperts } from '../../src/distill/distribution';
 import { ReproConfig } from '../../src/pipeline/repro';
 import { REPO, tempDir } from '../helpers';
 
@@ -67,6 +68,15 @@ describe('distillation methods: each registry entry builds the configuration it 
     assert.deepEqual([parse('amd', 100, { dynamicMeasure: 'l2', init: 'prototypes' }).dynamicMeasure, parse('amd', 100, { init: 'prototypes' }).init], ['l2', 'prototypes']);
   });
 
+  it('DM: the distribution objective, S = I, no EMA, one phase of the whole budget; it reads experts only with trained heads', () => {
+    const c = parse('dm', 200);
+    assert.deepEqual([c.objective, c.similarity, c.ema, c.phases.length, c.phases[0]!.size], ['distribution', 'none', 0, 1, 200]);
+    assert.equal(readsExperts(c), false);
+    assert.equal(readsExperts(parse('dm', 200, { distribution: { heads: 'trained' } })), true);
+    assert.equal(readsExperts(parse('lors')), true);
+    assert.equal(parse('lors').objective, undefined, 'trajectory methods keep their configs (and keys) as before');
+  });
+
   it('the ablation rows differ from BASE by exactly their part', () => {
     const base = parse('base');
     const ema = parse('base+ema');
@@ -83,7 +93,7 @@ describe('distillation methods: each registry entry builds the configuration it 
   it('overrides win: iterations for every phase, any DistillConfig field; unknown names are an error', () => {
     const c = parse('lors', 200, { iterations: 7, rank: 3, seed: 4 });
     assert.deepEqual([c.phases[0]!.iterations, c.rank, c.seed], [7, 3, 4]);
-    assert.throws(() => distillMethod('dm'), /unknown \(known: mtt-vl, lors, ptm-st/);
+    assert.throws(() => distillMethod('kip'), /unknown \(known: mtt-vl, lors, ptm-st/);
   });
 
   it('iterations 0 (or any count that is not a positive integer) is an error naming the field, never the default 500', () => {
@@ -110,7 +120,7 @@ describe('repro: methods by registry name', () => {
   it('a `method` entry parses, and an unknown method name is an error naming the field', () => {
     const ok = ReproConfig.parse({ name: 'x', methods: [{ name: 'lors-50', kind: 'method', method: 'lors', budget: 50, overrides: { iterations: 3 } }] });
     assert.equal(ok.methods[0]!.kind, 'method');
-    const bad = ReproConfig.safeParse({ name: 'x', methods: [{ name: 'a', kind: 'method', method: 'dm', budget: 50 }] });
+    const bad = ReproConfig.safeParse({ name: 'x', methods: [{ name: 'a', kind: 'method', method: 'kip', budget: 50 }] });
     assert.equal(bad.success, false);
     assert.deepEqual(bad.error!.issues[0]!.path, ['methods', 0, 'method']);
   });

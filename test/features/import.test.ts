@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { ready } from '../../src/backend';
@@ -188,6 +188,22 @@ describe('features: import-features', function () {
     });
     const txt = writeBytes(join(dir, 'caps.npz'), zipBytes([{ name: 'bert_test_embed.npy', data: npyBytes(captionRows(5), [5, 3]), deflate: true }]));
     await assert.rejects(importFeatures({ ...base(dir, txt), modality: 'text' }), /caps\.npz holds 5 rows, the flickr30k test split has 6 captions \(flattened in annotation order\)/);
+  });
+
+  it('cc3m: the split rule and test limit of the later stages reach the import (3:1:1 by default, holdout, all)', async () => {
+    // 20 records: 3:1:1 gives 12/4/4, holdout min(1000, N/10) = 2 each for val and test (16/2/2)
+    const cc3m = tempDir();
+    mkdirSync(join(cc3m, 'cc3m'), { recursive: true });
+    writeFileSync(join(cc3m, 'cc3m', 'metadata.json'), JSON.stringify(Array.from({ length: 20 }, (_, i) => ({ id: `r${i}`, image: `r${i}.jpg`, caption: `caption ${i}` }))));
+    const dir = tempDir();
+    const at = (rows: number, name: string) => writeBytes(join(dir, name), npyBytes(imageRows(rows), [rows, 2]));
+    const cc = (file: string, extra: Record<string, unknown>) => importFeatures({ ...base(dir, file), dataset: 'cc3m', split: 'val', dataRoot: cc3m, force: true, ...extra });
+    assert.equal((await cc(at(4, 'val4.npy'), {})).manifest.count, 4);
+    await assert.rejects(cc(at(4, 'val4.npy'), { cc3mSplit: 'holdout' }), /val4\.npy holds 4 rows, the cc3m val split has 2 images/);
+    assert.equal((await cc(at(2, 'val2.npy'), { cc3mSplit: 'holdout' })).manifest.count, 2);
+    // the test limit: the first 3 of the 4 test entries
+    assert.equal((await cc(at(3, 'test3.npy'), { split: 'test', cc3mTestLimit: 3 })).manifest.count, 3);
+    assert.equal((await cc(at(4, 'test4.npy'), { split: 'test', cc3mTestLimit: null })).manifest.count, 4);
   });
 
   it('--ids reorders rows to the split (image names, base names, caption images, indices)', async () => {

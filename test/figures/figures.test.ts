@@ -5,7 +5,7 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { PNG } from 'pngjs';
 import { budgetFigure, checkpointFigure, comparisonFigure, familyLabel, lossFigure, methodBudget, type ResultsLike, scalingFigure } from '../../src/figures/charts';
 import { PNG_SCALE, renderFigure, renderSvg, saveFigure, svgToPng } from '../../src/figures/render';
-import { budgetTable, crossDatasetTable, gap, orderingTable, paperOrderings, resultsCsv, resultsMarkdown, resultsTable, scalingTable } from '../../src/figures/tables';
+import { budgetTable, crossDatasetTable, gainTable, gap, orderingTable, paperOrderings, resultsCsv, resultsMarkdown, resultsTable, scalingTable } from '../../src/figures/tables';
 import { checkpointCurve } from '../../src/evaluate/summary';
 import type { Checkpoint } from '../../src/evaluate/student';
 import type { Retrieval } from '../../src/model/retrieval';
@@ -208,6 +208,30 @@ describe('orderings in units of pooled std', () => {
     assert.equal(backwards!.holds, 'no');
     const near = orderingTable(results.methods, [['ptmst-100', 'random-100']], { selections: ['val'], clear: 10 }).objects() as Record<string, unknown>[];
     assert.equal(near[0]!.holds, 'tie', 'a 6-std gap is a tie when 10 are asked for');
+  });
+
+  it('gainTable: each row against the random coreset of its size and protocol; KD rows against random + KD', () => {
+    const row = (name: string, pairs: number, mean: number, std: number) => ({ name, pairs, selections: { final: { rMean: ms(mean, std) }, val: { rMean: ms(mean + 1, std) }, test: { rMean: ms(mean + 2, std) } } });
+    const methods = [
+      row('full', -1, 9, 1),
+      row('random-100', 100, 2, 0.2),
+      row('ptm-st-100', 100, 5, 0.4),
+      row('random-kd-100', 100, 3, 0.2),
+      row('ptm-st-kd-100', 100, 6, 0.2),
+      row('lors-200', 200, 4, 0.5), // no random-200: left out
+    ];
+    const t = gainTable(methods, { selections: ['final'] }).objects() as Record<string, unknown>[];
+    assert.deepEqual(
+      t.map((r) => [r.method, r['against (same size, same protocol)'], r.r_mean, r['baseline r_mean'], r.gain]),
+      [
+        ['ptm-st-100', 'random-100', 5, 2, 3],
+        ['random-kd-100', 'random-100', 3, 2, 1],
+        ['ptm-st-kd-100', 'random-kd-100', 6, 3, 3],
+      ],
+    );
+    // 3 / √((0.16 + 0.04)/2) = 9.49; 1 / 0.2 = 5; 3 / 0.2 = 15
+    assert.deepEqual(t.map((r) => r['gain / pooled std']), [9.5, 5, 15]);
+    assert.equal(gainTable(methods).objects().length, 6, 'final and best on validation by default');
   });
 });
 

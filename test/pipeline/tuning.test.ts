@@ -28,6 +28,10 @@ describe('pipeline/tuning: one protocol for every distilled method, chosen on va
     assert.deepEqual(rows.map((r) => r.name), ['tune.ptm-st.0', 'tune.ptm-st.1', 'tune.ptm-st.2', 'tune.ptm-st.3', 'tune.ptm-st.4', 'tune.ptm-st.5', 'tune.lors.0', 'tune.lors.1']);
     assert.ok(rows.every((r) => r.budget === 100 && r.seeds.length === 1 && r.seeds[0] === 0));
     assert.deepEqual(rows[4]!.overrides, { lrX: 30, lrS: 0.03 });
+    // fixed overrides go with every point; one that a grid tunes is an error naming both
+    const fixed = TuningConfig.parse({ grids: { lors: { lrX: [30, 100] } }, overrides: { iterations: 2000 } });
+    assert.deepEqual(tuningRows(fixed).map((r) => r.overrides), [{ iterations: 2000, lrX: 30 }, { iterations: 2000, lrX: 100 }]);
+    assert.throws(() => tuningRows(TuningConfig.parse({ grids: { lors: { lrX: [30] } }, overrides: { lrX: 1 } })), /tuning\.overrides\.lrX: tuning\.grids\.lors tunes it/);
   });
 
   it('the score is the best checkpoint of the mean validation curve; a test split that would change the choice does not', () => {

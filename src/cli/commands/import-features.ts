@@ -16,6 +16,8 @@ interface Options extends CommonOptions {
   cacheDir?: string;
   workspace?: string;
   force?: boolean;
+  cc3mSplit?: string;
+  cc3mTestLimit?: string;
 }
 
 export function register(program: Command): void {
@@ -33,6 +35,8 @@ export function register(program: Command): void {
     .option('--data-root <dir>', 'folder holding <dataset>/ (default: $PTMST_DATA_ROOT)')
     .option('--cache-dir <dir>', 'where features/ is written (default data)')
     .option('--workspace <dir>', 'the folder --cache-dir is relative to (default: the current folder)')
+    .option('--cc3m-split <rule>', 'cc3m only: 3:1:1 (default) or holdout, as data.cc3mSplit of the later stages')
+    .option('--cc3m-test-limit <n>', 'cc3m only: test entries kept, the first ones (default 10000; "all" for every one), as data.cc3mTestLimit')
     .option('--force', 'replace a cache made from another source')
     .option('--json <path>', 'write a machine-readable summary here')
     .option('--no-progress', 'no progress bars or lines')
@@ -51,6 +55,8 @@ export function register(program: Command): void {
           cacheDir: o.cacheDir,
           workspace: o.workspace,
           force: o.force ?? false,
+          ...(o.cc3mSplit === undefined ? {} : { cc3mSplit: o.cc3mSplit as '3:1:1' }),
+          ...(o.cc3mTestLimit === undefined ? {} : { cc3mTestLimit: o.cc3mTestLimit === 'all' ? null : Number(o.cc3mTestLimit) }),
         });
         const m = r.manifest;
         log(`${m.split.padEnd(5)} ${m.modality.padEnd(5)} ${m.count} × ${m.dim}  ${r.reused ? 'already imported' : `imported from ${m.source?.file} (${m.source?.dtype})`}  ${r.paths.file}`);

@@ -6,6 +6,7 @@ import { CORESETS, CORESET_NAMES } from '../../coreset';
 import { coresetStage } from '../../coreset/stage';
 import { DistillStageConfig, distill } from '../../distill';
 import { parityStep, writeExampleState } from '../../distill/parity';
+import { readsExperts } from '../../distill/distribution';
 import { ConfigError, MissingFileError } from '../../errors';
 import { parseConfig } from '../../config/parse';
 import { artefactKey } from '../../store/key';
@@ -132,10 +133,12 @@ export function register(program: Command): void {
       const d = (c.distill ?? {}) as { phases?: Record<string, unknown>[] | Record<string, unknown> };
       // --iterations sets every phase's count, or an adaptive schedule's
       const withIts = (p: Record<string, unknown>[] | Record<string, unknown>) => (Array.isArray(p) ? p.map((q) => ({ ...q, iterations: its })) : { ...p, iterations: its });
-      const experts = expertBufferOf(c, o.buffer);
-      const cfg = merge(pick(c, ['name', 'data', 'distill', 'workspace']), {
-        expertBuffer: experts.dir,
-        numExperts: experts.numExperts,
+      // distribution matching with random heads reads no buffer (unless --buffer names one): the model section sizes the heads
+      const noExperts = o.buffer === undefined && !readsExperts((c.distill ?? {}) as Parameters<typeof readsExperts>[0]);
+      const experts = noExperts ? undefined : expertBufferOf(c, o.buffer);
+      const cfg = merge(pick(c, ['name', 'data', 'distill', 'workspace', ...(noExperts ? ['model'] : [])]), {
+        expertBuffer: experts?.dir,
+        numExperts: experts?.numExperts,
         distill: its !== undefined && d.phases ? { phases: withIts(d.phases) } : undefined,
         out: o.out,
         workers: num('--workers', o.workers),
