@@ -11,7 +11,7 @@ export * from './errors';
 
 // configs: every default in one place
 export { parseConfig } from './config/parse';
-export { BufferConfig, DataConfig, DistillConfig, DistributionConfig, EvalConfig, FeaturesConfig, ModelConfig, PhaseConfig, SafeName, Workspace } from './config/schemas';
+export { AdaptiveDistillConfig, AdaptivePhases, BufferConfig, DataConfig, DistillConfig, DistillSpec, DistributionConfig, EvalConfig, FeaturesConfig, ModelConfig, PhaseConfig, SafeName, Workspace } from './config/schemas';
 
 // data and encoders
 export { type ImageCaptionSplit, SPLITS, type SplitName, preprocessCaption, takeImages } from './data/dataset';
@@ -68,6 +68,7 @@ export { countForgetting, readForgetting } from './trajectory/forgetting';
 
 // distillation methods of the tables (configurations of the one distiller)
 export { DISTILL_METHODS, DISTILL_METHOD_NAMES, type DistillMethod, type MethodOverrides, distillMethod, ptmSizes } from './distill/methods';
+export { type AdaptiveChoice, type TeacherTrajectory, adaptivePhases } from './distill/adaptive-phases';
 
 // evaluation
 export { EvalStageConfig, type EvalResult, type MethodSpec, evaluateMethod } from './evaluate';

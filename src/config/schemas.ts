@@ -123,6 +123,38 @@ export const PhaseConfig = z
 export type PhaseConfig = z.infer<typeof PhaseConfig>;
 
 /**
+ * Adaptive phases (beyond the paper; src/distill/adaptive-phases.ts): P, each phase's shortcut window, start
+ * range and size are chosen from the expert trajectories alone (their parameters and validation curve, never
+ * the test split) when the distill stage has loaded the buffer. The resolved phases are recorded with the set.
+ */
+export const AdaptivePhases = z
+  .object({
+    rule: z.literal('adaptive'),
+    /** synthetic pairs in all (split as PTM's ptmSizes when P = 2, else by regime length) */
+    budget: z.number().int().min(3),
+    /** distillation iterations of every phase (this project's CPU default 500, as the hand-set methods) */
+    iterations: z.number().int().positive().default(500),
+    /** at most this many phases */
+    maxPhases: z.number().int().positive().default(3),
+    /** the useful horizon: the first epoch at which the teachers have made this share of their validation gain */
+    gainShare: z.number().gt(0).max(1).default(0.95),
+    /** a further phase must remove this share of the one-regime spread of the log step sizes */
+    minExplained: z.number().min(0).max(1).default(0.2),
+    /** start epochs drawn per phase: its regime's first `startWidth` epochs */
+    startWidth: z.number().int().positive().default(2),
+    /**
+     * DATM's budget alignment: every start range and window end moves by round(epochsPerDoubling · log2(budget /
+     * referenceBudget)) epochs (small budgets earlier, large ones later). Absent: the budget does not move them.
+     */
+    datm: z
+      .object({ referenceBudget: z.number().int().positive().default(200), epochsPerDoubling: z.number().positive().default(1) })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type AdaptivePhases = z.infer<typeof AdaptivePhases>;
+
+/**
  * Distribution matching (src/distill/distribution.ts): each iteration draws heads, embeds a real mini-batch and
  * the whole synthetic subset, and matches their mean embeddings per tower and their mean image⊗text outer
  * products. Used when `objective` is `distribution`.
@@ -221,6 +253,26 @@ export const DistillConfig = z
   })
   .strict();
 export type DistillConfig = z.infer<typeof DistillConfig>;
+
+/** A distillation config whose phases are an adaptive schedule, resolved by the distill stage once the buffer is loaded. */
+export const AdaptiveDistillConfig = DistillConfig.extend({ phases: AdaptivePhases }).strict();
+export type AdaptiveDistillConfig = z.infer<typeof AdaptiveDistillConfig>;
+
+const adaptiveInput = (v: unknown) => typeof v === 'object' && v !== null && (v as { phases?: unknown }).phases !== undefined && !Array.isArray((v as { phases?: unknown }).phases);
+
+/**
+ * What the distill stage and `repro` accept: phases set by hand (`DistillConfig`) or an adaptive schedule
+ * (`phases: { rule: 'adaptive', budget, ... }`). The schema is picked by the shape of `phases`, so an error
+ * names the field of the one that applies (a union would report both).
+ */
+export const DistillSpec = z.unknown().transform((v, ctx): DistillConfig | AdaptiveDistillConfig => {
+  const r = (adaptiveInput(v) ? AdaptiveDistillConfig : DistillConfig).safeParse(v);
+  if (r.success) return r.data;
+  for (const issue of r.error.issues) ctx.issues.push({ ...issue, input: v } as never);
+  return z.NEVER;
+});
+export type DistillSpec = z.infer<typeof DistillSpec>;
+export type DistillSpecInput = z.input<typeof DistillConfig> | z.input<typeof AdaptiveDistillConfig>;
 
 /** Knowledge distillation's options, defaults seed 003's (T = 4, α = 0.1 weighing the hard term). */
 export const KdSchema = z

@@ -15,7 +15,7 @@ import { join, relative, resolve } from 'node:path';
 import { z } from 'zod';
 import { ready, tf } from '../backend';
 import { parseConfig } from '../config/parse';
-import { DataConfig, DistillConfig, ModelConfig, SafeName, Workspace, inWorkspace, resolveData } from '../config/schemas';
+import { type AdaptivePhases, DataConfig, type DistillConfig, DistillSpec, ModelConfig, SafeName, Workspace, inWorkspace, resolveData } from '../config/schemas';
 import { ConfigError, CorruptFileError, unusable } from '../errors';
 import type { FeatureSet } from '../features/feature-set';
 import { loadFeatureSets } from '../features/load';
@@ -25,6 +25,7 @@ import { withLock } from '../store/lock';
 import { type SafetensorsFile, readSafetensors, tensorOf, writeSafetensors } from '../store/safetensors';
 import { convexifyTrajectory } from '../trajectory/convexify';
 import { type BufferManifest, bufferShape, manifestPath, readBuffer, readBufferManifest } from '../trajectory/store';
+import { type AdaptiveChoice, adaptivePhases } from './adaptive-phases';
 import type { ProgressSink } from '../util/progress';
 import { runPool, threadCount } from '../util/pool';
 import { helperPerJob, withRepassHelper } from './repass-helper';
@@ -51,7 +52,8 @@ export const DistillStageConfig = z
     model: ModelConfig.optional(),
     /** use the first N finished experts of the buffer (default: all) */
     numExperts: z.number().int().positive().optional(),
-    distill: DistillConfig,
+    /** phases set by hand, or an adaptive schedule (src/distill/adaptive-phases.ts) resolved here from the buffer */
+    distill: DistillSpec,
     out: z.string().optional(),
     workspace: Workspace,
     /** worker threads for phases; default: cores, at most 2 */
@@ -61,6 +63,8 @@ export const DistillStageConfig = z
   })
   .strict();
 export type DistillStageConfig = z.infer<typeof DistillStageConfig>;
+/** The stage's config once its phases are set (an adaptive schedule resolved from the buffer). */
+export type PhasedStageConfig = Omit<DistillStageConfig, 'distill'> & { readonly distill: DistillConfig };
 
 export interface DistillResult {
   readonly dir: string;
@@ -78,6 +82,14 @@ export interface DistillResult {
     /** the matching loss ℓ_img + ℓ_txt per iteration */
     readonly losses: readonly number[];
   }[];
+  /** an adaptive schedule's choice (absent for phases set by hand) */
+  readonly adaptive?: AdaptiveChoice;
+}
+
+/** An adaptive schedule as the stage resolved it: its settings and the rule's choice. */
+interface Resolved {
+  readonly schedule: AdaptivePhases;
+  readonly choice: AdaptiveChoice;
 }
 
 export const runDir = (c: Pick<DistillStageConfig, 'out' | 'name' | 'workspace'>) => inWorkspace(c.workspace, c.out ?? join('runs', c.name));
@@ -85,10 +97,10 @@ const phaseFile = (dir: string, k: number) => join(dir, `phase-${k}.safetensors`
 const checkpointFile = (dir: string, k: number) => join(dir, `phase-${k}.checkpoint.safetensors`);
 
 /** The expert buffer as provenance shows it: relative to the workspace, so the record does not depend on where it ran. */
-const shownBuffer = (c: DistillStageConfig) => (c.expertBuffer === undefined ? undefined : relative(resolve(c.workspace), resolve(c.expertBuffer)) || '.');
+const shownBuffer = (c: Pick<DistillStageConfig, 'workspace' | 'expertBuffer'>) => (c.expertBuffer === undefined ? undefined : relative(resolve(c.workspace), resolve(c.expertBuffer)) || '.');
 
 /** What phase k's teachers are, in words (for provenance). */
-function sourceLabel(c: DistillStageConfig, source: DistillConfig['phases'][number]['source']): string {
+function sourceLabel(c: PhasedStageConfig, source: DistillConfig['phases'][number]['source']): string {
   const expertDir = shownBuffer(c);
   if (c.distill.objective === 'distribution') {
     const o = distributionOf(c.distill);
@@ -98,7 +110,7 @@ function sourceLabel(c: DistillStageConfig, source: DistillConfig['phases'][numb
 }
 
 /** The heads' shape without an expert buffer: the features' sizes and the model section's dOut. */
-const headShape = (c: DistillStageConfig, train: FeatureSet) => dualShape(train.dImg, train.dTxt, (c.model ?? ModelConfig.parse({})).dOut);
+const headShape = (c: PhasedStageConfig, train: FeatureSet) => dualShape(train.dImg, train.dTxt, (c.model ?? ModelConfig.parse({})).dOut);
 
 export interface PhaseJob {
   readonly index: number;
@@ -120,7 +132,7 @@ const expertModel = (m: BufferManifest): ModelConfig => ModelConfig.parse((m.con
  * `config` is resolved (absolute buffer folder, data cache resolved against the workspace).
  */
 export async function runPhaseJob(
-  config: DistillStageConfig,
+  config: PhasedStageConfig,
   dir: string,
   job: PhaseJob,
   post: (m: PhaseMessage) => void,
@@ -154,7 +166,7 @@ export async function runPhaseJob(
 }
 
 /** A distribution-matching phase (distribution.ts): random heads need no buffer, trained heads read it. */
-async function distributionPhaseJob(config: DistillStageConfig, job: PhaseJob, post: (m: PhaseMessage) => void, train: FeatureSet) {
+async function distributionPhaseJob(config: PhasedStageConfig, job: PhaseJob, post: (m: PhaseMessage) => void, train: FeatureSet) {
   const phase = config.distill.phases[job.index]!;
   const buffer = config.expertBuffer === undefined ? undefined : await readBuffer(config.expertBuffer, config.numExperts);
   return distillDistributionPhase({
@@ -169,7 +181,7 @@ async function distributionPhaseJob(config: DistillStageConfig, job: PhaseJob, p
 }
 
 /** A trajectory-matching phase (phase.ts) on the buffer's experts or their shortcut trajectories. */
-async function trajectoryPhaseJob(config: DistillStageConfig, dir: string, job: PhaseJob, post: (m: PhaseMessage) => void, train: FeatureSet, stopAfter: number | undefined) {
+async function trajectoryPhaseJob(config: PhasedStageConfig, dir: string, job: PhaseJob, post: (m: PhaseMessage) => void, train: FeatureSet, stopAfter: number | undefined) {
   const { manifest, trajectories } = await readBuffer(config.expertBuffer!, config.numExperts);
   const phase = config.distill.phases[job.index]!;
   const source = phase.source;
@@ -200,7 +212,7 @@ async function trajectoryPhaseJob(config: DistillStageConfig, dir: string, job: 
 }
 
 /** What a finished phase file depends on: the features, the very experts used (by checksum), the phase. */
-function phaseFileKey(c: DistillStageConfig, experts: BufferManifest | undefined, train: FeatureSet, k: number): string {
+function phaseFileKey(c: PhasedStageConfig, experts: BufferManifest | undefined, train: FeatureSet, k: number): string {
   const used = experts?.experts.filter((e) => e.index < (c.numExperts ?? Infinity)).map((e) => e.sha256);
   return artefactKey({
     data: { ...c.data, dataRoot: undefined, cacheDir: undefined },
@@ -219,12 +231,12 @@ function phaseFileKey(c: DistillStageConfig, experts: BufferManifest | undefined
 const PHASE_TENSORS = ['x', 'y', 's', 'lrImg', 'lrTxt', 'losses', 'initPairs'] as const;
 
 /** A finished phase's file, verified (digest, tensors, shapes, finite values); an error names the file. */
-async function readPhaseFile(c: DistillStageConfig, f: string, k: number): Promise<SafetensorsFile> {
+async function readPhaseFile(c: PhasedStageConfig, f: string, k: number): Promise<SafetensorsFile> {
   return checkPhaseFile(c, await readSafetensors(f, { requireDigest: true }), f, k);
 }
 
 /** A verified phase file holds the phase's pairs, all finite. */
-function checkPhaseFile(c: DistillStageConfig, st: SafetensorsFile, f: string, k: number): SafetensorsFile {
+function checkPhaseFile(c: PhasedStageConfig, st: SafetensorsFile, f: string, k: number): SafetensorsFile {
   const n = c.distill.phases[k]!.size;
   const [x, y, s] = PHASE_TENSORS.map((name) => tensorOf(st, name, f));
   if (x!.shape[0] !== n || y!.shape[0] !== n || s!.shape[0] !== n || s!.shape[1] !== n) {
@@ -240,7 +252,7 @@ function checkPhaseFile(c: DistillStageConfig, st: SafetensorsFile, f: string, k
  * Phase k's file if the phase is finished: it exists, verifies, and was made by this configuration (a file
  * another configuration made is redone, whatever its shapes).
  */
-async function finishedPhase(c: DistillStageConfig, dir: string, k: number, key: string): Promise<SafetensorsFile | undefined> {
+async function finishedPhase(c: PhasedStageConfig, dir: string, k: number, key: string): Promise<SafetensorsFile | undefined> {
   const f = phaseFile(dir, k);
   if (!existsSync(f)) return undefined;
   try {
@@ -279,16 +291,30 @@ export async function distill(
 }
 
 async function distillLocked(
-  config: DistillStageConfig,
+  given: DistillStageConfig,
   dir: string,
   onProgress: ProgressSink | undefined,
   opts: { stopAfter?: number; log?: (line: string) => void },
 ): Promise<DistillResult> {
-  const experts = config.expertBuffer === undefined ? undefined : await checkedExperts(config);
-  const [train] = await loadFeatureSets(config.data, ['train']);
+  const experts = given.expertBuffer === undefined ? undefined : await checkedExperts(given);
+  const [train] = await loadFeatureSets(given.data, ['train']);
   if (experts?.features !== undefined && experts.features !== train!.digest) {
-    throw new CorruptFileError(manifestPath(config.expertBuffer!), 'experts were trained on other training features than these (another data.trainFraction, or re-extracted features)');
+    throw new CorruptFileError(manifestPath(given.expertBuffer!), 'experts were trained on other training features than these (another data.trainFraction, or re-extracted features)');
   }
+  // an adaptive schedule becomes phases here, from the very experts the phases will match
+  const schedule = given.distill.phases;
+  let adaptive: Resolved | undefined;
+  let phaseList: DistillConfig['phases'];
+  if (Array.isArray(schedule)) phaseList = schedule;
+  else {
+    if (given.expertBuffer === undefined) throw new ConfigError('expertBuffer: adaptive phases are chosen from an expert buffer; give one');
+    const { trajectories } = await readBuffer(given.expertBuffer, given.numExperts);
+    const choice = adaptivePhases(trajectories, schedule, given.distill.expertStep);
+    adaptive = { schedule, choice };
+    phaseList = choice.phases;
+    opts.log?.(choice.text);
+  }
+  const config: PhasedStageConfig = { ...given, distill: { ...given.distill, phases: phaseList } };
   // every phase is checked here, before any work starts anywhere
   if (config.distill.objective === 'distribution') checkDistribution(config.distill, train!.numCaptions, experts && experts.epochs + 1);
   else {
@@ -300,11 +326,11 @@ async function distillLocked(
       checkPhase(k, p, config.distill, p.source === 'experts' ? snapshots : p.source[1] - p.source[0], train!.numCaptions);
     });
   }
-  return distillPhases(config, dir, experts, train!, onProgress, opts);
+  return distillPhases(config, dir, experts, train!, onProgress, opts, adaptive);
 }
 
 /** The expert buffer's manifest, checked against the config (kind, dataset, encoders). */
-async function checkedExperts(config: DistillStageConfig): Promise<BufferManifest> {
+async function checkedExperts(config: Pick<DistillStageConfig, 'expertBuffer' | 'data'>): Promise<BufferManifest> {
   const experts = await readBufferManifest(config.expertBuffer!);
   if (experts.kind !== 'experts') throw new CorruptFileError(manifestPath(config.expertBuffer!), 'is a shortcut-trajectory buffer; give the expert buffer (phases make their own shortcuts)');
   if (experts.dataset !== config.data.dataset || experts.imageEncoder !== config.data.imageEncoder || experts.textEncoder !== config.data.textEncoder) {
@@ -319,12 +345,13 @@ async function checkedExperts(config: DistillStageConfig): Promise<BufferManifes
 
 /** Distil every unfinished phase (in workers or here), then write the union. */
 async function distillPhases(
-  config: DistillStageConfig,
+  config: PhasedStageConfig,
   dir: string,
   experts: BufferManifest | undefined,
   train: FeatureSet,
   onProgress: ProgressSink | undefined,
   opts: { stopAfter?: number; log?: (line: string) => void },
+  adaptive: Resolved | undefined,
 ): Promise<DistillResult> {
   const log = opts.log ?? (() => undefined);
   const count = config.distill.phases.length;
@@ -386,10 +413,12 @@ async function distillPhases(
   // provenance holds what determines the set, not how or where it was run (threads, --force, folders),
   // so reruns are byte-identical
   const recorded = { ...config, data: { ...config.data, dataRoot: undefined, cacheDir: undefined }, workers: undefined, force: undefined, workspace: undefined, out: undefined };
-  const set: SyntheticSet = { dImg: dims.img, dTxt: dims.txt, phases, provenance: { config: { ...recorded, expertBuffer: shownBuffer(config) }, phases: info } };
+  // an adaptive schedule: the rule's settings and its choice beside the phases it resolved to (hand-set phases: as before)
+  const chosen = adaptive ? { adaptive: { schedule: adaptive.schedule, ...adaptive.choice } } : {};
+  const set: SyntheticSet = { dImg: dims.img, dTxt: dims.txt, phases, provenance: { config: { ...recorded, expertBuffer: shownBuffer(config) }, phases: info, ...chosen } };
   const file = join(dir, 'synthetic.safetensors');
   const digest = await writeSyntheticSet(file, set);
-  await writeJsonAtomic(join(dir, 'synthetic.json'), { file: 'synthetic.safetensors', sha256: digest, phases: info, config: recorded });
+  await writeJsonAtomic(join(dir, 'synthetic.json'), { file: 'synthetic.safetensors', sha256: digest, phases: info, config: recorded, ...chosen });
   // the loss curves are returned, not recorded (the set's provenance, and so its digest, stay as they were)
-  return { dir, file, sha256: digest, reused: jobs.length === 0, distillSeconds, phases: info.map((p, k) => ({ ...p, losses: lossCurves[k]! })) };
+  return { dir, file, sha256: digest, reused: jobs.length === 0, distillSeconds, phases: info.map((p, k) => ({ ...p, losses: lossCurves[k]! })), ...(adaptive ? { adaptive: adaptive.choice } : {}) };
 }

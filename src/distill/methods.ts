@@ -23,12 +23,15 @@
  *
  * Windows: PTM's phases use the reference's (ST [0,6) with starts {0,1}, then ST [0,8) with starts {1,2});
  * single-phase methods draw starts from {0,1,2} over the experts' first epochs, as LoRS does on Flickr.
+ * - PTM-ST (adaptive), beyond the paper: PTM-ST whose P, windows, start ranges and sizes the distill stage
+ *   chooses from the expert trajectories (src/distill/adaptive-phases.ts); `-datm` also moves the windows with
+ *   the budget (DATM: small budgets earlier, large ones later).
  */
 import type { z } from 'zod';
 import { ConfigError } from '../errors';
-import type { DistillConfig, PhaseConfig } from '../config/schemas';
+import type { AdaptivePhases, DistillConfig, DistillSpecInput, PhaseConfig } from '../config/schemas';
 
-type DistillInput = z.input<typeof DistillConfig>;
+type DistillInput = DistillSpecInput;
 type PhaseInput = z.input<typeof PhaseConfig>;
 
 export interface DistillMethod {
@@ -40,7 +43,7 @@ export interface DistillMethod {
 }
 
 /** Fields of `DistillConfig` to set, plus `iterations`: every phase's iteration count. */
-export type MethodOverrides = Partial<DistillInput> & { readonly iterations?: number };
+export type MethodOverrides = Partial<z.input<typeof DistillConfig>> & { readonly iterations?: number };
 
 /**
  * PTM's two phase sizes for a budget, as the reference splits them (500 → 200 + 299, 200 → 99 + 100,
@@ -87,8 +90,9 @@ function method(name: string, label: string, description: string, build: (budget
         throw new ConfigError('overrides.iterations and overrides.phases: give one of them (the phases carry their own iteration counts)');
       }
       const base = build(budget);
-      const phases = fields.phases ?? (iterations === undefined ? base.phases : base.phases.map((p) => ({ ...p, iterations })));
-      return { ...base, ...fields, phases };
+      const its = (p: PhaseInput[] | z.input<typeof AdaptivePhases>) => (Array.isArray(p) ? p.map((q) => ({ ...q, iterations })) : { ...p, iterations });
+      const phases = fields.phases ?? (iterations === undefined ? base.phases : its(base.phases));
+      return { ...base, ...fields, phases } as DistillInput; // phases of either kind, with the base's other fields
     },
   };
 }
@@ -103,6 +107,12 @@ export const DISTILL_METHODS: Readonly<Record<string, DistillMethod>> = Object.f
     })),
     method('lors', 'LoRS', 'one phase on expert trajectories, low-rank learned S, no EMA', (b) => ({ phases: onePhase(b, 'experts'), similarity: 'lowrank', ema: 0 })),
     method('ptm-st', 'PTM-ST', 'two phases on shortcut trajectories with sliding windows, learned S, EMA', (b) => ({ phases: twoPhases(b, true) })),
+    method('ptm-st-adaptive', 'PTM-ST (adaptive)', 'PTM-ST with P, windows, start ranges and sizes chosen from the expert trajectories and their validation curve', (b) => ({
+      phases: { rule: 'adaptive', budget: b, iterations: ITERATIONS },
+    })),
+    method('ptm-st-adaptive-datm', 'PTM-ST (adaptive, DATM)', 'PTM-ST (adaptive) whose windows move with the budget as DATM (log2 of budget / 200 epochs)', (b) => ({
+      phases: { rule: 'adaptive', budget: b, iterations: ITERATIONS, datm: {} },
+    })),
     method('amd-async', 'AMD (async)', 'LoRS with AMD asynchronous matching: image and text start epochs drawn independently', (b) => ({
       phases: onePhase(b, 'experts'),
       similarity: 'lowrank',

@@ -14,7 +14,7 @@ import { z } from 'zod';
 import { BACKENDS, type BackendInfo, wasmThreadCount } from '../backend';
 import { headKernelsOn } from '../backend/head-kernels';
 import { PACKAGE_ROOT } from '../config/file';
-import { BufferConfig, DistillConfig, EvalConfig, ModelConfig } from '../config/schemas';
+import { AdaptivePhases, BufferConfig, DistillConfig, EvalConfig, ModelConfig } from '../config/schemas';
 import type { Checkpoint } from '../evaluate/student';
 import { METRIC_KEYS, type MetricSummary, SELECTIONS, type Selection, meanStd, selectCheckpoint } from '../evaluate/summary';
 import { packageVersion } from '../util/package-version';
@@ -135,6 +135,8 @@ export const ResolvedRow = z
     testDataset: z.string().optional(),
     /** the distillation config (seed: the first set's; `unrollDropout` resolved) */
     distill: DistillConfig.optional(),
+    /** an adaptive schedule's settings (`distill.phases` holds the phases it chose) */
+    schedule: AdaptivePhases.optional(),
     /** the distillation seeds, one set each */
     seeds: z.array(count).optional(),
     coreset: z.object({ selection: z.string(), size: z.number().int().positive() }).strict().optional(),
@@ -322,7 +324,7 @@ export function provenanceSummary(file: WithOrigin): string {
       cached.length === 0 ? 'computed in this run' : cached.length === r.units.length ? `from the cache (computed by ${by})` : `${cached.length} of ${r.units.length} sets from the cache (computed by ${by})`;
     const d = r.resolved.distill;
     const settings = d
-      ? `${d.phases.map((p) => `${p.size}×${p.iterations}`).join(' + ')} pairs×iterations, ${d.gradient}, S ${d.similarity}, EMA ${d.ema}, lr X/Y/S/α ${d.lrX}/${d.lrY}/${d.lrS}/${d.lrAlpha}, ${d.synSteps} steps × ${d.batchSyn}`
+      ? `${r.resolved.schedule ? `adaptive phases (${d.phases.map((p) => `${p.source === 'experts' ? 'experts' : `ST [${p.source[0]}, ${p.source[1]})`} starts ${p.start[0]}–${p.start[1]}`).join(', ')}): ` : ''}${d.phases.map((p) => `${p.size}×${p.iterations}`).join(' + ')} pairs×iterations, ${d.gradient}, S ${d.similarity}, EMA ${d.ema}, lr X/Y/S/α ${d.lrX}/${d.lrY}/${d.lrS}/${d.lrAlpha}, ${d.synSteps} steps × ${d.batchSyn}`
       : r.resolved.coreset
         ? `${r.resolved.coreset.selection} coreset of ${r.resolved.coreset.size}`
         : r.kind === 'full'

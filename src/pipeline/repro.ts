@@ -12,10 +12,11 @@ import { PACKAGE_ROOT } from '../config/file';
 import { parseConfig } from '../config/parse';
 import { ConfigError, CorruptFileError, unusable } from '../errors';
 import { type TuningOutcome, TuningConfig, TuningRecord, chooseOnValidation, tuningLine, tuningRows, withChosen } from './tuning';
-import { BufferConfig, DataConfig, DistillConfig, EvalConfig, KdSchema, ModelConfig, SafeName, Workspace, inWorkspace } from '../config/schemas';
+import { BufferConfig, DataConfig, type DistillConfig, DistillSpec, EvalConfig, KdSchema, ModelConfig, SafeName, Workspace, inWorkspace } from '../config/schemas';
 import { prepareFeatureSets } from '../features/load';
 import { buildBuffer } from '../trajectory/buffer';
 import { distill } from '../distill';
+import type { AdaptiveChoice } from '../distill/adaptive-phases';
 import { DISTILL_METHOD_NAMES, distillMethod } from '../distill/methods';
 import { readsExperts } from '../distill/distribution';
 import { CORESET_NAMES, coresetRule } from '../coreset';
@@ -84,7 +85,7 @@ async function settledAll<T>(promises: readonly Promise<T>[]): Promise<T[]> {
 const definedFields = (o: object | undefined) => Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined));
 
 export const ReproMethod = z.discriminatedUnion('kind', [
-  z.object({ name: SafeName, kind: z.literal('distill'), distill: DistillConfig, seeds, ...methodEval }).strict(),
+  z.object({ name: SafeName, kind: z.literal('distill'), distill: DistillSpec, seeds, ...methodEval }).strict(),
   /** a named method of the registry (src/distill/methods.ts) at a budget; `overrides` are DistillConfig fields (+ `iterations`) */
   z
     .object({
@@ -230,7 +231,7 @@ async function cached<T>(
 }
 
 /** A registry method's configuration; a registry error names the row (or `where`). */
-function expandMethod(m: Pick<Extract<ReproMethod, { kind: 'method' }>, 'name' | 'method' | 'budget' | 'overrides'>, where = `methods.${m.name}`): DistillConfig {
+function expandMethod(m: Pick<Extract<ReproMethod, { kind: 'method' }>, 'name' | 'method' | 'budget' | 'overrides'>, where = `methods.${m.name}`): DistillSpec {
   let input: unknown;
   try {
     input = distillMethod(m.method).config(m.budget, m.overrides);
@@ -238,7 +239,7 @@ function expandMethod(m: Pick<Extract<ReproMethod, { kind: 'method' }>, 'name' |
     if (e instanceof ConfigError) throw new ConfigError(`${where}.${e.message}`);
     throw e;
   }
-  return parseConfig(DistillConfig, input, where);
+  return parseConfig(DistillSpec, input, where);
 }
 
 export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: string) => void = () => undefined): Promise<ReproResult> {
@@ -254,7 +255,9 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
   // every distilled row's configuration, resolved before any stage runs: a bad override is an error now, not
   // after the features and experts are made (the grid's points too, and a row that sets a field its method's
   // grid tunes)
-  const distillOf = new Map<string, DistillConfig>();
+  const distillOf = new Map<string, DistillSpec>();
+  // an adaptive schedule's phases, as the distill stage resolved them (the rule reads the experts only: one choice for every seed)
+  const chosenOf = new Map<string, AdaptiveChoice>();
   const resolveRows = (outcome: TuningOutcome | undefined) => {
     for (const m of config.methods) {
       if (m.kind === 'distill') distillOf.set(m.name, m.distill);
@@ -368,6 +371,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
         ({ method, synthDigest } = evaluated.get(m.of)!.units[u]!);
       } else if (distilled) {
         const set = distilled[u]!;
+        if (set.adaptive && u === 0) chosenOf.set(m.name, set.adaptive);
         method = { kind: 'synthetic', file: set.file };
         synthDigest = set.sha256;
         phases.push(set.phases.map(({ losses: _, ...p }) => p));
@@ -429,7 +433,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
       startedAt: rowStartedAt,
       endedAt: new Date().toISOString(),
       wallSeconds: (performance.now() - tRow) / 1000,
-      resolved: resolvedRow(config, row, m, evalConfig, distillOf, needsBuffer(row) || evalConfig.kd !== undefined, relativePath),
+      resolved: resolvedRow(config, row, m, evalConfig, distillOf, chosenOf, needsBuffer(row) || evalConfig.kd !== undefined, relativePath),
       units: unitRecords,
       students: evaluations.flatMap((e, u) => studentRecords(e.checkpoints, seedOf, units[u]!.seed)),
     });
@@ -478,11 +482,17 @@ function resolvedRow(
   row: Exclude<ReproMethod, { kind: 'variant' }>,
   m: ReproMethod,
   evalConfig: EvalConfig,
-  distillOf: ReadonlyMap<string, DistillConfig>,
+  distillOf: ReadonlyMap<string, DistillSpec>,
+  chosenOf: ReadonlyMap<string, AdaptiveChoice>,
   readsExperts: boolean,
   relativePath: (p: string) => string,
 ): ResolvedRow {
-  const d = distillOf.get(row.name);
+  const spec = distillOf.get(row.name);
+  // an adaptive schedule is recorded as the phases it resolved to, beside its settings
+  const schedule = spec && !Array.isArray(spec.phases) ? spec.phases : undefined;
+  const chosen = chosenOf.get(row.name);
+  if (schedule && !chosen) throw new Error(`methods.${row.name}: adaptive phases were not resolved before the row's record`);
+  const d = spec && (schedule ? { ...spec, phases: chosen!.phases } : (spec as DistillConfig));
   const seedsOf = row.kind === 'distill' || row.kind === 'method' ? row.seeds : undefined;
   return {
     model: config.model,
@@ -491,6 +501,7 @@ function resolvedRow(
       ? evalConfig.testDataset === undefined ? {} : { testDataset: evalConfig.testDataset }
       : { eval: evalConfig.kd ? { ...evalConfig, kd: { ...evalConfig.kd, buffer: relativePath(evalConfig.kd.buffer) } } : evalConfig, realLoss: config.realLoss }),
     ...(d ? { distill: { ...d, unrollDropout: d.unrollDropout ?? config.model.dropout } } : {}),
+    ...(schedule ? { schedule } : {}),
     ...(seedsOf ? { seeds: [...seedsOf] } : {}),
     ...(row.kind === 'coreset' ? { coreset: { selection: row.selection ?? 'random', size: row.size } } : {}),
     ...(m.kind === 'variant' ? { of: m.of } : {}),

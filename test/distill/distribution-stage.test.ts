@@ -57,7 +57,7 @@ describe('distill: distribution matching through the stages (shapes)', function 
     const workspace = tempDir();
     const buffer = (await buildBuffer({ data, model, buffer: { numExperts: 1, epochs: 2, workers: 1 }, workspace })).dir;
     const dm = DISTILL_METHODS.dm!.config(6, { iterations: 3 });
-    const trained = { ...dm, distribution: { heads: 'trained' }, phases: dm.phases!.map((p) => ({ ...p, start: [0, 2] })) };
+    const trained = { ...dm, distribution: { heads: 'trained' }, phases: (dm.phases as Record<string, unknown>[]).map((p) => ({ ...p, start: [0, 2] })) };
     const out = await distill({ data, distill: trained, expertBuffer: buffer, workspace, workers: 1 });
     assert.equal(out.phases[0]!.iterations, 3);
     assert.match(out.phases[0]!.source, /distribution matching, trained heads of buffers\//);

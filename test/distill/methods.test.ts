@@ -13,7 +13,8 @@ describe('distillation methods: each registry entry builds the configuration it 
   const parse = (name: string, budget = 500, overrides = {}) => DistillConfig.parse(distillMethod(name).config(budget, overrides));
 
   it('every entry parses under the DistillConfig schema and spends the budget (PTM: one pair fewer, as the reference)', () => {
-    for (const name of Object.keys(DISTILL_METHODS)) {
+    // the adaptive entries' phases are resolved from a buffer (test/distill/adaptive-phases.test.ts)
+    for (const name of Object.keys(DISTILL_METHODS).filter((n) => !n.startsWith('ptm-st-adaptive'))) {
       for (const budget of [100, 200, 500]) {
         const c = parse(name, budget);
         const pairs = c.phases.reduce((a, p) => a + p.size, 0);

@@ -130,14 +130,16 @@ export function register(program: Command): void {
     runCommand('distill', o, async ({ progress, log }) => {
       const c = merge(base(o), dataOverrides(o));
       const its = num('--iterations', o.iterations);
-      const d = (c.distill ?? {}) as { phases?: Record<string, unknown>[] };
+      const d = (c.distill ?? {}) as { phases?: Record<string, unknown>[] | Record<string, unknown> };
+      // --iterations sets every phase's count, or an adaptive schedule's
+      const withIts = (p: Record<string, unknown>[] | Record<string, unknown>) => (Array.isArray(p) ? p.map((q) => ({ ...q, iterations: its })) : { ...p, iterations: its });
       // distribution matching with random heads reads no buffer (unless --buffer names one): the model section sizes the heads
       const noExperts = o.buffer === undefined && !readsExperts((c.distill ?? {}) as Parameters<typeof readsExperts>[0]);
       const experts = noExperts ? undefined : expertBufferOf(c, o.buffer);
       const cfg = merge(pick(c, ['name', 'data', 'distill', 'workspace', ...(noExperts ? ['model'] : [])]), {
         expertBuffer: experts?.dir,
         numExperts: experts?.numExperts,
-        distill: its !== undefined && d.phases ? { phases: d.phases.map((p) => ({ ...p, iterations: its })) } : undefined,
+        distill: its !== undefined && d.phases ? { phases: withIts(d.phases) } : undefined,
         out: o.out,
         workers: num('--workers', o.workers),
         force: o.force,
