@@ -42,10 +42,13 @@ const FAMILY_LABELS: Readonly<Record<string, string>> = {
   'base-ptm': '+PTM',
   'base-st': '+ST',
   'amd-async-dynamic': DISTILL_METHODS['amd-async+dynamic']!.label, // row names allow no '+'
+  // AMD as seed 004 describes it, where a table beside it keeps the earlier `amd` rows under that name
+  'amd-seed004': `${DISTILL_METHODS.amd!.label} (seed 004)`,
 };
-/** Evaluation variants named by a suffix of their family: `-union` (a phased set's subsets trained as one set, the schedule study's protocol) and `-kd`. */
+/** Evaluation variants named by a suffix of their family: `-union` (a phased set's subsets trained as one set, the schedule study's protocol), `-kd` and `-kdsoft` (KD with the soft-alpha weighting). */
 const VARIANT_SUFFIXES = [
   ['-kd', ' + KD'],
+  ['-kdsoft', ' + KD (soft-alpha)'],
   ['-union', ' (union students)'],
 ] as const;
 /** A family's label: the registries' names (`lors` → LoRS, `herding` → herding coreset), `-union` → "(union students)", `-kd` → "+ KD". */

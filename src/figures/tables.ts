@@ -239,7 +239,8 @@ export function paperOrderings(
  * the random coreset of the same size under the same evaluation protocol. A knowledge-distillation row (family
  * `…-kd`) is measured against the random coreset with KD (`random-kd-N`), so KD's own share is not credited to the
  * data; `random-kd-N` itself against `random-N` is the lift KD gives a random coreset. One row per method and
- * rule: both r_means, the gain and the gain in pooled stds (2 and 1 decimals). Rows without their baseline, the
+ * rule: both r_means, the gain and the gain in pooled stds (2 and 1 decimals). `-kdsoft` rows (the soft-alpha
+ * weighting) go against `random-kdsoft-N` the same way. Rows without their baseline, the
  * random coresets themselves and the full data are left out.
  */
 export function gainTable(
@@ -253,7 +254,9 @@ export function gainTable(
     const b = methodBudget(m);
     const family = methodFamily(m.name);
     if (family === 'random') return [];
-    const baseName = family === 'random-kd' ? `random-${b}` : /-kd$/.test(family) ? `random-kd-${b}` : `random-${b}`;
+    // a KD family ends in -kd (seed 003's weighting) or -kdsoft (soft-alpha): its protocol's random coreset has the same suffix
+    const kd = /-(kd|kdsoft)$/.exec(family)?.[1];
+    const baseName = kd === undefined || family === `random-${kd}` ? `random-${b}` : `random-${kd}-${b}`;
     const base = byName.get(baseName);
     if (!base) return [];
     return selections.map((s) => {

@@ -52,8 +52,8 @@ type Grid = Readonly<Record<string, readonly z.infer<typeof GridValue>[]>>;
 /** The methods' grids, in the order written. */
 const gridsOf = (t: TuningConfig): [string, Grid][] => Object.entries(t.grids).flatMap(([m, g]): [string, Grid][] => (g === undefined ? [] : [[m, g]]));
 
-/** The repro row of grid point `index` of `method` (its name says which). */
-export const tuningRowName = (method: string, index: number) => `tune.${method}.${index}`;
+/** The repro row of grid point `index` of `method` (its name says which; a '+' of a registry name is '_', as row names allow). */
+export const tuningRowName = (method: string, index: number) => `tune.${method.replace(/[^A-Za-z0-9_.-]/g, '_')}.${index}`;
 
 /** The rows of the tuning run: every grid point of every method at the tuning budget, one distillation seed. */
 export function tuningRows(t: TuningConfig): { name: string; kind: 'method'; method: string; budget: number; overrides: Record<string, unknown>; seeds: number[] }[] {

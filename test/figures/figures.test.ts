@@ -232,6 +232,9 @@ describe('orderings in units of pooled std', () => {
     // 3 / √((0.16 + 0.04)/2) = 9.49; 1 / 0.2 = 5; 3 / 0.2 = 15
     assert.deepEqual(t.map((r) => r['gain / pooled std']), [9.5, 5, 15]);
     assert.equal(gainTable(methods).objects().length, 6, 'final and best on validation by default');
+    // soft-alpha KD rows go against the random coreset with the same weighting
+    const soft = gainTable([...methods, row('random-kdsoft-100', 100, 2.5, 0.2), row('ptm-st-kdsoft-100', 100, 5.5, 0.2)], { selections: ['final'] }).objects() as Record<string, unknown>[];
+    assert.deepEqual(soft.slice(3).map((r) => [r.method, r['against (same size, same protocol)'], r.gain]), [['random-kdsoft-100', 'random-100', 0.5], ['ptm-st-kdsoft-100', 'random-kdsoft-100', 3]]);
   });
 });
 

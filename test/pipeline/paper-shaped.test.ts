@@ -64,12 +64,16 @@ describe('the paper\'s setting on imported features: a Flickr30k-shaped fixture 
       model: { dOut: 16 },
       buffer: { numExperts: 2, epochs: 8, batchSize: 16 },
       eval: { runs: 1, epochs: 10 },
+      // the shipped tuning cut to one method's two points at 10 pairs
+      tuning: { ...(shipped.tuning as object), budget: 10, grids: { 'ptm-st': { lrX: [30, 100] } }, overrides: { iterations: 2 }, eval: { runs: 1 } },
       methods: [
         { name: 'full', kind: 'full' },
         { name: 'random-10', kind: 'coreset', size: 10 },
         { name: 'ptm-st-10', kind: 'method', method: 'ptm-st', budget: 10, seeds: [0], overrides: { iterations: 2 } },
       ],
     });
+    assert.deepEqual(Object.keys(result.tuning!.methods), ['ptm-st']);
+    assert.ok(existsSync(join(workspace, 'figures', 'flickr30k-main-tuning.json')), 'the tuning is its own results file');
     const byName = new Map(result.methods.map((m) => [m.name, m]));
     assert.deepEqual([...byName.keys()], ['full', 'random-10', 'ptm-st-10']);
     // 10 test images, 20 captions: chance IR@10 is 100%, so check IR@1 of the teacher against chance (10%)

@@ -28,6 +28,8 @@ describe('pipeline/tuning: one protocol for every distilled method, chosen on va
     assert.deepEqual(rows.map((r) => r.name), ['tune.ptm-st.0', 'tune.ptm-st.1', 'tune.ptm-st.2', 'tune.ptm-st.3', 'tune.ptm-st.4', 'tune.ptm-st.5', 'tune.lors.0', 'tune.lors.1']);
     assert.ok(rows.every((r) => r.budget === 100 && r.seeds.length === 1 && r.seeds[0] === 0));
     assert.deepEqual(rows[4]!.overrides, { lrX: 30, lrS: 0.03 });
+    // registry names with a '+' make valid row names
+    assert.deepEqual(tuningRows(TuningConfig.parse({ grids: { 'base+ema': { lrX: [30] } } })).map((r) => [r.name, r.method]), [['tune.base_ema.0', 'base+ema']]);
     // fixed overrides go with every point; one that a grid tunes is an error naming both
     const fixed = TuningConfig.parse({ grids: { lors: { lrX: [30, 100] } }, overrides: { iterations: 2000 } });
     assert.deepEqual(tuningRows(fixed).map((r) => r.overrides), [{ iterations: 2000, lrX: 30 }, { iterations: 2000, lrX: 100 }]);
