@@ -3,7 +3,9 @@
  * `repro` and the notebooks share. Each entry turns a budget (synthetic pairs) into a `DistillConfig` input;
  * anything the caller passes in `overrides` (iterations, step sizes, seed, ...) wins.
  *
- * - MTT-VL: one phase on the experts' own trajectories, full backprop through the unroll, no S (S = I), no EMA.
+ * - MTT-VL: one phase on the experts' own trajectories, full backprop through the unroll, no S (S = I), no EMA;
+ *   `mtt-vl-tesla` the same with the TESLA gradient (the distiller's default), a registry entry of its own so
+ *   that a tuning grid tunes it as its own method.
  * - LoRS: one phase on the experts' trajectories, TESLA gradient, low-rank S, no EMA.
  * - PTM-ST: two phases on shortcut trajectories, windows sliding forward, full S, EMA (SPEC §5).
  * - AMD (SPEC §8, seed 004), each row on LoRS, its parts added one at a time (DistillConfig switches, see
@@ -102,6 +104,11 @@ export const DISTILL_METHODS: Readonly<Record<string, DistillMethod>> = Object.f
     method('mtt-vl', 'MTT-VL', 'one phase on expert trajectories, full backprop through the unroll, no S, no EMA', (b) => ({
       phases: onePhase(b, 'experts'),
       gradient: 'full',
+      similarity: 'none',
+      ema: 0,
+    })),
+    method('mtt-vl-tesla', 'MTT-VL (TESLA)', 'MTT-VL with the TESLA gradient instead of the full unroll (its own row, so it is tuned as its own method)', (b) => ({
+      phases: onePhase(b, 'experts'),
       similarity: 'none',
       ema: 0,
     })),

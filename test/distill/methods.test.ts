@@ -29,6 +29,12 @@ describe('distillation methods: each registry entry builds the configuration it 
     assert.deepEqual([c.gradient, c.similarity, c.ema, c.phases.length, c.phases[0]!.source], ['full', 'none', 0, 1, 'experts']);
   });
 
+  it('MTT-VL (TESLA): MTT-VL with the TESLA gradient, nothing else changed', () => {
+    const [full, tesla] = [parse('mtt-vl'), parse('mtt-vl-tesla')];
+    assert.deepEqual({ ...tesla, gradient: 'full' }, full);
+    assert.equal(tesla.gradient, 'tesla');
+  });
+
   it('LoRS: TESLA, low-rank S, no EMA, one phase', () => {
     const c = parse('lors');
     assert.deepEqual([c.gradient, c.similarity, c.ema, c.phases.length], ['tesla', 'lowrank', 0, 1]);
@@ -93,7 +99,7 @@ describe('distillation methods: each registry entry builds the configuration it 
   it('overrides win: iterations for every phase, any DistillConfig field; unknown names are an error', () => {
     const c = parse('lors', 200, { iterations: 7, rank: 3, seed: 4 });
     assert.deepEqual([c.phases[0]!.iterations, c.rank, c.seed], [7, 3, 4]);
-    assert.throws(() => distillMethod('kip'), /unknown \(known: mtt-vl, lors, ptm-st/);
+    assert.throws(() => distillMethod('kip'), /unknown \(known: mtt-vl, mtt-vl-tesla, lors, ptm-st/);
   });
 
   it('iterations 0 (or any count that is not a positive integer) is an error naming the field, never the default 500', () => {
