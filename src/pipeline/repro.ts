@@ -11,7 +11,7 @@ import { ready } from '../backend';
 import { PACKAGE_ROOT } from '../config/file';
 import { parseConfig } from '../config/parse';
 import { ConfigError, CorruptFileError, unusable } from '../errors';
-import { type TuningOutcome, TuningConfig, TuningRecord, chooseOnValidation, tuningLine, tuningRows, withChosen } from './tuning';
+import { type TuningOutcome, TuningConfig, TuningRecord, chooseOnValidation, tuningLine, tuningRows, validationScore, withChosen } from './tuning';
 import { BufferConfig, DataConfig, type DistillConfig, DistillSpec, EvalConfig, KdSchema, ModelConfig, SafeName, Workspace, inWorkspace } from '../config/schemas';
 import { prepareFeatureSets } from '../features/load';
 import { buildBuffer } from '../trajectory/buffer';
@@ -242,7 +242,11 @@ function expandMethod(m: Pick<Extract<ReproMethod, { kind: 'method' }>, 'name' |
   return parseConfig(DistillSpec, input, where);
 }
 
-export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: string) => void = () => undefined): Promise<ReproResult> {
+/**
+ * Run a repro config. `opts.tuningRun` marks the grid of a `tuning` section (repro calls itself with it): its
+ * rows log the validation score the choice reads, not a test score.
+ */
+export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: string) => void = () => undefined, opts: { readonly tuningRun?: boolean } = {}): Promise<ReproResult> {
   const startedAt = new Date().toISOString();
   const tStart = performance.now();
   const backend = await ready(); // library verbs pick the fastest backend themselves (wasm, not plain JS)
@@ -285,6 +289,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
       },
       onProgress,
       log,
+      { tuningRun: true },
     );
     tuning = chooseOnValidation(t, new Map(grid.methods.map((r) => [r.name, r])), results);
     log(tuningLine(tuning));
@@ -414,7 +419,11 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
     // every student of every seed, pooled
     const checkpoints: (readonly Checkpoint[])[] = evaluations.flatMap((e) => e.checkpoints);
     const selections = summariseRuns(checkpoints);
-    log(`${m.name}: r_mean ${selections.final.rMean.mean.toFixed(2)} ± ${selections.final.rMean.std.toFixed(2)} (final epoch, ${checkpoints.length} runs)${reusedAll ? ' [cached]' : ''}`);
+    const curve = checkpointCurve(checkpoints);
+    const shown = opts.tuningRun
+      ? `validation score ${validationScore({ curve }).toFixed(2)} (best checkpoint of the ${checkpoints.length} students' mean validation r_mean)`
+      : `r_mean ${selections.final.rMean.mean.toFixed(2)} ± ${selections.final.rMean.std.toFixed(2)} (final epoch, ${checkpoints.length} runs)`;
+    log(`${m.name}: ${shown}${reusedAll ? ' [cached]' : ''}`);
     results.push({
       name: m.name,
       kind: m.kind,
@@ -422,7 +431,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
       runs: checkpoints.length,
       selections,
       wallSeconds,
-      curve: checkpointCurve(checkpoints),
+      curve,
       ...(phases.length === 0 ? {} : { distill: units.length > 1 ? phases : phases[0] }),
     });
     // the full data's runs are the experts, every other row's are students seeded from the protocol's seed

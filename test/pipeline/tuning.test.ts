@@ -99,7 +99,11 @@ describe('pipeline/tuning: one protocol for every distilled method, chosen on va
       /methods\.lors-10\.overrides\.lrX: tuning\.grids\.lors tunes it/,
     );
     assert.equal(existsSync(join(workspace, 'figures')), false, 'the conflict is found before anything runs');
-    const res = await repro(config);
+    const lines: string[] = [];
+    const res = await repro(config, undefined, (l) => lines.push(l));
+    // the grid's rows log the validation score the choice reads, never a test score; the table's rows their r_mean
+    assert.deepEqual(lines.filter((l) => l.startsWith('tune.')).map((l) => /^tune\.lors\.\d: validation score \d/.test(l)), [true, true]);
+    assert.ok(lines.some((l) => /^lors-20: r_mean /.test(l)));
     const grid = await readResults('tuned-tuning', workspace);
     assert.deepEqual(grid.methods.map((m) => [m.name, m.pairs, m.runs]), [['tune.lors.0', 10, 2], ['tune.lors.1', 10, 2]]);
     const t = res.tuning!;
