@@ -80,10 +80,10 @@ export { type CurvePoint, METRIC_KEYS, type MeanStd, type MetricSummary, SELECTI
 export { type MethodResult, ReproConfig, type ReproResult, type ResultsFile, readResults, repro, tableRows } from './pipeline/repro';
 export { type BackendRecord, type GitRecord, type HostRecord, Origin, RESULTS_FORMAT, type ResolvedRow, type RowOrigin, type StudentRecord, type UnitRecord, provenanceFooter, provenanceSummary } from './pipeline/origin';
 export { PACKAGE_ROOT, readConfigFile } from './config/file';
-export { METRIC_HEADS, type ScalingResults, type Table, type TableRow, budgetTable, crossDatasetTable, type Gap, gap, orderingTable, paperOrderings, resultsCsv, resultsMarkdown, resultsTable, scalingTable, selectionTable } from './figures/tables';
+export { METRIC_HEADS, type ScalingResults, type Table, type TableRow, budgetTable, crossDatasetTable, type Gap, gainTable, gap, orderingTable, paperOrderings, resultsCsv, resultsMarkdown, resultsTable, scalingTable, selectionTable } from './figures/tables';
 export { type FigureSpec, PNG_SCALE, type RenderedFigure, type SavedFigure, type VegaLiteSpec, renderFigure, renderSvg, saveFigure, svgToPng } from './figures/render';
 
-export { type ResultsLike, budgetFigure, checkpointFigure, comparisonFigure, type DirectionsLike, directionProfileFigure, directionsFigure, familyLabel, type WindowPoint, windowFigure, lossFigure, methodBudget, methodFamily, scalingFigure, teacherFigure } from './figures/charts';
+export { type ResultsLike, budgetFigure, checkpointFigure, gainBaseline, gainFigure, comparisonFigure, type DirectionsLike, directionProfileFigure, directionsFigure, familyLabel, type WindowPoint, windowFigure, lossFigure, methodBudget, methodFamily, scalingFigure, teacherFigure } from './figures/charts';
 
 // analyses
 export { type Neighbour, type SyntheticNeighbours, nearestRows, syntheticNeighbours } from './analysis/nearest';

@@ -151,6 +151,69 @@ export function budgetFigure(r: ResultsLike, name = `${r.name}-budget`): FigureS
 }
 
 /**
+ * The row a gain is measured against: the random coreset of the row's size under the row's protocol. A KD family
+ * ends in -kd (seed 003's weighting) or -kdsoft (soft-alpha): its protocol's random coreset has the same suffix,
+ * and `random-kd-N` itself goes against `random-N` (KD's lift). Undefined for the full data and the random
+ * coresets themselves.
+ */
+export function gainBaseline(m: { readonly name: string; readonly pairs: number }): string | undefined {
+  if (m.pairs <= 0) return undefined;
+  const b = methodBudget(m);
+  const family = methodFamily(m.name);
+  if (family === 'random') return undefined;
+  const kd = /-(kd|kdsoft)$/.exec(family)?.[1];
+  return kd === undefined || family === `random-${kd}` ? `random-${b}` : `random-${kd}-${b}`;
+}
+
+/**
+ * Each row's gain over the random coreset of its size under its own protocol (`gainTable`: KD rows against
+ * random + KD), against the budget, one line per family, one panel per rule (final epoch, best on validation);
+ * error bars ± one pooled std of the two rows, a rule at zero. Scores that credit the data, not the protocol.
+ */
+export function gainFigure(r: ResultsLike, name = `${r.name}-gains`): FigureSpec {
+  const byName = new Map(r.methods.map((m) => [m.name, m]));
+  const values = r.methods.flatMap((m) => {
+    const baseName = gainBaseline(m);
+    const base = baseName === undefined ? undefined : byName.get(baseName);
+    if (!base) return [];
+    return (['final', 'val'] as const).map((s) => {
+      const [a, b] = [m.selections[s].rMean, base.selections[s].rMean];
+      const diff = a.mean - b.mean;
+      const pooled = Math.sqrt((a.std ** 2 + b.std ** 2) / 2);
+      return { method: familyLabel(m.name), budget: methodBudget(m), selection: SELECTION_LABELS[s], mean: diff, lo: diff - pooled, hi: diff + pooled, against: base.name };
+    });
+  });
+  const budgets = [...new Set(values.map((v) => v.budget))].sort((a, b) => a - b);
+  const x = { field: 'budget', type: 'quantitative', title: 'budget (pairs)', scale: { type: 'log', nice: false, padding: 12 }, axis: { values: budgets, format: 'd' } } as const;
+  const y = { field: 'mean', type: 'quantitative', title: 'gain over the random coreset (r_mean points)' } as const;
+  const color = colour(r.methods.filter((m) => values.some((v) => v.method === familyLabel(m.name))));
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { values },
+    facet: { column: { field: 'selection', type: 'nominal', title: 'checkpoint selection rule', sort: [SELECTION_LABELS.final, SELECTION_LABELS.val] } },
+    spec: {
+      width: 240,
+      height: 200,
+      layer: [
+        { mark: { type: 'rule', color: '#888', strokeDash: [4, 3] }, encoding: { y: { datum: 0 } } },
+        { mark: { type: 'line', point: true }, encoding: { x, y, color } },
+        { mark: { type: 'errorbar', ticks: true }, encoding: { x, y: { ...y, field: 'lo' }, y2: { field: 'hi' }, color } },
+      ],
+    },
+    config: CONFIG,
+  };
+  return {
+    name,
+    spec: json(spec),
+    caption: caption(
+      r,
+      'Gain in r_mean over the random coreset of the same size under the same evaluation protocol (a KD row against the random coreset with KD, so KD\'s own share is not credited to the data; random + KD against random is the lift KD gives a random coreset).',
+      'Panels: the final epoch and the best checkpoint on validation (test scores shown). Error bars here: ± one pooled std of the row and its baseline.',
+    ),
+  };
+}
+
+/**
  * One point per row (± std), rows in the results' order: the ablation table, the schedule study, any set of
  * rows at one budget. One panel per rule in `rules` (default: final epoch and best on validation; the test
  * rule only when asked, labelled). `label` names each row (default: the family label and the row name).

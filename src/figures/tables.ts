@@ -4,7 +4,7 @@
  * gets numbers, not strings. The Markdown form shows "mean ± std" per selection rule, under the provenance
  * lines (data, encoders, budget, runs, seeds) that produced it.
  */
-import { methodBudget, methodFamily } from './charts';
+import { gainBaseline, methodBudget, methodFamily } from './charts';
 import { METRIC_KEYS, type MeanStd, type MetricSummary, SELECTION_LABELS, SELECTIONS, type Selection } from '../evaluate/summary';
 
 // arquero 7 is an ES module without top-level await, which Node ≥ 20.19 loads synchronously with require()
@@ -250,13 +250,8 @@ export function gainTable(
   const selections = options.selections ?? (['final', 'val'] as const);
   const byName = new Map(methods.map((m) => [m.name, m]));
   const rows = methods.flatMap((m) => {
-    if (m.pairs <= 0) return [];
-    const b = methodBudget(m);
-    const family = methodFamily(m.name);
-    if (family === 'random') return [];
-    // a KD family ends in -kd (seed 003's weighting) or -kdsoft (soft-alpha): its protocol's random coreset has the same suffix
-    const kd = /-(kd|kdsoft)$/.exec(family)?.[1];
-    const baseName = kd === undefined || family === `random-${kd}` ? `random-${b}` : `random-${kd}-${b}`;
+    const baseName = gainBaseline(m);
+    if (baseName === undefined) return [];
     const base = byName.get(baseName);
     if (!base) return [];
     return selections.map((s) => {

@@ -3,7 +3,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { PNG } from 'pngjs';
-import { budgetFigure, checkpointFigure, comparisonFigure, familyLabel, lossFigure, methodBudget, type ResultsLike, scalingFigure } from '../../src/figures/charts';
+import { budgetFigure, checkpointFigure, comparisonFigure, familyLabel, gainFigure, lossFigure, methodBudget, type ResultsLike, scalingFigure } from '../../src/figures/charts';
 import { PNG_SCALE, renderFigure, renderSvg, saveFigure, svgToPng } from '../../src/figures/render';
 import { budgetTable, crossDatasetTable, gainTable, gap, orderingTable, paperOrderings, resultsCsv, resultsMarkdown, resultsTable, scalingTable } from '../../src/figures/tables';
 import { checkpointCurve } from '../../src/evaluate/summary';
@@ -208,6 +208,25 @@ describe('orderings in units of pooled std', () => {
     assert.equal(backwards!.holds, 'no');
     const near = orderingTable(results.methods, [['ptmst-100', 'random-100']], { selections: ['val'], clear: 10 }).objects() as Record<string, unknown>[];
     assert.equal(near[0]!.holds, 'tie', 'a 6-std gap is a tie when 10 are asked for');
+  });
+
+  it('gainFigure: one point per row and rule at its budget, the gain ± the pooled std, a KD row against random + KD', () => {
+    const row = (name: string, pairs: number, mean: number, std: number) => ({ name, kind: 'method', pairs, runs: 5, selections: { final: { rMean: ms(mean, std) }, val: { rMean: ms(mean + 1, std) }, test: { rMean: ms(mean + 2, std) } } });
+    const r = { ...results, methods: [row('full', -1, 9, 1), row('random-100', 100, 2, 0.3), row('ptm-st-100', 100, 5, 0.4), row('random-kd-100', 100, 3, 0.3), row('ptm-st-kd-100', 100, 6, 0.4)] } as unknown as ResultsLike;
+    const f = gainFigure(r);
+    assert.equal(f.name, `${results.name}-gains`);
+    const values = (f.spec as { data: { values: { method: string; budget: number; selection: string; mean: number; lo: number; hi: number; against: string }[] } }).data.values;
+    assert.deepEqual(values.map((v) => [v.method, v.against, v.selection, v.mean]), [
+      ['PTM-ST', 'random-100', 'final epoch', 3],
+      ['PTM-ST', 'random-100', 'best on validation', 3],
+      ['random coreset + KD', 'random-100', 'final epoch', 1],
+      ['random coreset + KD', 'random-100', 'best on validation', 1],
+      ['PTM-ST + KD', 'random-kd-100', 'final epoch', 3],
+      ['PTM-ST + KD', 'random-kd-100', 'best on validation', 3],
+    ]);
+    // pooled std √((0.16 + 0.09)/2) = 0.3536
+    assert.ok(Math.abs(values[0]!.hi - values[0]!.lo - 2 * Math.sqrt(0.125)) < 1e-12);
+    assert.match(f.caption, /KD's own share is not credited to the data/);
   });
 
   it('gainTable: each row against the random coreset of its size and protocol; KD rows against random + KD', () => {
