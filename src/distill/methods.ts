@@ -77,6 +77,16 @@ const twoPhases = (budget: number, shortcut: boolean): PhaseInput[] => {
   ];
 };
 
+/** LoRS with AMD's asynchronous matching and its MMD-based dynamic ranges: `amd-async+dynamic`, and `amd` without SPM. */
+const amdDynamic = (b: number): DistillInput => ({
+  phases: onePhase(b, 'experts'),
+  similarity: 'lowrank',
+  ema: 0,
+  asyncStart: true,
+  dynamicStart: true,
+  dynamicMeasure: 'mmd-gaussian',
+});
+
 function method(name: string, label: string, description: string, build: (budget: number) => DistillInput): DistillMethod {
   return {
     name,
@@ -126,21 +136,9 @@ export const DISTILL_METHODS: Readonly<Record<string, DistillMethod>> = Object.f
       ema: 0,
       asyncStart: true,
     })),
-    method('amd-async+dynamic', 'AMD (async+dyn)', 'LoRS with AMD asynchronous matching and MMD-based dynamic start ranges per tower', (b) => ({
-      phases: onePhase(b, 'experts'),
-      similarity: 'lowrank',
-      ema: 0,
-      asyncStart: true,
-      dynamicStart: true,
-      dynamicMeasure: 'mmd-gaussian',
-    })),
+    method('amd-async+dynamic', 'AMD (async+dyn)', 'LoRS with AMD asynchronous matching and MMD-based dynamic start ranges per tower', amdDynamic),
     method('amd', 'AMD', 'LoRS with AMD: asynchronous matching, MMD-based dynamic start ranges, SPM prototype initialisation', (b) => ({
-      phases: onePhase(b, 'experts'),
-      similarity: 'lowrank',
-      ema: 0,
-      asyncStart: true,
-      dynamicStart: true,
-      dynamicMeasure: 'mmd-gaussian',
+      ...amdDynamic(b),
       init: 'spm',
     })),
     method('dm', 'DM (trajectory-free)', 'distribution matching of the embeddings under random heads (per tower + cross-modal), no experts', (b) => ({

@@ -46,6 +46,20 @@ export function meanStd(xs: readonly number[]): MeanStd {
   return { mean, std };
 }
 
+/** How far row a lies above row b: the difference of means, the pooled std √((s_a² + s_b²)/2), and their ratio. */
+export interface Gap {
+  readonly diff: number;
+  readonly pooledStd: number;
+  /** diff / pooledStd (±Infinity when both stds are 0 and the means differ; 0 when they agree) */
+  readonly inStd: number;
+}
+
+export function gap(a: MeanStd, b: MeanStd): Gap {
+  const diff = a.mean - b.mean;
+  const pooledStd = Math.sqrt((a.std ** 2 + b.std ** 2) / 2);
+  return { diff, pooledStd, inStd: pooledStd > 0 ? diff / pooledStd : diff === 0 ? 0 : Math.sign(diff) * Infinity };
+}
+
 export function summarise(results: readonly Retrieval[]): MetricSummary {
   return Object.fromEntries(METRIC_KEYS.map((k) => [k, meanStd(results.map((r) => r[k]))])) as MetricSummary;
 }

@@ -5,7 +5,7 @@
  * mean ± sample std over runs; every caption states the data, encoders, budget, seeds and selection rule.
  */
 import type { TopLevelSpec } from 'vega-lite' with { 'resolution-mode': 'import' };
-import { type CurvePoint, type MeanStd, SELECTION_LABELS, SELECTIONS, type Selection, meanStd } from '../evaluate/summary';
+import { type CurvePoint, type MeanStd, SELECTION_LABELS, SELECTIONS, type Selection, gap, meanStd } from '../evaluate/summary';
 import type { Retrieval } from '../model/retrieval';
 import type { FigureSpec, VegaLiteSpec } from './render';
 import { CORESET_NAMES } from '../coreset';
@@ -98,6 +98,10 @@ const panel = (values: readonly object[], layer: Extract<TopLevelSpec, { layer: 
   config: CONFIG,
 });
 
+/** The budget on a log x axis, ticks at the budgets present. */
+const budgetAxis = (budgets: readonly number[]) =>
+  ({ field: 'budget', type: 'quantitative', title: 'budget (pairs)', scale: { type: 'log', nice: false, padding: 12 }, axis: { values: [...new Set(budgets)].sort((a, b) => a - b), format: 'd' } }) as const;
+
 const band = (m: MeanStd) => ({ mean: m.mean, lo: m.mean - m.std, hi: m.mean + m.std });
 
 const caption = (r: ResultsLike, what: string, selection: string) =>
@@ -120,8 +124,7 @@ export function budgetFigure(r: ResultsLike, name = `${r.name}-budget`): FigureS
       ...band(m.selections[s].rMean),
     })),
   );
-  const budgets = [...new Set(r.methods.filter((m) => m.pairs > 0).map(methodBudget))].sort((a, b) => a - b);
-  const x = { field: 'budget', type: 'quantitative', title: 'budget (pairs)', scale: { type: 'log', nice: false, padding: 12 }, axis: { values: budgets, format: 'd' } } as const;
+  const x = budgetAxis(r.methods.filter((m) => m.pairs > 0).map(methodBudget));
   const y = { field: 'mean', type: 'quantitative', title: 'r_mean (%)' } as const;
   const color = colour(r.methods);
   const spec: TopLevelSpec = {
@@ -177,14 +180,11 @@ export function gainFigure(r: ResultsLike, name = `${r.name}-gains`): FigureSpec
     const base = baseName === undefined ? undefined : byName.get(baseName);
     if (!base) return [];
     return (['final', 'val'] as const).map((s) => {
-      const [a, b] = [m.selections[s].rMean, base.selections[s].rMean];
-      const diff = a.mean - b.mean;
-      const pooled = Math.sqrt((a.std ** 2 + b.std ** 2) / 2);
-      return { method: familyLabel(m.name), budget: methodBudget(m), selection: SELECTION_LABELS[s], mean: diff, lo: diff - pooled, hi: diff + pooled, against: base.name };
+      const g = gap(m.selections[s].rMean, base.selections[s].rMean);
+      return { method: familyLabel(m.name), budget: methodBudget(m), selection: SELECTION_LABELS[s], mean: g.diff, lo: g.diff - g.pooledStd, hi: g.diff + g.pooledStd, against: base.name };
     });
   });
-  const budgets = [...new Set(values.map((v) => v.budget))].sort((a, b) => a - b);
-  const x = { field: 'budget', type: 'quantitative', title: 'budget (pairs)', scale: { type: 'log', nice: false, padding: 12 }, axis: { values: budgets, format: 'd' } } as const;
+  const x = budgetAxis(values.map((v) => v.budget));
   const y = { field: 'mean', type: 'quantitative', title: 'gain over the random coreset (r_mean points)' } as const;
   const color = colour(r.methods.filter((m) => values.some((v) => v.method === familyLabel(m.name))));
   const spec: TopLevelSpec = {

@@ -5,7 +5,9 @@
  * lines (data, encoders, budget, runs, seeds) that produced it.
  */
 import { gainBaseline, methodBudget, methodFamily } from './charts';
-import { METRIC_KEYS, type MeanStd, type MetricSummary, SELECTION_LABELS, SELECTIONS, type Selection } from '../evaluate/summary';
+import { type Gap, METRIC_KEYS, type MeanStd, type MetricSummary, SELECTION_LABELS, SELECTIONS, type Selection, gap } from '../evaluate/summary';
+
+export { type Gap, gap };
 
 // arquero 7 is an ES module without top-level await, which Node ≥ 20.19 loads synchronously with require()
 type Arquero = typeof import('arquero', { with: { 'resolution-mode': 'import' } });
@@ -154,21 +156,7 @@ export function budgetTable(
   ).select('method', ...budgets); // budgets are integer-like keys, which an object lists first
 }
 
-/** How far row a lies above row b: the difference of means, the pooled std √((s_a² + s_b²)/2), and their ratio. */
-export interface Gap {
-  readonly diff: number;
-  readonly pooledStd: number;
-  /** diff / pooledStd (±Infinity when both stds are 0 and the means differ; 0 when they agree) */
-  readonly inStd: number;
-}
-
 const round = (x: number, digits: number) => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x);
-
-export function gap(a: MeanStd, b: MeanStd): Gap {
-  const diff = a.mean - b.mean;
-  const pooledStd = Math.sqrt((a.std ** 2 + b.std ** 2) / 2);
-  return { diff, pooledStd, inStd: pooledStd > 0 ? diff / pooledStd : diff === 0 ? 0 : Math.sign(diff) * Infinity };
-}
 
 /**
  * The paper's orderings, checked: one row per claim "a > b" and selection rule, with both r_means, the gap and

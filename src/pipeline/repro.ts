@@ -11,7 +11,7 @@ import { ready } from '../backend';
 import { PACKAGE_ROOT } from '../config/file';
 import { parseConfig } from '../config/parse';
 import { ConfigError, CorruptFileError, unusable } from '../errors';
-import { type TuningOutcome, TuningConfig, TuningRecord, chooseOnValidation, tuningLine, tuningRows, validationScore, withChosen } from './tuning';
+import { type Choices, type TuningOutcome, TuningConfig, TuningRecord, anyChoice, chooseOnValidation, tuningLine, tuningRows, validationScore, withChosen } from './tuning';
 import { BufferConfig, DataConfig, type DistillConfig, DistillSpec, EvalConfig, KdSchema, ModelConfig, SafeName, Workspace, inWorkspace } from '../config/schemas';
 import { prepareFeatureSets } from '../features/load';
 import { buildBuffer } from '../trajectory/buffer';
@@ -262,7 +262,7 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
   const distillOf = new Map<string, DistillSpec>();
   // an adaptive schedule's phases, as the distill stage resolved them (the rule reads the experts only: one choice for every seed)
   const chosenOf = new Map<string, AdaptiveChoice>();
-  const resolveRows = (outcome: TuningOutcome | undefined) => {
+  const resolveRows = (outcome: Choices | undefined) => {
     for (const m of config.methods) {
       if (m.kind === 'distill') distillOf.set(m.name, m.distill);
       else if (m.kind === 'method') distillOf.set(m.name, expandMethod({ ...m, overrides: withChosen(m.name, m.method, m.overrides, outcome) }));
@@ -273,9 +273,9 @@ export async function repro(input: unknown, onProgress?: ProgressSink, log: (l: 
   if (config.tuning) {
     const t = config.tuning;
     const rows = tuningRows(t);
-    for (const r of rows) expandMethod({ ...r, overrides: { ...r.overrides } }, `tuning.grids.${r.method}`);
+    for (const r of rows) expandMethod(r, `tuning.grids.${r.method}`);
     // the row check with every tuned field set (the values do not matter here, only which fields are tuned)
-    resolveRows(chooseOnValidation(t, new Map(rows.map((r) => [r.name, { curve: [{ val: { mean: 0 } }], wallSeconds: 0 }])), ''));
+    resolveRows(anyChoice(t));
     const results = t.results ?? `${stem}-tuning`;
     log(`tuning: ${rows.length} grid points at ${t.budget} pairs (distillation seed ${t.seed}) -> figures/${results}`);
     const { tuning: _, results: __, description: ___, methods: ____, ...rest } = config;

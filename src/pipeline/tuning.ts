@@ -128,11 +128,19 @@ export function chooseOnValidation(
   return { budget: t.budget, seed: t.seed, results, methods, wallSeconds: total };
 }
 
+/** Each method's chosen point (a TuningOutcome is one). */
+export interface Choices {
+  readonly methods: Readonly<Record<string, { readonly chosen: GridPoint }>>;
+}
+
+/** The first point of every grid as if chosen: a row resolves with the same fields whichever point is chosen (checks before the grid runs). */
+export const anyChoice = (t: TuningConfig): Choices => ({ methods: Object.fromEntries(gridsOf(t).map(([m, g]) => [m, { chosen: gridPoints(g)[0]! }])) });
+
 /**
  * A row's overrides with its method's chosen values: the chosen values set the tuned fields, the row's own
  * overrides the rest. A row that sets a tuned field itself is an error naming both (one of them must go).
  */
-export function withChosen(rowName: string, method: string, overrides: Readonly<Record<string, unknown>>, outcome: TuningOutcome | undefined): Record<string, unknown> {
+export function withChosen(rowName: string, method: string, overrides: Readonly<Record<string, unknown>>, outcome: Choices | undefined): Record<string, unknown> {
   const tuned = outcome?.methods[method];
   if (tuned === undefined) return { ...overrides };
   for (const field of Object.keys(tuned.chosen)) {
